@@ -1,0 +1,137 @@
+"""The generated demo dataset: deterministic, valid IOB2, every entity type in every split."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ner import LABELS_WIKIANN
+from ner.demo_data import DEMO_SPLIT_SIZES, generate_demo, generate_split
+from ner.errors import UserError
+
+
+def _digest(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict[str, list[dict]]:
+    return generate_demo()
+
+
+def test_same_call_same_output():
+    assert generate_split("train", 300, seed=3) == generate_split("train", 300, seed=3)
+    assert generate_demo(seed=1) == generate_demo(seed=1)
+
+
+def test_same_output_in_another_process():
+    # A fresh interpreter has a different string-hash salt, so this catches seeding via hash().
+    code = (
+        "import hashlib, json; from ner.demo_data import generate_split; "
+        "print(hashlib.sha256(json.dumps(generate_split('validation', 200, seed=7), "
+        "ensure_ascii=False).encode()).hexdigest())"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "random"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == _digest(generate_split("validation", 200, seed=7))
+
+
+def test_seeds_and_splits_differ():
+    assert generate_split("train", 100, seed=0) != generate_split("train", 100, seed=1)
+    splits = [generate_split(s, 100) for s in ("train", "validation", "test")]
+    assert splits[0] != splits[1] != splits[2] != splits[0]
+
+
+def test_prefix_does_not_depend_on_n():
+    assert generate_split("test", 50) == generate_split("test", 120)[:50]
+
+
+def test_sizes_honoured():
+    assert {k: len(v) for k, v in generate_demo().items()} == DEMO_SPLIT_SIZES
+    assert DEMO_SPLIT_SIZES == {"train": 2000, "validation": 400, "test": 400}
+    sizes = {k: len(v) for k, v in generate_demo(sizes={"train": 30, "test": 0}).items()}
+    assert sizes == {"train": 30, "validation": 400, "test": 0}
+    assert len(generate_split("validation", 17)) == 17
+
+
+def test_tokens_and_tags_well_formed(demo):
+    for split, sentences in demo.items():
+        for i, sentence in enumerate(sentences):
+            where = f"{split}[{i}]: {sentence}"
+            assert set(sentence) == {"tokens", "ner_tags"}, where
+            tokens, tags = sentence["tokens"], sentence["ner_tags"]
+            assert tokens and len(tokens) == len(tags), where
+            for token in tokens:
+                assert isinstance(token, str) and token, where
+                assert token == "".join(token.split()), where  # no whitespace inside
+            assert set(tags) <= set(LABELS_WIKIANN), where
+
+
+def test_tags_are_iob2(demo):
+    for split, sentences in demo.items():
+        for i, sentence in enumerate(sentences):
+            previous = "O"
+            for tag in sentence["ner_tags"]:
+                if tag.startswith("I-"):
+                    assert previous in (f"B-{tag[2:]}", tag), f"{split}[{i}]: {sentence}"
+                previous = tag
+
+
+def test_every_entity_type_in_every_split(demo):
+    for split, sentences in demo.items():
+        tags = {tag for sentence in sentences for tag in sentence["ner_tags"]}
+        assert tags == set(LABELS_WIKIANN), split
+
+
+def test_shape_like_wikiann(demo):
+    # Multi-entity sentences, entity-free ones and one-token fragments all occur; length is modest.
+    for split, sentences in demo.items():
+        n_entities = [sum(t.startswith("B-") for t in s["ner_tags"]) for s in sentences]
+        assert 0 in n_entities and max(n_entities) >= 3, split
+        assert any(len(s["tokens"]) == 1 for s in sentences), split
+        mean_length = sum(len(s["tokens"]) for s in sentences) / len(sentences)
+        assert 6 <= mean_length <= 12, (split, mean_length)
+        tokens = {t for s in sentences for t in s["tokens"]}
+        assert {",", ".", ":", "(", ")"} <= tokens, split
+        assert any(t.isdigit() for t in tokens), split
+
+
+def _full_names(sentences: list[dict]) -> set[str]:
+    """Multi-token PER spans, as strings."""
+    names = set()
+    for sentence in sentences:
+        current: list[str] = []
+        # A trailing "O" sentinel closes a span that ends the sentence.
+        for token, tag in zip(sentence["tokens"] + [""], sentence["ner_tags"] + ["O"], strict=True):
+            if tag == "I-PER":
+                current.append(token)
+                continue
+            if len(current) >= 2:
+                names.add(" ".join(current))
+            current = [token] if tag == "B-PER" else []
+    return names
+
+
+def test_evaluation_has_unseen_person_combinations(demo):
+    train_names = _full_names(demo["train"])
+    train_tokens = {t for s in demo["train"] for t in s["tokens"]}
+    for split in ("validation", "test"):
+        names = _full_names(demo[split])
+        unseen = names - train_names
+        assert len(unseen) >= 20, split
+        # Unseen as combinations only: every part of every name occurs in training.
+        assert all(set(name.split()) <= train_tokens for name in unseen), split
+
+
+def test_bad_arguments_raise_user_error():
+    with pytest.raises(UserError, match="unknown split 'dev'"):
+        generate_split("dev")
+    with pytest.raises(UserError, match="'train'.*size"):
+        generate_split("train", -1)
+    with pytest.raises(UserError, match="unknown split"):
+        generate_demo(sizes={"valid": 10})
