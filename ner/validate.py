@@ -1,0 +1,232 @@
+"""Check sentences before tokenization: lengths, tag names, empty and invisible tokens, IOB2.
+
+Every problem is reported with the sentence's `where` (file and line, or dataset, split and row)
+so the user can find it. Problems that have one safe fix (an empty sentence, an invisible token, an
+`I-X` that continues nothing) are errors under `on_error="raise"` and are fixed and counted under
+`on_error="repair"`. A repair never drops a token, because that would silently drop its label.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ner.errors import DataError, UserError
+
+ON_ERROR_CHOICES = ("raise", "repair")
+
+# Characters a tokenizer turns into nothing: controls, format characters (zero-width
+# joiner/non-joiner, bidi marks and embeddings) and separators. A token made only of these has
+# no pieces, so its tag would vanish from the aligned labels.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+_EXAMPLES_PER_KIND = 3
+
+
+@dataclass
+class Sentence:
+    tokens: list[str]
+    tags: list[str]  # tag NAMES (e.g. "B-PER"), never ids
+    where: str  # human location, e.g. "data/train.conll (split train), line 12"
+
+
+@dataclass
+class ValidationReport:
+    split: str
+    sentences: int = 0  # kept
+    tokens: int = 0  # kept
+    dropped_empty: int = 0  # sentences with no tokens, dropped
+    invisible_tokens: int = 0  # empty/invisible tokens, kept with their tag
+    repaired_iob: int = 0  # I-X tags that continued nothing, rewritten to B-X
+    # kind -> the `where` of the first few sentences it happened in, to show the user
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def _note(self, kind: str, where: str) -> None:
+        seen = self.examples.setdefault(kind, [])
+        if len(seen) < _EXAMPLES_PER_KIND and where not in seen:
+            seen.append(where)
+
+    def lines(self) -> list[str]:
+        """Human summary: one line of totals, then one line per kind of repair made."""
+        head = f"split {self.split}: {self.sentences} sentences, {self.tokens} tokens"
+        out = [head + ("" if self.repaired else ", no problems found")]
+        for count, kind, text in (
+            (self.dropped_empty, "empty_sentence", "dropped {} empty sentences"),
+            (self.invisible_tokens, "invisible_token", "kept {} empty/invisible tokens"),
+            (self.repaired_iob, "iob", "rewrote {} I- tags that continued no entity to B-"),
+        ):
+            if count:
+                where = "; ".join(self.examples.get(kind, []))
+                out.append(f"split {self.split}: {text.format(count)} (e.g. {where})")
+        return out
+
+    @property
+    def repaired(self) -> int:
+        return self.dropped_empty + self.invisible_tokens + self.repaired_iob
+
+
+def parse_labels(labels: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Map each label to (prefix, type): "O" -> ("O", None), "B-PER" -> ("B", "PER").
+
+    Raises UserError unless every label is IOB2-shaped, unique, and every I-X has its B-X.
+    """
+    parsed: dict[str, tuple[str, str | None]] = {}
+    for label in labels:
+        if label == "O":
+            parsed[label] = ("O", None)
+        elif isinstance(label, str) and label[:2] in ("B-", "I-") and label[2:].strip():
+            parsed[label] = (label[0], label[2:])
+        else:
+            raise UserError(
+                f"labels {list(labels)}: {label!r} is not an IOB2 tag "
+                "(expected 'O', 'B-<type>' or 'I-<type>')"
+            )
+    if len(parsed) != len(labels):
+        dupes = sorted(label for label, n in Counter(labels).items() if n > 1)
+        raise UserError(f"labels {list(labels)}: duplicated {dupes}")
+    for label, (prefix, typ) in parsed.items():
+        if prefix == "I" and f"B-{typ}" not in parsed:
+            raise UserError(f"labels {list(labels)}: {label!r} has no matching 'B-{typ}'")
+    return parsed
+
+
+def validate_split(
+    sentences: list[Sentence], labels: list[str], split: str, on_error: str = "raise"
+) -> tuple[list[Sentence], ValidationReport]:
+    """Check one split; return the (possibly repaired) sentences and what was repaired.
+
+    Unequal token/tag counts and unknown tags are always errors. Empty sentences, empty or
+    invisible tokens and I-X tags that continue nothing are errors under "raise" and repaired
+    under "repair". The input sentences are never modified.
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise UserError(f"on_error must be one of {list(ON_ERROR_CHOICES)}, got {on_error!r}")
+    repair = on_error == "repair"
+    parsed = parse_labels(labels)
+    report = ValidationReport(split=split)
+    kept: list[Sentence] = []
+    for sentence in sentences:
+        tokens, tags, where = sentence.tokens, sentence.tags, sentence.where
+        n = len(tokens)
+        if n != len(tags):
+            raise DataError(f"{where}: {n} tokens but {len(tags)} tags")
+        if n == 0:
+            if not repair:
+                raise DataError(f"{where}: empty sentence (0 tokens); on_error=repair drops it")
+            report.dropped_empty += 1
+            report._note("empty_sentence", where)
+            continue
+        if not parsed.keys() >= set(tags):
+            _raise_unknown_tag(sentence, parsed)
+        for i, token in enumerate(tokens):
+            # Fast path: a printable string with a non-space character is visible.
+            if token.__class__ is str and token.isprintable() and token.strip():
+                continue
+            if not _is_invisible(token, sentence, i):
+                continue
+            if not repair:
+                raise DataError(
+                    f"{where}: token {i + 1} of {n} {_describe_invisible(token)} and would "
+                    f"vanish in tokenization, losing its tag {tags[i]!r}; remove it, or "
+                    "on_error=repair keeps it as an unknown token"
+                )
+            report.invisible_tokens += 1
+            report._note("invisible_token", where)
+        fixed = _check_iob2(sentence, parsed, repair)
+        if fixed is not None:
+            report.repaired_iob += fixed[1]
+            report._note("iob", where)
+            sentence = Sentence(tokens=tokens, tags=fixed[0], where=where)
+        kept.append(sentence)
+        report.sentences += 1
+        report.tokens += n
+    return kept, report
+
+
+def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
+    n = len(sentence.tokens)
+    for i, tag in enumerate(sentence.tags):
+        if tag not in parsed:
+            hint = " (tags must be names such as 'B-PER', not ids)" if _looks_like_id(tag) else ""
+            raise DataError(
+                f"{sentence.where}: token {i + 1} of {n} ({sentence.tokens[i]!r}) has unknown "
+                f"tag {tag!r}{hint}; known labels: {', '.join(parsed)}"
+            )
+
+
+def _looks_like_id(tag: object) -> bool:
+    return isinstance(tag, int) or (isinstance(tag, str) and tag.isdigit())
+
+
+def _is_invisible(token: object, sentence: Sentence, i: int) -> bool:
+    if not isinstance(token, str):
+        raise DataError(
+            f"{sentence.where}: token {i + 1} of {len(sentence.tokens)} is "
+            f"{type(token).__name__} ({token!r}), expected a string"
+        )
+    return all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in token)
+
+
+def _describe_invisible(token: str) -> str:
+    if not token:
+        return "is empty"
+    shown = ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c, unicodedata.category(c))}" for c in token[:8]
+    )
+    more = f", ... ({len(token)} characters)" if len(token) > 8 else ""
+    return f"is invisible ({shown}{more})"
+
+
+def _check_iob2(
+    sentence: Sentence, parsed: dict[str, tuple[str, str | None]], repair: bool
+) -> tuple[list[str], int] | None:
+    """Return (repaired tags, number repaired), or None when the tags are valid IOB2."""
+    tags = sentence.tags
+    new_tags: list[str] | None = None
+    count = 0
+    prev_type: str | None = None  # entity type the previous tag belongs to, None after O
+    for i, tag in enumerate(tags):
+        prefix, typ = parsed[tag]
+        if prefix == "I" and typ != prev_type:
+            if not repair:
+                _raise_iob(sentence, i, parsed)
+            if new_tags is None:
+                new_tags = list(tags)
+            new_tags[i] = f"B-{typ}"
+            count += 1
+        prev_type = typ
+    return None if new_tags is None else (new_tags, count)
+
+
+def _raise_iob(sentence: Sentence, i: int, parsed: dict) -> None:
+    tags, n = sentence.tags, len(sentence.tags)
+    tag = tags[i]
+    typ = parsed[tag][1]
+    after = "starts the sentence" if i == 0 else f"follows {tags[i - 1]}"
+    lo, hi = max(0, i - 2), min(n, i + 3)
+    context = " ".join(f"[{t}]" if j == i else t for j, t in enumerate(tags[lo:hi], start=lo))
+    raise DataError(
+        f"{sentence.where}: token {i + 1} of {n} ({sentence.tokens[i]!r}) has tag {tag} but "
+        f"{after}, so it continues no entity (tags {lo + 1}-{hi}: {context}); IOB2 needs "
+        f"B-{typ} first; fix the tag, or on_error=repair rewrites it to B-{typ}"
+    )
+
+
+def check_label_sets(train_labels: set[str], other: dict[str, set[str]]) -> None:
+    """Raise DataError if a validation/test split uses tags that the training split never uses."""
+    for split, labels in other.items():
+        extra = sorted(set(labels) - set(train_labels))
+        if extra:
+            raise DataError(
+                f"split {split}: tags {extra} never occur in split train, so the model "
+                "cannot learn them; add examples to train or fix the tags"
+            )
+
+
+def entity_counts(sentences: list[Sentence]) -> dict[str, int]:
+    """Number of entities (B- tags) per type, sorted by type, for statistics."""
+    counts: Counter[str] = Counter()
+    for sentence in sentences:
+        counts.update(tag[2:] for tag in sentence.tags if tag.startswith("B-"))
+    return dict(sorted(counts.items()))
