@@ -1,0 +1,299 @@
+"""Model card (README.md) of a run, written from its own log history.
+
+The card keeps the form of the reference card (/work/shared/reference/model_card.md, the Hugging
+Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
+per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
+test results and per-entity-type scores. Every number on the card is read from the history or
+from `info`; nothing is computed that the run did not log, so `parse_results_table` can check a
+card against the `log_history.json` it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+# (header, log key) of the "Training results" table, in the reference card's column order.
+RESULTS_COLUMNS: list[tuple[str, str]] = [
+    ("Training Loss", "train_loss"),
+    ("Epoch", "epoch"),
+    ("Step", "step"),
+    ("Validation Loss", "eval_loss"),
+    ("Precision", "eval_precision"),
+    ("Recall", "eval_recall"),
+    ("F1", "eval_f1"),
+    ("Accuracy", "eval_accuracy"),
+]
+# (label, metric suffix) of the summary lists and of the model-index metrics.
+SUMMARY_METRICS: list[tuple[str, str]] = [
+    ("Loss", "loss"),
+    ("Precision", "precision"),
+    ("Recall", "recall"),
+    ("F1", "f1"),
+    ("Accuracy", "accuracy"),
+]
+NO_LOG = "No log"  # what the Trainer writes for an epoch with no logged training loss
+MORE_INFO = "More information needed"
+
+
+def split_history(history: list[dict]) -> tuple[list[dict], list[dict], dict | None, dict | None]:
+    """Split a log history into (train entries, eval entries by epoch, test entry, final entry).
+
+    Train entries keep their logged order. If several test or final entries exist, the last wins
+    (the history is rewritten every epoch, so the last one is the newest).
+    """
+    train, evals, test, final = [], [], None, None
+    for entry in history:
+        if "eval_f1" in entry:
+            evals.append(entry)
+        elif any(key.startswith("test_") for key in entry):
+            test = entry
+        elif "best_epoch" in entry or "train_runtime" in entry:
+            final = entry
+        elif "loss" in entry:
+            train.append(entry)
+    evals.sort(key=lambda e: e["epoch"])
+    epochs = [e["epoch"] for e in evals]
+    duplicated = sorted({e for e in epochs if epochs.count(e) > 1})
+    if duplicated:
+        raise ValueError(f"log history has several eval entries for epoch(s) {duplicated}")
+    return train, evals, test, final
+
+
+def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]:
+    """Return (eval entry of the best epoch, monitored key, its value).
+
+    The final entry names the best epoch and the monitored metric; a history without one (a run
+    still in progress) falls back to the epoch with the highest eval_f1.
+    """
+    if final is not None and "best_epoch" in final:
+        monitor = final.get("monitor", "eval_f1")
+        for entry in evals:
+            if entry["epoch"] == final["best_epoch"]:
+                return entry, monitor, float(final.get("best_metric", entry[monitor]))
+        raise ValueError(
+            f"final log entry names best_epoch {final['best_epoch']}, "
+            "but the log history has no eval entry for that epoch"
+        )
+    entry = max(evals, key=lambda e: e["eval_f1"])
+    return entry, "eval_f1", float(entry["eval_f1"])
+
+
+def render_card(history: list[dict], info: dict) -> str:
+    """Render the model card of a run as markdown with YAML front matter.
+
+    `info` holds what the history does not: model_name, base_model, dataset_name,
+    dataset_config, hyperparameters (ordered), versions, and optionally data_summary and command.
+    """
+    train, evals, test, final = split_history(history)
+    if not evals:
+        raise ValueError(
+            "log history has no eval entry (no entry with 'eval_f1'): "
+            "a model card needs at least one finished epoch"
+        )
+    last = evals[-1]
+    best, monitor, best_value = best_epoch(evals, final)
+    dataset, config = info["dataset_name"], info.get("dataset_config")
+    on_dataset = f"the {dataset} dataset" + (f" ({config} configuration)" if config else "")
+
+    parts = [
+        _front_matter(info, last),
+        f"# {info['model_name']}",
+        f"This model starts from `{info['base_model']}` and was trained on {on_dataset}.\n"
+        "It achieves the following results on the evaluation set:\n" + _metric_list(last, "eval"),
+        "## Model description",
+        "An XLM-RoBERTa encoder with a token-classification head, trained with the `ner` "
+        "project's PyTorch training loop." + _entity_types(last),
+        "## Intended uses & limitations",
+        f"Named-entity recognition in text like that of {on_dataset}. The scores on this card "
+        "are entity-level (seqeval) on that dataset's splits; they say nothing about other "
+        "domains or languages.",
+        "## Training and evaluation data",
+        info.get("data_summary") or MORE_INFO,
+        "## Training procedure",
+        _hyperparameters(info),
+        "### Training results",
+        _results_table(evals),
+        "## Best epoch",
+        _best_epoch_text(best, monitor, best_value, final),
+    ]
+    if test is not None:
+        parts += [
+            "## Test results",
+            f"Evaluated on the test split (log entry at epoch {test['epoch']:.1f}, "
+            f"step {int(test['step'])}):\n" + _metric_list(test, "test"),
+        ]
+    parts += ["## Per-type results", _per_type_text(last, test)]
+    parts += ["### Framework versions", _versions(info)]
+    return "\n\n".join(parts) + "\n"
+
+
+def parse_results_table(card_text: str) -> list[dict]:
+    """Read the "Training results" table of a card back into log-history-like dicts.
+
+    Each row becomes {"train_loss", "epoch", "step", "eval_loss", "eval_precision",
+    "eval_recall", "eval_f1", "eval_accuracy"}; a "No log" training loss becomes None.
+    """
+    lines = [line.strip() for line in card_text.splitlines()]
+    header = [h for h, _ in RESULTS_COLUMNS]
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith("|") and _cells(line) == header),
+        None,
+    )
+    if start is None:
+        raise ValueError(f"no 'Training results' table with columns {header} in the card")
+    rows = []
+    for number, line in enumerate(lines[start + 2 :], start=start + 3):
+        if not line.startswith("|"):
+            break
+        cells = _cells(line)
+        if len(cells) != len(header):
+            raise ValueError(f"card line {number}: expected {len(header)} cells, got {cells}")
+        row: dict[str, Any] = {}
+        for (_, key), cell in zip(RESULTS_COLUMNS, cells, strict=True):
+            if key == "train_loss" and cell == NO_LOG:
+                row[key] = None
+            else:
+                try:
+                    row[key] = int(cell) if key == "step" else float(cell)
+                except ValueError:
+                    raise ValueError(
+                        f"card line {number}: {key} is not a number: {cell!r}"
+                    ) from None
+        rows.append(row)
+    return rows
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _front_matter(info: dict, last: dict) -> str:
+    dataset, config = info["dataset_name"], info.get("dataset_config")
+    dataset_entry: dict[str, Any] = {"name": dataset, "type": dataset}
+    if config:
+        dataset_entry.update(config=config, split="validation", args=config)
+    else:
+        dataset_entry.update(split="validation")
+    meta = {
+        "tags": ["generated_by_ner", "token-classification"],
+        "datasets": [dataset],
+        "metrics": ["precision", "recall", "f1", "accuracy"],
+        "model-index": [
+            {
+                "name": info["model_name"],
+                "results": [
+                    {
+                        "task": {"name": "Token Classification", "type": "token-classification"},
+                        "dataset": dataset_entry,
+                        # Precision, recall, F1, accuracy, loss; float(): safe_dump refuses numpy.
+                        "metrics": [
+                            {"name": label, "type": key, "value": float(last[f"eval_{key}"])}
+                            for label, key in SUMMARY_METRICS[1:] + SUMMARY_METRICS[:1]
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---"
+
+
+def _metric_list(entry: dict, prefix: str) -> str:
+    return "\n".join(f"- {label}: {entry[f'{prefix}_{key}']:.4f}" for label, key in SUMMARY_METRICS)
+
+
+def _entity_types(entry: dict) -> str:
+    types = list(entry.get("eval_per_type") or {})
+    return f" Entity types: {', '.join(types)} (IOB2 tags)." if types else ""
+
+
+def _hyperparameters(info: dict) -> str:
+    lines = [
+        "### Training hyperparameters",
+        "",
+        "The following hyperparameters were used during training:",
+    ]
+    lines += [f"- {key}: {value}" for key, value in info["hyperparameters"].items()]
+    if info.get("command"):
+        lines += ["", "Launch command:", "", "```bash", info["command"], "```"]
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table padded like the reference card's: cells left-justified to column width."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join(f":{'-' * w}:" for w in widths) + "|"
+    return "\n".join([line(header), separator, *(line(r) for r in rows)])
+
+
+def _results_table(evals: list[dict]) -> str:
+    rows = []
+    for entry in evals:
+        train_loss = entry.get("train_loss")
+        rows.append(
+            [
+                NO_LOG if train_loss is None else f"{train_loss:.4f}",
+                f"{entry['epoch']:.1f}",
+                str(int(entry["step"])),
+                *(f"{entry[key]:.4f}" for _, key in RESULTS_COLUMNS[3:]),
+            ]
+        )
+    return _table([h for h, _ in RESULTS_COLUMNS], rows)
+
+
+def _best_epoch_text(best: dict, monitor: str, value: float, final: dict | None) -> str:
+    how = (
+        f"by `{monitor}`"
+        if final is not None and "best_epoch" in final
+        else "by `eval_f1` (the run wrote no final log entry yet)"
+    )
+    text = (
+        f"Best epoch {how}: epoch {best['epoch']:.1f} (step {int(best['step'])}), "
+        f"{monitor} = {value:.4f}. Its validation results:\n" + _metric_list(best, "eval")
+    )
+    if final is not None and "train_runtime" in final:
+        text += f"\n\nTraining time: {final['train_runtime']:.1f} s"
+        if "train_samples_per_second" in final:
+            text += f" ({final['train_samples_per_second']:.1f} samples/s)"
+        text += "."
+    return text
+
+
+def _per_type_table(per_type: dict) -> str:
+    rows = [
+        [
+            name,
+            f"{scores['precision']:.4f}",
+            f"{scores['recall']:.4f}",
+            f"{scores['f1']:.4f}",
+            str(int(scores["support"])),
+        ]
+        for name, scores in per_type.items()
+    ]
+    return _table(["Type", "Precision", "Recall", "F1", "Support"], rows)
+
+
+def _per_type_text(last: dict, test: dict | None) -> str:
+    blocks = []
+    if last.get("eval_per_type"):
+        blocks.append(
+            f"Validation, epoch {last['epoch']:.1f}:\n\n" + _per_type_table(last["eval_per_type"])
+        )
+    else:
+        blocks.append(f"Validation, epoch {last['epoch']:.1f}: per-type scores were not logged.")
+    if test is not None:
+        if test.get("test_per_type"):
+            blocks.append("Test:\n\n" + _per_type_table(test["test_per_type"]))
+        else:
+            blocks.append("Test: per-type scores were not logged.")
+    return "\n\n".join(blocks)
+
+
+def _versions(info: dict) -> str:
+    return "\n".join(f"- {pkg} {version}" for pkg, version in info["versions"].items())
