@@ -1,0 +1,235 @@
+"""Words to model inputs: sub-token alignment, windows for long sentences, and the collator.
+
+Every word keeps exactly one labelled position: the first sub-token of the word, in exactly one
+window. A word the tokenizer turns into no sub-token (a lone zero-width joiner, a control
+character) is given the unk piece, so its label is still trained and scored. A sentence longer
+than the model's window is split into overlapping windows: each word is labelled in the one
+window that "owns" it and appears in its neighbours only as context. Concatenating the labelled
+positions of an example's windows, in order, gives one position per word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+IGNORE = (
+    -100
+)  # label of positions that are not scored (sub-tokens after the first, context, padding)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Words [start, end) go into the window; words [own_start, own_end) are labelled in it."""
+
+    start: int
+    end: int
+    own_start: int
+    own_end: int
+
+
+@dataclass
+class FeatureStats:
+    """What encoding had to do to keep every label: reported at start, never silent."""
+
+    sentences: int = 0
+    words: int = 0
+    sub_tokens: int = 0
+    empty_words: int = 0  # words with no sub-token, given the unk piece
+    capped_words: int = 0  # single words longer than a whole window, cut after their first pieces
+    split_sentences: int = 0  # sentences that needed more than one window
+    windows: int = 0
+    longest_sentence: int = 0  # in sub-tokens, without special tokens
+    empty_examples: list[str] = field(default_factory=list)  # first few, for the report
+
+    def lines(self, split: str) -> list[str]:
+        per_word = self.sub_tokens / max(self.words, 1)
+        out = [
+            f"{split}: {self.sentences} sentences, {self.words} words, {per_word:.2f} sub-tokens "
+            f"per word, longest sentence {self.longest_sentence} sub-tokens, {self.windows} "
+            f"windows ({self.split_sentences} sentences split into several)"
+        ]
+        if self.empty_words:
+            out.append(
+                f"{split}: {self.empty_words} words had no sub-token and were given the unk "
+                f"piece (labels kept), e.g. {', '.join(self.empty_examples)}"
+            )
+        if self.capped_words:
+            out.append(
+                f"{split}: {self.capped_words} single words were longer than a window; their "
+                "first pieces were kept (labels kept)"
+            )
+        return out
+
+
+def plan_windows(piece_counts: Sequence[int], max_pieces: int, stride: int) -> list[Window]:
+    """Split a sentence of words with `piece_counts` sub-tokens into windows of <= max_pieces.
+
+    A sentence that fits is one window. Otherwise each window owns as many words as fit in
+    max_pieces - 2*stride, with up to `stride` pieces of left context and the rest of the window
+    as right context. A single word longer than a window is owned alone (its pieces get capped).
+    """
+    n = len(piece_counts)
+    if sum(piece_counts) <= max_pieces:
+        return [Window(0, n, 0, n)]
+    own_budget = max(max_pieces - 2 * stride, 1)
+    windows, a = [], 0
+    while a < n:
+        b, own = a, 0
+        while b < n and own + piece_counts[b] <= own_budget:
+            own += piece_counts[b]
+            b += 1
+        if b == a:  # one word larger than the owned budget: it is owned alone
+            own, b = min(piece_counts[a], max_pieces), a + 1
+        left, used = a, 0
+        while left > 0 and used + piece_counts[left - 1] <= min(stride, max_pieces - own):
+            left -= 1
+            used += piece_counts[left]
+        right, room = b, max_pieces - own - used
+        while right < n and piece_counts[right] <= room:
+            room -= piece_counts[right]
+            right += 1
+        windows.append(Window(left, right, a, b))
+        a = b
+    return windows
+
+
+def encode_sentence(
+    pieces: Sequence[Sequence[int]],
+    label_ids: Sequence[int],
+    max_length: int,
+    stride: int,
+    cls_id: int,
+    sep_id: int,
+    unk_id: int,
+    stats: FeatureStats | None = None,
+) -> list[dict[str, list[int]]]:
+    """Encode one sentence (its words' sub-token ids and one label id per word) into windows.
+
+    Returns one dict per window with `input_ids` and `labels` (IGNORE except at the first
+    sub-token of each owned word), both of length <= max_length including <s> and </s>.
+    """
+    assert len(pieces) == len(label_ids), f"{len(pieces)} words but {len(label_ids)} labels"
+    max_pieces = max_length - 2
+    pieces = [list(p) if len(p) else [unk_id] for p in pieces]
+    capped = [p[:max_pieces] for p in pieces]
+    windows = plan_windows([len(p) for p in capped], max_pieces, stride)
+    out = []
+    for w in windows:
+        ids, labels = [cls_id], [IGNORE]
+        for i in range(w.start, w.end):
+            ids.extend(capped[i])
+            owned = w.own_start <= i < w.own_end
+            labels.append(label_ids[i] if owned else IGNORE)
+            labels.extend([IGNORE] * (len(capped[i]) - 1))
+        ids.append(sep_id)
+        labels.append(IGNORE)
+        assert len(ids) <= max_length, f"window of {len(ids)} > max_length {max_length}"
+        out.append({"input_ids": ids, "labels": labels})
+    if stats is not None:
+        stats.sentences += 1
+        stats.words += len(pieces)
+        stats.sub_tokens += sum(len(p) for p in pieces)
+        stats.capped_words += sum(len(p) > max_pieces for p in pieces)
+        stats.windows += len(windows)
+        stats.split_sentences += len(windows) > 1
+        stats.longest_sentence = max(stats.longest_sentence, sum(len(p) for p in pieces))
+    return out
+
+
+def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+    """Sub-token ids of every word of every sentence, tokenized as pre-split words.
+
+    Uses `is_split_into_words` on the whole sentence (as run_ner does) and groups the ids by
+    `word_ids()`; a word that produced no id gets an empty list (encode_sentence maps it to unk).
+    """
+    enc = tokenizer(
+        [list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False
+    )
+    out = []
+    for i, words in enumerate(sentences):
+        grouped: list[list[int]] = [[] for _ in words]
+        for tok, w in zip(enc["input_ids"][i], enc.word_ids(i), strict=True):
+            if w is not None:
+                grouped[w].append(tok)
+        out.append(grouped)
+    return out
+
+
+def encode_split(
+    tokenizer,
+    sentences: Sequence[Sequence[str]],
+    label_ids: Sequence[Sequence[int]],
+    max_length: int,
+    stride: int,
+    chunk: int = 1000,
+) -> tuple[list[dict], FeatureStats]:
+    """Encode a whole split: one feature per window, each tagged with its example index."""
+    stats = FeatureStats()
+    features = []
+    for lo in range(0, len(sentences), chunk):
+        batch = sentences[lo : lo + chunk]
+        for j, pieces in enumerate(word_pieces(tokenizer, batch)):
+            example = lo + j
+            windows = encode_sentence(
+                pieces,
+                label_ids[example],
+                max_length,
+                stride,
+                tokenizer.cls_token_id,
+                tokenizer.sep_token_id,
+                tokenizer.unk_token_id,
+                stats,
+            )
+            for word, p in zip(batch[j], pieces, strict=True):
+                if p:
+                    continue
+                stats.empty_words += 1
+                if len(stats.empty_examples) < 3:
+                    codes = " ".join(f"U+{ord(c):04X}" for c in word) or "(empty)"
+                    stats.empty_examples.append(f"example {example} word {codes}")
+            for k, f in enumerate(windows):
+                f["example"], f["window"] = example, k
+                features.append(f)
+    return features, stats
+
+
+def gather_word_predictions(
+    features: Sequence[dict], predictions: Sequence[Sequence[int]], n_examples: int
+) -> list[list[int]]:
+    """Reassemble per-window predictions (one per labelled position) into one per word.
+
+    `predictions[i]` holds the predicted ids at the labelled positions of `features[i]`, in
+    position order. Windows are concatenated in (example, window) order.
+    """
+    order = sorted(
+        range(len(features)), key=lambda i: (features[i]["example"], features[i]["window"])
+    )
+    words: list[list[int]] = [[] for _ in range(n_examples)]
+    for i in order:
+        words[features[i]["example"]].extend(predictions[i])
+    return words
+
+
+class Collator:
+    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU)."""
+
+    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_id = pad_id
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, batch: Sequence[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in batch)
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, f in enumerate(batch):
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.tensor(f["input_ids"])
+            labels[row, :n] = torch.tensor(f["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
