@@ -1,0 +1,179 @@
+"""Checkpoints: atomic save, safe load, exact resume, export to Hugging Face format.
+
+A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states,
+the loop's position (epoch, step inside the epoch, global step), the best metric so far, the log
+history, the RNG states of every rank, the label list and the resolved config. It is written to
+a temporary file, fsynced, then renamed over the old one, so a process killed mid-save leaves
+the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no code runs from a
+checkpoint file.
+
+Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
+`best.pt` (model weights of the best evaluation by trainer.monitor), `step-<N>.pt` (the last
+trainer.keep_last step checkpoints).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ner.errors import UserError
+
+FORMAT_VERSION = 1
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file in the same directory, fsync, rename, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: str | Path) -> dict:
+    """Load a checkpoint safely (tensors and plain Python values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file: say which, keep the cause
+        raise UserError(f"checkpoint {path}: cannot be read ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        raise UserError(
+            f"checkpoint {path}: not a checkpoint of this program (format {FORMAT_VERSION})"
+        )
+    return ckpt
+
+
+def rng_state(device: torch.device) -> dict:
+    """This process's RNG streams (python, numpy, torch CPU, CUDA), as weights_only-safe values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def check_compatible(ckpt: dict, path: Path, labels: list[str], model: torch.nn.Module) -> None:
+    """Refuse a checkpoint of another label set or model shape, naming the difference."""
+    if ckpt["labels"] != labels:
+        raise UserError(
+            f"checkpoint {path}: trained for labels {ckpt['labels']}, but this run has {labels}"
+        )
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    if own.keys() != theirs.keys():
+        missing = sorted(own.keys() - theirs.keys())[:3]
+        extra = sorted(theirs.keys() - own.keys())[:3]
+        raise UserError(
+            f"checkpoint {path}: another model architecture (missing {missing}, unexpected {extra})"
+        )
+    for k, shape in own.items():
+        if theirs[k] != shape:
+            raise UserError(f"checkpoint {path}: {k} has shape {theirs[k]}, this model has {shape}")
+
+
+def prune_steps(directory: Path, keep: int) -> None:
+    """Keep the newest `keep` step-<N>.pt files."""
+    steps = sorted(directory.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    for old in steps[: max(len(steps) - keep, 0)]:
+        old.unlink()
+
+
+def export_hf(state_dict: dict, model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
+    """Save weights, config (with id2label/label2id) and tokenizer in Hugging Face format.
+
+    Written to a sibling temporary directory and renamed into place, so `out_dir` is complete or
+    absent (an older export is replaced only by a complete new one).
+    """
+    import shutil
+
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.load_state_dict(state_dict)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def save_run(
+    directory: Path,
+    model,
+    optimizer,
+    scheduler,
+    scaler,
+    progress: dict,
+    history: list,
+    rngs: list,
+    labels: list[str],
+    config_yaml: str,
+    best_improved: bool,
+    keep_steps: int,
+) -> None:
+    """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically."""
+    state = model.state_dict()
+    atomic_save(
+        {
+            "format": FORMAT_VERSION,
+            "model": state,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "progress": progress,
+            "history": history,
+            "rng": rngs,
+            "labels": labels,
+            "config": config_yaml,
+        },
+        directory / "last.pt",
+    )
+    if keep_steps:
+        step_file = directory / f"step-{progress['global_step']}.pt"
+        step_file.unlink(missing_ok=True)
+        os.link(directory / "last.pt", step_file)  # a second name, not a second write
+        prune_steps(directory, keep_steps)
+    if best_improved:
+        atomic_save(
+            {
+                "format": FORMAT_VERSION,
+                "model": state,
+                "labels": labels,
+                "config": config_yaml,
+                "progress": progress,
+            },
+            directory / "best.pt",
+        )

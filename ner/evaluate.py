@@ -1,0 +1,110 @@
+"""Exact distributed evaluation: every example once, metrics computed over the whole split.
+
+Each rank evaluates its shard (examples rank, rank + W, ...; no padding, no duplicates) with the
+*unwrapped* model (no DDP collectives, so uneven batch counts are fine), takes the argmax on the
+device and keeps only the predicted ids at labelled positions. The shards are gathered with
+their feature indices, reassembled into one prediction per word in dataset order, and scored
+once, identically on every rank. The loss is summed and counted over all labelled positions of
+all ranks, so it is the per-word mean over the split whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from ner.batching import eval_shard
+from ner.distributed import Env, all_gather_objects, all_reduce_sum
+from ner.features import IGNORE, Collator, gather_word_predictions
+from ner.metrics import entity_metrics
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision on CUDA for bf16/fp16; fp32 (and CPU) runs without autocast."""
+    if precision == "fp32" or device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def predict_features(
+    model: torch.nn.Module,
+    features: Sequence[dict],
+    batch_size: int,
+    collator: Collator,
+    env: Env,
+    precision: str = "fp32",
+) -> tuple[list[list[int]], float, int]:
+    """Predicted ids at the labelled positions of every feature (on every rank), loss sum, count."""
+    was_training = model.training
+    model.eval()
+    lengths = [len(f["input_ids"]) for f in features]
+    mine, preds_dev, counts = [], [], []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
+    n_labels = torch.zeros((), dtype=torch.long, device=env.device)
+    for idx in eval_shard(lengths, batch_size, env.rank, env.world_size):
+        batch = {
+            k: v.to(env.device, non_blocking=True)
+            for k, v in collator([features[i] for i in idx]).items()
+        }
+        labels = batch.pop("labels")
+        with autocast(env.device, precision):
+            logits = model(**batch).logits
+        logits = logits.float()
+        scored = labels != IGNORE
+        loss_sum += F.cross_entropy(logits[scored], labels[scored], reduction="sum").double()
+        n_labels += scored.sum()
+        preds_dev.append(logits.argmax(-1)[scored])  # only the scored ids leave the device
+        counts.extend(scored.sum(1).tolist())
+        mine.extend(idx)
+    flat = torch.cat(preds_dev).tolist() if preds_dev else []
+    per_feature, pos = {}, 0
+    for i, c in zip(mine, counts, strict=True):
+        per_feature[i] = flat[pos : pos + c]
+        pos += c
+    model.train(was_training)
+
+    gathered: dict[int, list[int]] = {}
+    for part in all_gather_objects(per_feature, env):
+        gathered.update(part)
+    assert len(gathered) == len(features), f"gathered {len(gathered)} of {len(features)} features"
+    totals = torch.stack([loss_sum, n_labels.double()])
+    all_reduce_sum(totals, env)
+    return [gathered[i] for i in range(len(features))], float(totals[0]), int(totals[1])
+
+
+def evaluate(
+    model: torch.nn.Module,
+    features: Sequence[dict],
+    gold: Sequence[Sequence[str]],
+    labels: list[str],
+    batch_size: int,
+    collator: Collator,
+    env: Env,
+    precision: str = "fp32",
+) -> dict:
+    """Loss, precision, recall, F1, accuracy and per-type results over every word of `gold`."""
+    start = time.perf_counter()
+    preds, loss_sum, n = predict_features(model, features, batch_size, collator, env, precision)
+    words = gather_word_predictions(features, preds, len(gold))
+    pred_tags = [[labels[i] for i in sent] for sent in words]
+    for k, (g, p) in enumerate(zip(gold, pred_tags, strict=True)):
+        assert len(g) == len(p), f"example {k}: {len(g)} words but {len(p)} predictions"
+    metrics = entity_metrics(gold, pred_tags)
+    runtime = time.perf_counter() - start
+    return {
+        "loss": loss_sum / max(n, 1),
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "f1": metrics["f1"],
+        "accuracy": metrics["accuracy"],
+        "runtime": runtime,
+        "samples_per_second": len(gold) / runtime if runtime > 0 else 0.0,
+        "per_type": metrics["per_type"],
+        "predictions": pred_tags,
+    }

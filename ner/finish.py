@@ -1,0 +1,122 @@
+"""The end of a run: test evaluation of the best model, export, model card, curves, result.json.
+
+The test split is scored once, with the best checkpoint's weights (chosen on validation only),
+and never takes part in model selection.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ner import checkpoint, distributed
+from ner.card import render_card
+from ner.curves import plot_curves
+from ner.evaluate import evaluate
+from ner.rundir import framework_versions, write_json
+
+
+def hyperparameters(cfg, env: distributed.Env) -> dict:
+    """The card's hyperparameter list, in the reference card's order and wording."""
+    t, o = cfg.trainer, cfg.optim
+    return {
+        "learning_rate": o.lr,
+        "train_batch_size": t.batch_size,
+        "eval_batch_size": t.eval_batch_size,
+        "seed": cfg.seed,
+        "distributed_type": "multi-GPU"
+        if env.distributed and env.device.type == "cuda"
+        else "multi-process (gloo)"
+        if env.distributed
+        else "single process",
+        "num_processes": env.world_size,
+        "gradient_accumulation_steps": t.grad_accum_steps,
+        "total_train_batch_size": t.batch_size * env.world_size * t.grad_accum_steps,
+        "optimizer": f"Adam with betas=({o.betas[0]},{o.betas[1]}) and epsilon={o.eps}"
+        + (f", decoupled weight decay {o.weight_decay}" if o.weight_decay else ""),
+        "lr_scheduler_type": "linear",
+        "lr_scheduler_warmup_steps": o.warmup_steps,
+        "num_epochs": t.epochs,
+        "precision": t.precision,
+        "max_grad_norm": o.max_grad_norm,
+    }
+
+
+def finish(
+    cfg, env, run_dir: Path, run, model, log, progress: dict, n_train: int, collate, say
+) -> None:
+    t = cfg.trainer
+    best_path = run_dir / "checkpoints" / "best.pt"
+    best = checkpoint.load(best_path)  # every rank: the test split is sharded too
+    model.load_state_dict(best["model"])
+    test = None
+    if t.eval_test and run.gold.get("test"):
+        result = evaluate(
+            model,
+            run.features["test"],
+            run.gold["test"],
+            run.labels,
+            t.eval_batch_size,
+            collate,
+            env,
+            t.precision,
+        )
+        entry = log.evaluation("test", progress["best_epoch"], progress["global_step"], result)
+        test = {k: v for k, v in entry.items() if k.startswith("test_")}
+        say(
+            f"test (best epoch {progress['best_epoch']:g}): precision {result['precision']:.4f}, "
+            f"recall {result['recall']:.4f}, F1 {result['f1']:.4f}, accuracy {result['accuracy']:.4f}"
+        )
+    seconds = progress["train_seconds"]
+    log.final(
+        {
+            "epoch": float(progress["epoch"]),
+            "step": progress["global_step"],
+            "train_runtime": round(seconds, 4),
+            "train_samples_per_second": round(n_train * progress["epoch"] / seconds, 3)
+            if seconds
+            else 0.0,
+            "best_epoch": progress["best_epoch"],
+            "best_metric": progress["best"],
+            "monitor": t.monitor,
+        }
+    )
+    if env.is_main:
+        log.save()
+        checkpoint.export_hf(best["model"], model, run.tokenizer, run_dir / "best_model")
+        info = {
+            "model_name": cfg.run_name,
+            "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
+            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else run.splits.source,
+            "dataset_config": cfg.data.config,
+            "hyperparameters": hyperparameters(cfg, env),
+            "versions": framework_versions(),
+            "data_summary": "; ".join(
+                f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
+                for split, s in run.stats.items()
+            ),
+        }
+        card = render_card(log.history, info)
+        (run_dir / "README.md").write_text(card, encoding="utf-8")
+        plot_curves(log.history, run_dir / "curves.png")
+        log.text("model_card", card)
+        final_eval = [e for e in log.history if "eval_f1" in e][-1]
+        write_json(
+            run_dir / "result.json",
+            {
+                "status": "finished",
+                "monitor": t.monitor,
+                "best": progress["best"],
+                "best_epoch": progress["best_epoch"],
+                "final": {
+                    k: v
+                    for k, v in final_eval.items()
+                    if k.startswith("eval_") and k != "eval_per_type"
+                },
+                "test": {k: v for k, v in (test or {}).items() if k != "test_per_type"} or None,
+                "wall_time_s": round(time.time() - (run_dir / "run_info.json").stat().st_mtime, 1),
+            },
+        )
+        say(f"run directory: {run_dir}")
+    log.close()
+    distributed.barrier(env)

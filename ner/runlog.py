@@ -1,0 +1,83 @@
+"""What a run records: `log_history.json` (like the Trainer's) and TensorBoard scalars.
+
+Rank 0 only: on other ranks every method is a no-op. The history is kept in memory (it goes into
+checkpoints, so a resumed run continues the same list) and rewritten atomically after each epoch.
+TensorBoard is opened with `purge_step` on resume, so events written after the checkpoint by the
+interrupted run are discarded instead of drawn twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ner.rundir import write_json
+
+EVAL_KEYS = ("loss", "precision", "recall", "f1", "accuracy")
+
+
+class RunLog:
+    def __init__(
+        self,
+        run_dir: Path,
+        enabled: bool,
+        history: list[dict] | None = None,
+        purge_step: int | None = None,
+    ):
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.history: list[dict] = list(history or [])
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def train(self, step: int, epoch: float, loss: float, lr: float) -> None:
+        if not self.enabled:
+            return
+        self.history.append(
+            {"loss": round(loss, 6), "learning_rate": lr, "epoch": round(epoch, 4), "step": step}
+        )
+        self.tb.add_scalar("train/loss", loss, step)
+        self.tb.add_scalar("train/lr", lr, step)
+
+    def evaluation(
+        self, prefix: str, epoch: float, step: int, result: dict, extra: dict | None = None
+    ) -> dict:
+        """Record an evaluation (prefix `eval` per epoch, `test` at the end); returns the entry."""
+        entry = {"epoch": epoch, "step": step, **(extra or {})}
+        for key in EVAL_KEYS:
+            entry[f"{prefix}_{key}"] = result[key]
+        entry[f"{prefix}_runtime"] = round(result["runtime"], 4)
+        entry[f"{prefix}_samples_per_second"] = round(result["samples_per_second"], 3)
+        entry[f"{prefix}_per_type"] = result["per_type"]
+        if self.enabled:
+            self.history.append(entry)
+            for key in EVAL_KEYS:
+                # x axis: the epoch (an integer for per-epoch curves) ...
+                self.tb.add_scalar(f"{prefix}/{key}", result[key], int(round(epoch)))
+                # ... and the optimizer step, to line up with train/loss
+                self.tb.add_scalar(f"{prefix}_by_step/{key}", result[key], step)
+            for name, r in result["per_type"].items():
+                self.tb.add_scalar(f"{prefix}_per_type/{name}_f1", r["f1"], int(round(epoch)))
+            if "train_loss" in entry:
+                self.tb.add_scalar("train/epoch_loss", entry["train_loss"], int(round(epoch)))
+            self.tb.flush()
+        return entry
+
+    def final(self, entry: dict) -> None:
+        if self.enabled:
+            self.history.append(entry)
+
+    def save(self) -> None:
+        if self.enabled:
+            write_json(self.run_dir / "log_history.json", self.history)
+
+    def text(self, tag: str, markdown: str) -> None:
+        if self.enabled:
+            self.tb.add_text(tag, markdown)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

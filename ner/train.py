@@ -1,0 +1,379 @@
+"""Hydra entry point and the training loop.
+
+    python -m ner.train                                          # the demo, one process
+    torchrun --standalone --nproc_per_node=2 -m ner.train         # the same on 2 processes
+    torchrun --nproc_per_node=N -m ner.train experiment=wikiann_he_card
+
+`main` (Hydra) sets up the process group, calls `train(cfg, env, run_dir)` and tears down;
+tests call `train` directly. The loop: per epoch, steps of `grad_accum_steps` micro-batches (no
+DDP sync but on the last), loss summed over labelled tokens and divided by the *global* count of
+labelled tokens of the step, so N ranks at batch B update exactly like 1 rank at batch N*B;
+clip, step, schedule; then exact evaluation on every rank, logs and checkpoint on rank 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from ner import checkpoint, config, distributed, rundir
+from ner.batching import epoch_plan, steps_per_epoch
+from ner.errors import UserError
+from ner.evaluate import autocast, evaluate
+from ner.features import IGNORE, Collator
+from ner.prepare import prepare
+from ner.resume import Resume, resume_point
+from ner.runlog import RunLog
+from ner.schedule import linear_schedule
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+config.register()
+OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("ner_output_subdir", rundir.output_subdir, replace=True)
+
+
+class Diverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Progress:
+    """Where the loop stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in the current epoch
+    global_step: int = 0
+    best: float | None = None
+    best_epoch: float | None = None
+    evals_without_improvement: int = 0
+    train_seconds: float = 0.0
+    epoch_loss_sum: float = 0.0  # summed over ranks, up to the last sync
+    epoch_loss_count: int = 0
+
+
+def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
+    """Train and evaluate; return the best value of trainer.monitor (None if interrupted)."""
+    config.check(cfg)
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    say = rundir.Printer(run_dir, env.is_main)
+    start = resume_point(cfg, run_dir, env)  # refuses to overwrite another run's directory
+
+    run = prepare(cfg, env, run_dir, say)  # data, tokenizer, features, model (seeded)
+    model, device = run.model.to(env.device), env.device
+    ddp = (
+        DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None)
+        if env.distributed
+        else model
+    )
+    forward = torch.compile(ddp) if t.compile else ddp
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        betas=tuple(cfg.optim.betas),
+        eps=cfg.optim.eps,
+        weight_decay=cfg.optim.weight_decay,
+        **fused,
+    )
+    n_train = len(run.features["train"])
+    per_epoch = steps_per_epoch(n_train, t.batch_size, env.world_size, t.grad_accum_steps)
+    total_steps = per_epoch * t.epochs
+    config.check_schedule(cfg, total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(cfg.optim.warmup_steps, total_steps)
+    )
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=t.precision == "fp16" and device.type == "cuda"
+    )
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    progress, history = Progress(), []
+    if start is not None:
+        progress, history = restore(start, run, model, optimizer, scheduler, scaler, env)
+    log = RunLog(
+        run_dir, env.is_main, history, purge_step=progress.global_step + 1 if start else None
+    )
+    global_batch = t.batch_size * env.world_size * t.grad_accum_steps
+    say(
+        f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
+        f"{t.grad_accum_steps} = global batch {global_batch}; {n_train} training windows, "
+        f"{per_epoch} steps per epoch, {total_steps} steps in {t.epochs} epochs; device {device}"
+        + (f"; resuming at epoch {progress.epoch} step {progress.global_step}" if start else "")
+    )
+
+    collate = Collator(run.tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
+    lengths = [len(f["input_ids"]) for f in run.features["train"]]
+    bad_step = torch.full(
+        (), -1, dtype=torch.long, device=device
+    )  # first step with a non-finite loss
+    window_loss = torch.zeros(
+        (), dtype=torch.float64, device=device
+    )  # this rank's, since the last log
+    window_count = torch.zeros((), dtype=torch.long, device=device)  # global
+    epoch_loss = torch.zeros(
+        (), dtype=torch.float64, device=device
+    )  # this rank's, since the last sync
+    epoch_count = torch.zeros((), dtype=torch.long, device=device)  # global
+    interrupted = False
+
+    def save(best_improved: bool = False) -> None:
+        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
+        nonlocal epoch_loss, epoch_count
+        check_finite(bad_step, progress, env)
+        summed = distributed.all_reduce_sum(epoch_loss.clone(), env)
+        progress.epoch_loss_sum += float(summed)
+        progress.epoch_loss_count += int(epoch_count)
+        epoch_loss.zero_()
+        epoch_count.zero_()
+        rngs = distributed.all_gather_objects(checkpoint.rng_state(device), env)
+        if env.is_main:
+            checkpoint.save_run(
+                run_dir / "checkpoints",
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                asdict(progress),
+                log.history,
+                rngs,
+                run.labels,
+                OmegaConf.to_yaml(cfg, resolve=True),
+                best_improved,
+                t.keep_last if t.save_every_steps else 0,
+            )
+        distributed.barrier(env)
+
+    model.train()
+    for epoch in range(progress.epoch, t.epochs):
+        plan = epoch_plan(
+            lengths,
+            t.batch_size,
+            env.world_size,
+            t.grad_accum_steps,
+            cfg.seed,
+            epoch,
+            t.group_by_length,
+        )
+        todo = plan[progress.step_in_epoch :]
+        # An empty share of a micro-step becomes example 0 with every label masked (DDP needs a backward).
+        mine = [micro[env.rank] or [0] for step in todo for micro in step]
+        empty = [not micro[env.rank] for step in todo for micro in step]
+        loader = DataLoader(
+            run.features["train"],
+            batch_sampler=mine,
+            collate_fn=collate,
+            num_workers=t.num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        batches, flags = iter(loader), iter(empty)
+        bar = say.progress(
+            total=len(plan),
+            initial=progress.step_in_epoch,
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            enabled=t.progress,
+        )
+        tic = time.perf_counter()
+        for step in todo:
+            micro = [next(batches) for _ in step]
+            for batch, is_empty in zip(micro, [next(flags) for _ in step], strict=True):
+                if is_empty:
+                    batch["labels"].fill_(IGNORE)
+            # Labelled tokens of this optimizer step, over every rank and micro-step.
+            n_step = distributed.all_reduce_sum(
+                sum((b["labels"] != IGNORE).sum() for b in micro).to(device), env
+            ).clamp(min=1)
+            for j, batch in enumerate(micro):
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                last_micro = j == len(micro) - 1
+                sync = nullcontext() if last_micro or not env.distributed else ddp.no_sync()
+                with sync:
+                    with autocast(device, t.precision):
+                        logits = forward(
+                            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                        ).logits
+                    # Sum over this rank's labelled tokens / the step's global count; DDP then
+                    # averages over ranks, so scale by world size: the update is the global mean.
+                    loss_sum = F.cross_entropy(
+                        logits.float().flatten(0, 1),
+                        batch["labels"].flatten(),
+                        ignore_index=IGNORE,
+                        reduction="sum",
+                    )
+                    scaler.scale(loss_sum * env.world_size / n_step).backward()
+                window_loss += loss_sum.detach()
+                epoch_loss += loss_sum.detach()
+            window_count += n_step
+            epoch_count += n_step
+            bad_step = torch.where(
+                torch.isfinite(window_loss) | (bad_step >= 0), bad_step, progress.global_step + 1
+            )
+            if cfg.optim.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.global_step += 1
+            progress.step_in_epoch += 1
+            bar.update(1)
+
+            if progress.global_step % t.log_every == 0:
+                check_finite(bad_step, progress, env)
+                loss = float(distributed.all_reduce_sum(window_loss.clone(), env)) / max(
+                    int(window_count), 1
+                )
+                epoch_f = epoch + progress.step_in_epoch / len(plan)
+                log.train(progress.global_step, epoch_f, loss, scheduler.get_last_lr()[0])
+                bar.set_postfix(loss=f"{loss:.4f}")
+                window_loss.zero_()
+                window_count.zero_()
+            if t.save_every_steps and progress.global_step % t.save_every_steps == 0:
+                progress.train_seconds += time.perf_counter() - tic
+                save()
+                tic = time.perf_counter()
+            if t.stop_after_steps and progress.global_step >= t.stop_after_steps:
+                interrupted = True
+                break
+        progress.train_seconds += time.perf_counter() - tic
+        bar.close()
+        if interrupted:
+            say(f"stopped after {progress.global_step} steps (trainer.stop_after_steps)")
+            break
+
+        # End of epoch: fold this epoch's loss into the total, then evaluate.
+        check_finite(bad_step, progress, env)
+        summed = distributed.all_reduce_sum(epoch_loss.clone(), env)
+        train_loss = (progress.epoch_loss_sum + float(summed)) / max(
+            progress.epoch_loss_count + int(epoch_count), 1
+        )
+        epoch_loss.zero_()
+        epoch_count.zero_()
+        progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
+        result = evaluate(
+            model,
+            run.features["validation"],
+            run.gold["validation"],
+            run.labels,
+            t.eval_batch_size,
+            collate,
+            env,
+            t.precision,
+        )
+        entry = log.evaluation(
+            "eval", float(epoch + 1), progress.global_step, result, {"train_loss": train_loss}
+        )
+        value = entry[t.monitor]
+        improved = progress.best is None or (
+            value > progress.best if t.monitor_mode == "max" else value < progress.best
+        )
+        if improved:
+            progress.best, progress.best_epoch, progress.evals_without_improvement = (
+                value,
+                float(epoch + 1),
+                0,
+            )
+        else:
+            progress.evals_without_improvement += 1
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        say(
+            f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval loss {result['loss']:.4f}, "
+            f"precision {result['precision']:.4f}, recall {result['recall']:.4f}, "
+            f"F1 {result['f1']:.4f}, accuracy {result['accuracy']:.4f}"
+            + (" (best)" if improved else "")
+        )
+        log.save()
+        save(best_improved=improved)
+        if (
+            t.early_stopping_patience
+            and progress.evals_without_improvement >= t.early_stopping_patience
+        ):
+            say(
+                f"early stopping: {t.monitor} did not improve for {t.early_stopping_patience} evaluations"
+            )
+            break
+
+    if interrupted:
+        log.close()
+        return None
+    from ner.finish import finish
+
+    finish(cfg, env, run_dir, run, model, log, asdict(progress), n_train, collate, say)
+    return progress.best
+
+
+def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.Env) -> None:
+    """Stop (before any checkpoint is written) if a step's loss was NaN or infinite on any rank."""
+    step = int(distributed.all_reduce_max(bad_step.clone(), env))
+    if step >= 0:
+        raise Diverged(
+            f"training diverged: non-finite loss at optimizer step {step} (epoch {progress.epoch + 1}); "
+            "the last checkpoint, from before that step, is kept; lower optim.lr or check the data"
+        )
+
+
+def restore(start: Resume, run, model, optimizer, scheduler, scaler, env) -> tuple[Progress, list]:
+    """Load states from a checkpoint; RNG streams exactly when the world size is unchanged."""
+    ckpt = start.checkpoint
+    checkpoint.check_compatible(ckpt, start.path, run.labels, model)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    rngs = ckpt["rng"]
+    if len(rngs) == env.world_size:
+        checkpoint.set_rng_state(rngs[env.rank], env.device)
+    elif env.is_main:
+        print(
+            f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
+            "batches are the same, dropout streams are not",
+            file=sys.stderr,
+        )
+    return Progress(**ckpt["progress"]), ckpt["history"]
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    env = distributed.setup(cfg.trainer.device)
+    try:
+        if env.is_main:
+            rundir.write_run_info(run_dir, env.world_size)
+        return train(cfg, env, run_dir)
+    except UserError as e:
+        rundir.record_failure(run_dir, env, e)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra marks this job failed and runs the others
+        if env.is_main:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except BaseException as e:
+        rundir.record_failure(run_dir, env, e)
+        raise
+    finally:
+        distributed.teardown()
+
+
+def main() -> None:
+    """Console script `ner-train`."""
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
