@@ -7,6 +7,7 @@ have the right type but cannot work (a zero batch size, a negative learning rate
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,14 @@ class Config:
     run_name: str = "xlm-roberta-finetuned-ner"
 
 
+_SUBSCHEMAS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
+
+
 def register() -> None:
     """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`)."""
     cs = ConfigStore.instance()
@@ -135,8 +144,23 @@ def register() -> None:
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
 
 
+def unknown_keys(cfg: Any, schema: type, prefix: str = "") -> list[str]:
+    """Keys of `cfg` that the dataclass `schema` does not declare (recursively)."""
+    names = {f.name for f in dataclasses.fields(schema)}
+    out = []
+    for key in cfg:
+        if key not in names:
+            out.append(prefix + str(key))
+        elif schema is Config and key in _SUBSCHEMAS:
+            out += unknown_keys(cfg[key], _SUBSCHEMAS[key], f"{key}.")
+    return out
+
+
 def check(cfg: Any) -> None:
-    """Refuse values that type-check but cannot work, with one line naming the key."""
+    """Refuse unknown keys and values that type-check but cannot work, in one line naming the key."""
+    unknown = unknown_keys(cfg, Config)
+    if unknown:  # `+key=value` adds keys past Hydra's struct check; the schema still refuses them
+        raise UserError(f"config: unknown key {unknown[0]} (every key is listed in ner/config.py)")
     t, o, d, m = cfg.trainer, cfg.optim, cfg.data, cfg.model
     rules = [
         (t.epochs >= 1, "trainer.epochs", t.epochs, "must be >= 1"),
@@ -235,3 +259,43 @@ def check_schedule(cfg: Any, total_steps: int) -> None:
             f"config: optim.warmup_steps={cfg.optim.warmup_steps} is not shorter than training "
             f"({total_steps} optimizer steps)"
         )
+
+
+def precheck(argv: list[str], conf_dir: str) -> str | None:
+    """Compose the config of a command line once, before Hydra runs it; return an error line.
+
+    Hydra reports a bad override over several lines; this gives the same finding as one line
+    (`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`). Sweep overrides (`a=1,2`) and
+    Hydra's own flags are left to Hydra: each job of a sweep is composed and checked as it starts.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = [a for a in argv if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException as e:
+        return f"config: {str(e).splitlines()[0]}"
+    plain = [
+        o.input_line
+        for o in parsed
+        if not o.is_sweep_override() and not (o.key_or_group or "").startswith("hydra")
+    ]
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            cfg = compose("config", overrides=plain)
+        check(cfg)
+    except UserError as e:
+        return str(e)
+    except (HydraException, OmegaConfBaseException) as e:
+        text = str(e.__cause__ if e.__cause__ is not None else e).strip()
+        key = next(
+            (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None
+        )
+        where = next((o for o in plain if o.lstrip("+~").split("=")[0] == key), None)
+        where = where or next((o for o in plain if f"'{o.split('=')[0]}'" in str(e)), None)
+        first = text.splitlines()[0]
+        return f"config: {where}: {first}" if where else f"config: {first}"
+    return None

@@ -13,6 +13,7 @@ clip, step, schedule; then exact evaluation on every rank, logs and checkpoint o
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -371,7 +372,32 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console script `ner-train`."""
+    """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
+    special = {
+        "--help",
+        "-h",
+        "--hydra-help",
+        "--cfg",
+        "-c",
+        "--info",
+        "-i",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--config-path",
+        "-cp",
+        "--shell-completion",
+        "-sc",
+        "--package",
+        "-p",
+    }
+    if not special & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's alone
+        problem = config.precheck(sys.argv[1:], CONF_DIR)
+        if problem:
+            if int(os.environ.get("RANK", 0)) == 0:
+                print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
     hydra_main()
 
 
