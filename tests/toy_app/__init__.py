@@ -1,0 +1,1 @@
+"""A tiny Hydra app for the launcher tests: a two-process gloo all-reduce, no model."""
