@@ -1,0 +1,279 @@
+"""`ner-report DIR`: one table of every run under a runs or sweep directory, finished or not.
+
+    ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
+
+A job is any directory holding `.hydra/`. Its row: the overridden hyperparameters (from
+`.hydra/overrides.yaml`, hydra.* excluded), its status (finished: result.json; failed: error.json,
+with the message; running: neither, or only partial files), the epochs done, the best epoch by the
+monitored metric, the validation f1/precision/recall/accuracy at that epoch and at the last one,
+the test f1 when there is one, and the wall time. Rows are sorted best first; jobs without metrics
+come last. Jobs that differ only in a `seed` override are also summarised per group: mean and
+sample standard deviation of the best and final f1 over the group's finished jobs.
+
+Files are read as they are at the moment: a file being rewritten (truncated JSON) counts as
+missing, so the report works while a sweep runs. A job killed without writing error.json (a
+scheduler's time limit, SIGKILL) keeps showing as running, unless the torchrun launcher
+(hydra/launcher=torchrun) saw it fail and wrote error.json for it.
+"""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ner.errors import UserError
+
+METRICS = ("f1", "precision", "recall", "accuracy")
+
+
+def find_job_dirs(root: Path) -> list[Path]:
+    """Every directory under `root` (itself included) holding `.hydra/`, in path order.
+
+    Also a directory holding only error.json: a job the torchrun launcher saw fail before Hydra
+    started in it.
+    """
+    jobs = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if ".hydra" in dirnames or "error.json" in filenames:
+            jobs.append(Path(dirpath))
+            dirnames.clear()  # a job's checkpoints and TensorBoard files hold no further jobs
+        else:
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(jobs)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or not (yet) complete JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_overrides(job: Path) -> dict[str, str]:
+    """The job's task overrides as {key: value as written}, hydra.* keys excluded.
+
+    From `.hydra/overrides.yaml`, else from the "overrides" the launcher put in error.json.
+    """
+    try:
+        lines = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        error = read_json(job / "error.json")
+        lines = error.get("overrides") if isinstance(error, dict) else None
+    overrides = {}
+    for line in lines if isinstance(lines, list) else []:
+        key, sep, value = str(line).partition("=")
+        key = key.lstrip("~+")  # `+key=v` adds, `++key=v` forces, `~key` deletes: same column
+        if key != "hydra" and not key.startswith(("hydra.", "hydra/")):
+            overrides[key] = value if sep else "<deleted>"
+    return overrides
+
+
+def _metric(entry: dict | None, prefix: str, name: str) -> float | None:
+    """`entry[prefix + name]`, also accepting the bare name (result.json's "final" and "test")."""
+    if not isinstance(entry, dict):
+        return None
+    value = entry.get(prefix + name, entry.get(name))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _wall_time(job: Path, result: Any) -> float | None:
+    """result.json's wall time, else from run_info.json's start to the newest file in the job."""
+    if isinstance(result, dict) and isinstance(result.get("wall_time_s"), (int, float)):
+        return float(result["wall_time_s"])
+    run_info = read_json(job / "run_info.json")
+    try:
+        start = datetime.fromisoformat(run_info["start_time"]).timestamp()
+    except (TypeError, KeyError, ValueError):
+        return None
+    newest = start
+    for path in job.rglob("*"):
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except FileNotFoundError:  # a temporary file renamed away while we walk
+            continue
+    return newest - start
+
+
+def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
+    """One table row: job, overrides (under "overrides"), status, metrics and wall time."""
+    result, error = read_json(job / "result.json"), read_json(job / "error.json")
+    history = read_json(job / "log_history.json")
+    epochs_known = isinstance(history, list)  # else missing or being rewritten
+    history = [e for e in history if isinstance(e, dict)] if epochs_known else []
+    evals = [e for e in history if any(str(k).startswith("eval_") for k in e)]
+    tests = [e for e in history if "test_f1" in e]
+
+    row: dict[str, Any] = {"job": str(job.relative_to(root)), "overrides": read_overrides(job)}
+    if isinstance(result, dict):
+        row["status"], row["error"] = "finished", ""
+    elif isinstance(error, dict):
+        row["status"] = "failed"
+        row["error"] = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    else:
+        row["status"], row["error"] = "running", ""
+    row["epochs"] = len(evals) if epochs_known else None
+
+    scored = [e for e in evals if isinstance(e.get(monitor), (int, float))]
+    lower_is_better = "loss" in monitor
+    best = min(scored, key=lambda e: e[monitor]) if lower_is_better and scored else None
+    best = max(scored, key=lambda e: e[monitor]) if not lower_is_better and scored else best
+    final = evals[-1] if evals else None
+    row["monitor_best"] = float(best[monitor]) if best else None
+    row["best_epoch"] = best.get("epoch") if best else None
+    if not evals and isinstance(result, dict):  # no history to read: trust the summary
+        row["monitor_best"] = _metric(result, "", "best")
+        row["best_epoch"] = result.get("best_epoch")
+        final = result.get("final")
+    for name in METRICS:
+        row[f"best_{name}"] = _metric(best, "eval_", name)
+        row[f"final_{name}"] = _metric(final, "eval_", name)
+    test = tests[-1] if tests else (result.get("test") if isinstance(result, dict) else None)
+    row["test_f1"] = _metric(test, "test_", "f1")
+    row["wall_time_s"] = _wall_time(job, result)
+    return row
+
+
+def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
+    """All job rows under `root`, best monitored metric first, jobs without metrics last."""
+    if not root.is_dir():
+        raise UserError(f"{root}: not a directory")
+    jobs = find_job_dirs(root)
+    if not jobs:
+        raise UserError(f"{root}: no job directories (directories holding .hydra/) under it")
+    rows = [job_row(job, root, monitor) for job in jobs]
+    sign = 1.0 if "loss" in monitor else -1.0
+    return sorted(
+        rows,
+        key=lambda r: (r["monitor_best"] is None, sign * (r["monitor_best"] or 0.0), r["job"]),
+    )
+
+
+def override_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every overridden key across the jobs, in order of first appearance."""
+    return list(dict.fromkeys(k for r in rows for k in r["overrides"]))
+
+
+def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Groups of 2+ jobs whose overrides differ only in a `seed` key, with f1 mean and sample std.
+
+    The statistics cover the group's finished jobs (n); a running job's numbers are not final.
+    """
+    keys = override_keys(rows)
+    seed_keys = [k for k in keys if k.split(".")[-1] == "seed"]
+    if not seed_keys:
+        return []
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        rest = tuple((k, row["overrides"].get(k, "")) for k in keys if k not in seed_keys)
+        groups.setdefault(rest, []).append(row)
+    summaries = []
+    for rest, members in groups.items():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda r: r["job"])
+        finished = [r for r in members if r["status"] == "finished"]
+        summary: dict[str, Any] = {
+            "group": " ".join(f"{k}={v}" for k, v in rest if v) or "(defaults)",
+            "jobs": len(members),
+            "seeds": " ".join(
+                ",".join(r["overrides"].get(k, "") for k in seed_keys) for r in members
+            ),
+        }
+        for column in ("best_f1", "final_f1"):
+            values = [r[column] for r in finished if r[column] is not None]
+            summary[f"{column}_n"] = len(values)
+            summary[f"{column}_mean"] = statistics.fmean(values) if values else None
+            summary[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        summaries.append(summary)
+    return summaries
+
+
+def flat_rows(rows: Sequence[dict[str, Any]], monitor: str) -> tuple[list[str], list[dict]]:
+    """Columns and rows with one column per overridden key (blank: the job kept the default)."""
+    keys = override_keys(rows)
+    metrics = [f"{when}_{name}" for when in ("best", "final") for name in METRICS]
+    extra = [] if monitor in {f"eval_{m}" for m in METRICS} else ["monitor_best"]
+    columns = ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics, "test_f1"]
+    columns += ["wall_time_s", "error"]
+    flat = [{c: r["overrides"].get(c, "") if c in keys else r[c] for c in columns} for r in rows]
+    return columns, flat
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column == "wall_time_s":
+        minutes, seconds = divmod(round(value), 60)
+        return f"{minutes // 60}h{minutes % 60:02d}m{seconds:02d}s"
+    if isinstance(value, float):
+        return f"{value:g}" if column == "best_epoch" else f"{value:.4f}"
+    text = " ".join(str(value).split())  # one line per row
+    return (text[:117] + "...") if len(text) > 120 else text
+
+
+def _table(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
+) -> list[str]:
+    names = [(headers or {}).get(c, c) for c in columns]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [_cell(c, row[c]).replace("|", "\\|") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(root: Path, rows: Sequence[dict[str, Any]], monitor: str) -> str:
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "running")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    lines = [f"# Runs under {root}", "", f"{len(rows)} jobs: {summary}. Sorted by best {monitor}."]
+    headers = {"wall_time_s": "wall_time", "monitor_best": f"best_{monitor}"}
+    lines += ["", *_table(*flat_rows(rows, monitor), headers)]
+    groups = seed_groups(rows)
+    if groups:
+        lines += ["", "## Seeds", "", "Jobs that differ only in their seed; mean and sample std"]
+        lines += ["over the finished ones (n).", ""]
+        stats = [f"{c}_{s}" for c in ("best_f1", "final_f1") for s in ("n", "mean", "std")]
+        lines += _table(["group", "jobs", "seeds", *stats], groups)
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], monitor: str) -> None:
+    columns, flat = flat_rows(rows, monitor)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in flat)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ner-report", description=__doc__.split("\n")[0])
+    parser.add_argument("dir", type=Path, help="a runs directory or a sweep directory")
+    parser.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    parser.add_argument("--markdown", type=Path, help="also write the report as markdown here")
+    parser.add_argument("--monitor", default="eval_f1", help="metric that picks the best epoch")
+    args = parser.parse_args(argv)
+    try:
+        rows = build_rows(args.dir, args.monitor)
+        markdown = to_markdown(args.dir, rows, args.monitor)
+        if args.csv:
+            write_csv(args.csv, rows, args.monitor)
+        if args.markdown:
+            args.markdown.write_text(markdown)
+    except (UserError, OSError) as e:
+        print(f"ner-report: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
