@@ -1,0 +1,223 @@
+"""`ner-evaluate`: score a trained model on a split, exactly as training scored it.
+
+    ner-evaluate outputs/demo                              # best.pt on the run's validation split
+    ner-evaluate outputs/demo --checkpoint last --split test
+    ner-evaluate outputs/demo/best_model --data-file data/dev.conll --predictions dev.pred.conll
+    torchrun --standalone --nproc_per_node=2 -m ner.evaluate_cli outputs/demo --split test
+
+TARGET is a run directory, a checkpoint file or an exported model directory (ner/loading.py).
+The data is the run's own (its data config, `max_eval_samples` included, so the numbers match
+its log), or `--data-file` (JSON lines or CoNLL), or `--data-name/--data-config` (a `datasets`
+name or local directory). Sentences are windowed as in training and scored with
+`ner.evaluate.evaluate`, sharded over the processes of a torchrun job; rank 0 alone prints and
+writes. Metrics go to `--output` (default `<run dir>/eval_<split>_<checkpoint>.json` for a
+checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
+`token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
+analysis (its last column is a tag, so `ner.data_files.read_sentences` reads it back as the
+predicted tagging). A user error prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from transformers.utils import logging as hf_logging
+
+from ner import distributed, loading
+from ner.config import DataConfig
+from ner.errors import UserError
+from ner.evaluate import evaluate
+from ner.features import Collator, encode_split
+from ner.rundir import write_json
+from ner.validate import Sentence, validate_split
+
+SPLIT_CHOICES = ("validation", "test", "train")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="ner-evaluate", description="Evaluate a trained NER model on a split."
+    )
+    p.add_argument("target", help="run directory, checkpoint file, or exported model directory")
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint of a run directory: best (default), last, or a step-<N> file's name",
+    )
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="validation")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data-file", help="JSON-lines or CoNLL file to evaluate on")
+    source.add_argument("--data-name", help="`datasets` name or local dataset directory")
+    p.add_argument("--data-config", help="dataset configuration for --data-name (e.g. he)")
+    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the run's)")
+    p.add_argument("--max-samples", type=int, help="evaluate the first N sentences only")
+    p.add_argument("--output", help="metrics JSON file; `-` for stdout")
+    p.add_argument("--predictions", help="write token, gold and predicted tag per word (CoNLL)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = p.parse_args(argv)
+    if args.data_config is not None and args.data_name is None:
+        p.error("--data-config needs --data-name")
+    for key in ("batch_size", "max_samples"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
+            p.error(f"--{key.replace('_', '-')} must be >= 1")
+    return args
+
+
+def load_sentences(args: argparse.Namespace, loaded: loading.Loaded) -> tuple[list[Sentence], str]:
+    """The sentences to score, checked against the model's labels, and where they came from."""
+    from ner.data import load_splits
+    from ner.data_files import read_sentences
+
+    on_error = loaded.cfg.data.on_error if loaded.cfg is not None else DataConfig.on_error
+    if args.data_file:
+        sentences, source = read_sentences(args.data_file, args.split), args.data_file
+    else:
+        if args.data_name:
+            data_cfg = OmegaConf.structured(
+                DataConfig(name=args.data_name, config=args.data_config, on_error=on_error)
+            )
+        elif loaded.cfg is not None:
+            data_cfg = loaded.cfg.data  # the run's own: the same sentences its log was made on
+        else:
+            raise UserError(
+                f"{loaded.path}: an exported model outside a run directory has no data "
+                "settings; give --data-file PATH or --data-name NAME"
+            )
+        splits = load_splits(data_cfg)
+        if not splits.sentences.get(args.split):
+            have = ", ".join(s for s, v in splits.sentences.items() if v)
+            raise UserError(f"data {splits.source}: no {args.split} split (splits: {have})")
+        sentences, source = splits.sentences[args.split], splits.source
+    if args.max_samples is not None:
+        sentences = sentences[: args.max_samples]
+    # The gold tags must be labels the model knows (a local-file run has its own label set).
+    sentences, _ = validate_split(sentences, loaded.labels, args.split, on_error)
+    if not sentences:
+        raise UserError(f"data {source}, split {args.split}: no sentences to evaluate")
+    return sentences, source
+
+
+def default_output(args: argparse.Namespace, loaded: loading.Loaded) -> Path | None:
+    """`<run dir>/eval_<split>_<checkpoint>[_<data>].json` for a run's checkpoint, else None."""
+    if loaded.run_dir is None or loaded.checkpoint == "hf":
+        return None
+    name = f"eval_{args.split}_{loaded.checkpoint}"
+    other = Path(args.data_file).stem if args.data_file else args.data_name
+    if other:  # other data than the run's own: say so in the name, never overwrite its file
+        tag = "_".join(x for x in (other, args.data_config) if x)
+        name += "_" + re.sub(r"[^\w.-]+", "-", tag).strip("-")
+    return loaded.run_dir / f"{name}.json"
+
+
+def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
+    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
+    with open(path, "w", encoding="utf-8") as f:
+        for sentence, tags in zip(sentences, pred, strict=True):
+            for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
+                # A tab or line break inside a token would break the columns and lines.
+                token = re.sub(r"[\t\r\n]", " ", token)
+                f.write(f"{token}\t{gold}\t{p}\n")
+            f.write("\n")
+
+
+def summary(metrics: dict) -> str:
+    at = metrics["checkpoint"]
+    if metrics["epoch"] is not None:
+        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
+    lines = [
+        f"{metrics['target']} ({at}) on {metrics['data']}, split {metrics['split']}: "
+        f"{metrics['sentences']} sentences, {metrics['words']} words",
+        "loss {loss:.4f}  precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  "
+        "accuracy {accuracy:.4f}".format(**metrics),
+        f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name, r in metrics["per_type"].items():
+        lines.append(
+            f"  {name:<8}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
+            f"{r['support']:>10}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, env: distributed.Env) -> dict:
+    """Evaluate on every rank; rank 0 writes the files. Returns the metrics."""
+    out = sys.stderr if args.output == "-" else sys.stdout  # keep stdout for the JSON then
+    loaded = loading.load(args.target, args.checkpoint, env.device)
+    sentences, source = load_sentences(args, loaded)
+    label_id = {name: i for i, name in enumerate(loaded.labels)}
+    features, stats = encode_split(
+        loaded.tokenizer,
+        [s.tokens for s in sentences],
+        [[label_id[t] for t in s.tags] for s in sentences],
+        loaded.max_length,
+        loaded.stride,
+    )
+    if env.is_main and stats.split_sentences + stats.empty_words + stats.capped_words:
+        print("\n".join(stats.lines(args.split)), file=out, flush=True)
+    collate = Collator(loaded.tokenizer.pad_token_id, 8 if env.device.type == "cuda" else None)
+    gold = [list(s.tags) for s in sentences]
+    result = evaluate(
+        loaded.model,
+        features,
+        gold,
+        loaded.labels,
+        args.batch_size or loaded.batch_size,
+        collate,
+        env,
+        loaded.precision,
+    )
+    metrics = {
+        "target": str(args.target),
+        "checkpoint": loaded.checkpoint,
+        "checkpoint_path": str(loaded.path),
+        "epoch": loaded.epoch,
+        "step": loaded.step,
+        "data": str(source),
+        "split": args.split,
+        "sentences": len(gold),
+        "words": sum(len(g) for g in gold),
+        "world_size": env.world_size,
+        **{k: v for k, v in result.items() if k != "predictions"},
+    }
+    if env.is_main:
+        output = default_output(args, loaded) if args.output is None else None
+        if args.output not in (None, "-"):
+            output = Path(args.output)
+        if args.predictions:
+            Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
+            write_predictions(args.predictions, sentences, result["predictions"])
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            write_json(output, metrics)
+        print(summary(metrics), file=out, flush=True)
+        for what, where in (("predictions", args.predictions), ("metrics", output)):
+            if where is not None:
+                print(f"{what} written to {where}", file=out, flush=True)
+        if args.output == "-":
+            print(json.dumps(metrics, indent=2, ensure_ascii=False), flush=True)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script `ner-evaluate`; returns the exit status (2 on a user error)."""
+    args = parse_args(argv)
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar between results
+    env = None
+    try:
+        env = distributed.setup(args.device)
+        run(args, env)
+        return 0
+    except UserError as e:
+        if env is None or env.is_main:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        distributed.teardown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Load a trained model for evaluation or prediction: from a run directory, a checkpoint file, or
+an exported Hugging Face directory.
+
+- A run directory (it holds `checkpoints/`): weights from `checkpoints/<name>.pt` (`best` by
+  default), the configuration saved inside that checkpoint (the resolved config the weights were
+  trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
+  model), else `best_model/`'s, else the configured model's.
+- A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
+- An exported directory (`<run>/best_model`, or any token-classification model with
+  `config.json`): weights, tokenizer and labels (`config.id2label`) from the directory. When it
+  sits inside a run directory, that run's config supplies the window size, batch size and data.
+
+Whatever the source, the caller gets the model in eval mode on its device, the tokenizer, the
+label list in id order, and the same window size and stride that training used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ner import checkpoint as ckpt_io
+from ner.config import ModelConfig
+from ner.errors import UserError
+from ner.model import build_model, load_tokenizer, max_length_for
+from ner.validate import parse_labels
+
+DEFAULT_BATCH_SIZE = 32  # sentences per batch when no run config says otherwise
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module  # in eval mode, on the requested device
+    tokenizer: object
+    labels: list[str]  # label names in id order
+    max_length: int  # window in sub-tokens, special tokens included (as in training)
+    stride: int  # sub-tokens of context on each side of a window's labelled part
+    path: Path  # the checkpoint file or exported directory the weights came from
+    checkpoint: str  # "best", "last", "step-500" (the file's stem), or "hf" for an export
+    run_dir: Path | None  # the run the weights belong to, when known
+    cfg: DictConfig | None  # that run's resolved config
+    epoch: float | None  # epochs completed when the weights were saved (checkpoints only)
+    step: int | None  # optimizer steps done then
+
+    @property
+    def batch_size(self) -> int:
+        """The run's evaluation batch size, so results match its log exactly."""
+        return self.cfg.trainer.eval_batch_size if self.cfg is not None else DEFAULT_BATCH_SIZE
+
+    @property
+    def precision(self) -> str:
+        return self.cfg.trainer.precision if self.cfg is not None else "fp32"
+
+
+def load(
+    target: str | Path, checkpoint: str | None = None, device: torch.device | None = None
+) -> Loaded:
+    """Load `target` (run dir, checkpoint file or exported dir); see the module docstring.
+
+    `checkpoint` picks `checkpoints/<checkpoint>.pt` of a run directory (default "best"); it is
+    refused for a checkpoint file or an exported directory, which hold one set of weights.
+    """
+    device = device or torch.device("cpu")
+    path = Path(target)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if path.is_file():
+        if checkpoint is not None:
+            raise UserError(f"{path}: --checkpoint applies to a run directory, not to a file")
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        loaded = _from_checkpoint(path, run_dir)
+    elif (path / "checkpoints").is_dir():
+        name = checkpoint or "best"
+        file = path / "checkpoints" / f"{name}.pt"
+        if not file.is_file():
+            have = sorted(p.stem for p in (path / "checkpoints").glob("*.pt"))
+            raise UserError(
+                f"run dir {path}: no checkpoint {file.name} (found: {', '.join(have) or 'none'}"
+                "; best.pt is written after the first evaluation)"
+            )
+        loaded = _from_checkpoint(file, path)
+    elif (path / "config.json").is_file():
+        if checkpoint is not None:
+            raise UserError(
+                f"{path}: an exported model holds one set of weights; --checkpoint applies to "
+                "a run directory"
+            )
+        loaded = _from_export(path)
+    else:
+        raise UserError(
+            f"{path}: neither a run directory (no checkpoints/) nor an exported model (no "
+            "config.json)"
+        )
+    loaded.model.to(device).eval()
+    return loaded
+
+
+def run_config(run_dir: Path) -> DictConfig | None:
+    """The run's resolved config from `.hydra/config.yaml`, or None when it has none."""
+    file = run_dir / ".hydra" / "config.yaml"
+    if not file.is_file():
+        return None
+    return OmegaConf.load(file)
+
+
+def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
+    ckpt = ckpt_io.load(file)
+    labels = list(ckpt["labels"])
+    # The config saved with the weights is the one they were trained with (resolved).
+    if ckpt.get("config"):
+        cfg = OmegaConf.create(ckpt["config"])
+    else:
+        cfg = run_config(run_dir) if run_dir is not None else None
+    if cfg is None:
+        raise UserError(
+            f"checkpoint {file}: holds no config, and no run directory around it has one"
+        )
+    tokenizer = _run_tokenizer(cfg, run_dir, file)
+    model = _model_for_state(cfg, labels, tokenizer, run_dir, file)
+    ckpt_io.check_compatible(ckpt, file, labels, model)
+    model.load_state_dict(ckpt["model"])
+    progress = ckpt.get("progress") or {}
+    return Loaded(
+        model=model,
+        tokenizer=tokenizer,
+        labels=labels,
+        max_length=max_length_for(cfg.model, tokenizer),
+        stride=cfg.model.window_stride,
+        path=file,
+        checkpoint=file.stem,
+        run_dir=run_dir,
+        cfg=cfg,
+        epoch=float(progress["epoch"]) if "epoch" in progress else None,
+        step=progress.get("global_step"),
+    )
+
+
+def _run_tokenizer(cfg: DictConfig, run_dir: Path | None, file: Path):
+    """The tokenizer the run trained with: its own (tiny model), its export's, or the model's."""
+    candidates = [run_dir / "tokenizer", run_dir / "best_model"] if run_dir else []
+    for directory in candidates:
+        if (directory / "tokenizer.json").is_file() or (
+            directory / "tokenizer_config.json"
+        ).is_file():
+            return load_tokenizer(directory)
+    if cfg.model.name_or_path is None:
+        raise UserError(
+            f"checkpoint {file}: the tiny model's tokenizer was trained in its run directory, "
+            f"but no tokenizer/ was found next to it ({run_dir or 'no run directory'})"
+        )
+    return load_tokenizer(cfg.model.name_or_path)
+
+
+def _model_for_state(
+    cfg: DictConfig, labels: list[str], tokenizer, run_dir, file
+) -> torch.nn.Module:
+    """An untrained model of the checkpoint's architecture, ready for its state dict.
+
+    A pretrained model is built from its config only (the export's, else the hub's), so its
+    pretrained weights are never loaded just to be overwritten.
+    """
+    if cfg.model.name_or_path is None:
+        return build_model(cfg.model, labels, tokenizer, cfg.seed)
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    export = run_dir / "best_model" if run_dir else None
+    source = export if export and (export / "config.json").is_file() else cfg.model.name_or_path
+    id2label = dict(enumerate(labels))
+    try:
+        config = AutoConfig.from_pretrained(
+            str(source),
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+        )
+    except OSError as e:
+        raise UserError(
+            f"checkpoint {file}: cannot load the model config from {source}: {e}"
+        ) from e
+    return AutoModelForTokenClassification.from_config(config)
+
+
+def _from_export(directory: Path) -> Loaded:
+    from transformers import AutoModelForTokenClassification
+
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(str(directory))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{directory}: cannot load a token-classification model: {e}") from e
+    id2label = model.config.id2label
+    labels = [id2label[i] for i in range(len(id2label))]
+    try:
+        parse_labels(labels)  # an export of another task has LABEL_0, ...: refuse it here
+    except UserError as e:
+        raise UserError(f"{directory}: not an NER model with IOB2 labels ({e})") from e
+    tokenizer = load_tokenizer(directory)
+    run_dir = directory.parent if (directory.parent / "checkpoints").is_dir() else None
+    cfg = run_config(run_dir) if run_dir else None
+    if cfg is not None:
+        max_length, stride = max_length_for(cfg.model, tokenizer), cfg.model.window_stride
+    else:
+        max_length, stride = _export_max_length(model.config, tokenizer), ModelConfig.window_stride
+    return Loaded(
+        model=model,
+        tokenizer=tokenizer,
+        labels=labels,
+        max_length=max_length,
+        stride=stride,
+        path=directory,
+        checkpoint="hf",
+        run_dir=run_dir,
+        cfg=cfg,
+        epoch=None,
+        step=None,
+    )
+
+
+def _export_max_length(config, tokenizer) -> int:
+    """The window of a model known only by its export: tokenizer limit and position table."""
+    limit = tokenizer.model_max_length
+    length = min(limit, 512) if limit and limit < 10**6 else 512
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        if "roberta" in config.model_type or config.model_type == "camembert":
+            positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
+        length = min(length, positions)
+    return length
