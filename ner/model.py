@@ -7,6 +7,7 @@ model with random (seeded) weights, and a SentencePiece Unigram tokenizer traine
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0, 1
 
 def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Path) -> None:
     """Train a SentencePiece Unigram tokenizer on sentences of words and save it (HF format)."""
+    from tokenizers import Tokenizer
     from tokenizers.implementations import SentencePieceUnigramTokenizer
     from transformers import XLMRobertaTokenizerFast
 
@@ -39,8 +41,16 @@ def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Pa
         show_progress=False,
     )
     sp.add_special_tokens(["<mask>"])
+    # The trainer sums piece scores in parallel threads, so their last digits, and the order of
+    # pieces with equal scores, vary run to run. Rounded and sorted (specials first, as trained),
+    # the same sentences give the same tokenizer file, ids and segmentation every time.
+    spec = json.loads(sp.to_str())
+    vocab = spec["model"]["vocab"]
+    n_special = len(SPECIAL_TOKENS) - 1
+    pieces = sorted(([p, round(s, 6)] for p, s in vocab[n_special:]), key=lambda v: (-v[1], v[0]))
+    spec["model"]["vocab"] = vocab[:n_special] + pieces
     tok = XLMRobertaTokenizerFast(
-        tokenizer_object=sp._tokenizer,
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
         bos_token="<s>",
         eos_token="</s>",
         sep_token="</s>",
