@@ -36,7 +36,7 @@ class RunLog:
         if not self.enabled:
             return
         self.history.append(
-            {"loss": round(loss, 6), "learning_rate": lr, "epoch": round(epoch, 4), "step": step}
+            {"loss": loss, "learning_rate": lr, "epoch": round(epoch, 4), "step": step}
         )
         self.tb.add_scalar("train/loss", loss, step)
         self.tb.add_scalar("train/lr", lr, step)

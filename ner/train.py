@@ -70,7 +70,10 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
+    started = time.time()
     say = rundir.Printer(run_dir, env.is_main)
+    if env.is_main:
+        rundir.write_run_info(run_dir, env.world_size)
     start = resume_point(cfg, run_dir, env)  # refuses to overwrite another run's directory
 
     run = prepare(cfg, env, run_dir, say)  # data, tokenizer, features, model (seeded)
@@ -181,6 +184,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             collate_fn=collate,
             num_workers=t.num_workers,
             pin_memory=device.type == "cuda",
+            generator=torch.Generator(),  # its seed draw must not consume the global (dropout) RNG
         )
         batches, flags = iter(loader), iter(empty)
         bar = say.progress(
@@ -315,7 +319,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         return None
     from ner.finish import finish
 
-    finish(cfg, env, run_dir, run, model, log, asdict(progress), n_train, collate, say)
+    finish(cfg, env, run_dir, run, model, log, asdict(progress), n_train, collate, say, started)
     return progress.best
 
 
@@ -354,8 +358,6 @@ def hydra_main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     env = distributed.setup(cfg.trainer.device)
     try:
-        if env.is_main:
-            rundir.write_run_info(run_dir, env.world_size)
         return train(cfg, env, run_dir)
     except UserError as e:
         rundir.record_failure(run_dir, env, e)
@@ -402,4 +404,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the importable module, not `__main__`, so launchers that pickle the task
+    # function (submitit for Slurm) pickle a reference to ner.train.hydra_main.
+    from ner.train import main as _main
+
+    _main()
