@@ -43,8 +43,19 @@ def hyperparameters(cfg, env: distributed.Env) -> dict:
 
 
 def finish(
-    cfg, env, run_dir: Path, run, model, log, progress: dict, n_train: int, collate, say
+    cfg,
+    env,
+    run_dir: Path,
+    run,
+    model,
+    log,
+    progress: dict,
+    n_train: int,
+    collate,
+    say,
+    started: float,
 ) -> None:
+    """Rank 0 writes; every rank evaluates. `started`: time.time() when this process began."""
     t = cfg.trainer
     best_path = run_dir / "checkpoints" / "best.pt"
     best = checkpoint.load(best_path)  # every rank: the test split is sharded too
@@ -114,7 +125,7 @@ def finish(
                     if k.startswith("eval_") and k != "eval_per_type"
                 },
                 "test": {k: v for k, v in (test or {}).items() if k != "test_per_type"} or None,
-                "wall_time_s": round(time.time() - (run_dir / "run_info.json").stat().st_mtime, 1),
+                "wall_time_s": round(time.time() - started, 1),
             },
         )
         say(f"run directory: {run_dir}")

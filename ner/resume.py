@@ -5,12 +5,15 @@
   run is never overwritten.
 - a path: resume from that checkpoint file.
 
-Resuming into a run directory whose checkpoint was made with a different configuration is
-refused (naming the keys that differ), except for keys that do not change what is computed.
+With `auto`, a run directory whose checkpoint was made with a different configuration is refused
+(naming the keys that differ), except for keys that do not change what is computed. With an
+explicit path the differences are printed as a warning: continuing under new settings is then a
+choice. A checkpoint of another label set or model shape is refused either way.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +80,13 @@ def resume_point(cfg, run_dir: Path, env) -> Resume | None:
         path = Path(mode)
     ckpt = checkpoint.load(path)
     diff = config_differences(ckpt["config"], cfg)
-    if diff:
+    if diff and mode != "auto":  # an explicit path: the user chose to continue under new settings
+        if env.is_main:
+            print(
+                f"warning: resuming {path} with changed settings: {'; '.join(diff)}",
+                file=sys.stderr,
+            )
+    elif diff:
         raise UserError(
             f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
             f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
