@@ -1,0 +1,242 @@
+"""End to end on the tiny model: the demo learns, logs, checkpoints, resumes exactly, exports."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import QUICK, compose, eval_entries, run_cli, train_in_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("demo")
+    best, history = train_in_process(
+        run_dir, [*QUICK, "trainer.epochs=4", "data.max_train_samples=600"]
+    )
+    return run_dir, best, history
+
+
+def test_f1_rises_and_history_has_one_eval_entry_per_epoch(demo_run):
+    run_dir, best, history = demo_run
+    evals = eval_entries(history)
+    assert [e["epoch"] for e in evals] == [1.0, 2.0, 3.0, 4.0]
+    for e in evals:
+        for key in (
+            "eval_loss",
+            "eval_precision",
+            "eval_recall",
+            "eval_f1",
+            "eval_accuracy",
+            "eval_runtime",
+            "eval_samples_per_second",
+            "train_loss",
+        ):
+            assert isinstance(e[key], float), key
+    assert evals[-1]["eval_f1"] > evals[0]["eval_f1"] + 0.1
+    assert best == max(e["eval_f1"] for e in evals)
+    train = [e for e in history if "loss" in e and "eval_f1" not in e]
+    assert train and all({"loss", "learning_rate", "epoch", "step"} <= e.keys() for e in train)
+    final = history[-1]
+    assert final["train_runtime"] > 0 and final["train_samples_per_second"] > 0
+    assert final["best_metric"] == best
+
+
+def test_tensorboard_has_the_five_eval_scalars_per_epoch_and_the_card(demo_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, _ = demo_run
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for key in ("loss", "precision", "recall", "f1", "accuracy"):
+        assert [ev.step for ev in acc.Scalars(f"eval/{key}")] == [1, 2, 3, 4]
+    assert acc.Scalars("train/loss") and acc.Scalars("train/lr")
+    assert any("model_card" in t for t in tags["tensors"])
+
+
+def test_card_table_equals_log_history(demo_run):
+    from ner.card import parse_results_table
+
+    run_dir, _, history = demo_run
+    rows = parse_results_table((run_dir / "README.md").read_text())
+    evals = eval_entries(history)
+    assert len(rows) == len(evals)
+    for row, e in zip(rows, evals, strict=True):
+        assert row["epoch"] == e["epoch"] and row["step"] == e["step"]
+        for key in (
+            "train_loss",
+            "eval_loss",
+            "eval_precision",
+            "eval_recall",
+            "eval_f1",
+            "eval_accuracy",
+        ):
+            assert row[key] == float(f"{e[key]:.4f}"), key
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "finished" and result["test"]["test_f1"] > 0
+
+
+def test_exported_best_model_tags_hebrew_in_a_pipeline(demo_run):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    run_dir, _, _ = demo_run
+    model = AutoModelForTokenClassification.from_pretrained(run_dir / "best_model")
+    tok = AutoTokenizer.from_pretrained(run_dir / "best_model")
+    assert model.config.id2label[1] == "B-PER" and model.config.label2id["I-LOC"] == 6
+    tagger = pipeline(
+        "token-classification", model=model, tokenizer=tok, aggregation_strategy="simple"
+    )
+    out = tagger("דני כהן נסע לירושלים עם בנק הפועלים")
+    assert isinstance(out, list) and out, "the demo model finds entities in a Hebrew sentence"
+    assert {o["entity_group"] for o in out} <= {"PER", "ORG", "LOC"}
+
+
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
+    """Stopped after a mid-epoch checkpoint and resumed == never stopped (histories, weights)."""
+    common = [*QUICK, "trainer.epochs=3", "trainer.save_every_steps=7"]
+    _, full = train_in_process(tmp_path / "full", common)
+    # 30 steps per epoch: stop at step 40 (epoch 2), after the checkpoint of step 35.
+    train_in_process(tmp_path / "cut", [*common, "trainer.stop_after_steps=40"])
+    last = torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)
+    assert last["progress"]["global_step"] == 35 and last["progress"]["step_in_epoch"] == 5
+    _, resumed = train_in_process(tmp_path / "cut", common)
+
+    def numbers(history):
+        return [
+            {k: v for k, v in e.items() if "runtime" not in k and "per_second" not in k}
+            for e in history
+        ]
+
+    a, b = numbers(full), numbers(resumed)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            if isinstance(x[k], float):
+                assert x[k] == pytest.approx(y[k], abs=1e-6), k
+            elif k != "eval_per_type" and k != "test_per_type":
+                assert x[k] == y[k], k
+    wa = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+    assert len(list((tmp_path / "cut/checkpoints").glob("step-*.pt"))) == 1  # keep_last=1
+
+
+def test_checkpoint_of_another_label_set_is_refused(tmp_path, demo_run):
+    from ner.errors import UserError
+
+    run_dir, _, _ = demo_run
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "t.jsonl").write_text(
+        '{"tokens": ["דני", "כהן"], "ner_tags": ["B-PER", "I-PER"]}\n', encoding="utf-8"
+    )
+    f = str(other / "t.jsonl")
+    with pytest.raises(UserError, match="trained for labels"):
+        train_in_process(
+            other / "run",
+            [
+                *QUICK,
+                "data.name=null",
+                "optim.warmup_steps=0",
+                f"data.train_file={f}",
+                f"data.validation_file={f}",
+                f"trainer.resume={run_dir}/checkpoints/last.pt",
+            ],
+        )
+
+
+def test_resume_never_refuses_to_overwrite(tmp_path, demo_run):
+    from ner.errors import UserError
+
+    run_dir, _, _ = demo_run
+    with pytest.raises(UserError, match="already holds a checkpoint"):
+        train_in_process(run_dir, [*QUICK, "trainer.resume=never"])
+    with pytest.raises(UserError, match="another configuration"):
+        train_in_process(run_dir, [*QUICK, "optim.lr=0.5"])
+
+
+def test_grad_accumulation_equals_double_batch(tmp_path):
+    base = [
+        *QUICK,
+        "model.dropout=0.0",
+        "trainer.epochs=1",
+        "trainer.log_every=1",
+        "trainer.eval_test=false",
+    ]
+    _, a = train_in_process(
+        tmp_path / "a", [*base, "trainer.batch_size=4", "trainer.grad_accum_steps=2"]
+    )
+    _, b = train_in_process(tmp_path / "b", [*base, "trainer.batch_size=8"])
+    la = [e["loss"] for e in a if "learning_rate" in e]
+    lb = [e["loss"] for e in b if "learning_rate" in e]
+    assert len(la) == len(lb) == 30
+    assert la == pytest.approx(lb, abs=1e-5)
+    assert eval_entries(a)[-1]["eval_f1"] == pytest.approx(eval_entries(b)[-1]["eval_f1"], abs=1e-5)
+
+
+def test_non_finite_loss_stops_with_step_and_epoch(tmp_path):
+    from ner.train import Diverged
+
+    with pytest.raises(Diverged, match=r"non-finite loss at optimizer step \d+ \(epoch 1\)"):
+        train_in_process(
+            tmp_path / "nan",
+            [*QUICK, "optim.lr=1e30", "optim.max_grad_norm=0", "trainer.log_every=1"],
+        )
+    assert not (tmp_path / "nan/checkpoints/last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("trainer.foo=1", "error: config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'"),
+        (
+            "trainer.batch_size=abc",
+            "error: config: trainer.batch_size=abc: Value 'abc' of type 'str' could not be converted to Integer",
+        ),
+        ("trainer.batch_size=0", "error: config: trainer.batch_size=0 must be >= 1"),
+        ("+foo=1", "error: config: unknown key foo (every key is listed in ner/config.py)"),
+    ],
+)
+def test_bad_config_is_one_line_not_a_traceback(tmp_path, override, expected):
+    out = run_cli(
+        [sys.executable, "-m", "ner.train", override, f"hydra.run.dir={tmp_path}/r"], tmp_path, 120
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == expected
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_every_experiment_composes(repo):
+    from ner.config import check
+
+    names = sorted(p.stem for p in (repo / "conf/experiment").glob("*.yaml"))
+    assert {"demo", "wikiann_he_card"} <= set(names)
+    for name in names:
+        check(compose([f"experiment={name}"]))
+    card = compose(["experiment=wikiann_he_card"])
+    assert (card.model.name_or_path, card.data.name, card.data.config) == (
+        "xlm-roberta-base",
+        "unimelb-nlp/wikiann",
+        "he",
+    )
+    assert (card.optim.lr, list(card.optim.betas), card.optim.eps, card.optim.weight_decay) == (
+        2e-5,
+        [0.9, 0.999],
+        1e-8,
+        0.0,
+    )
+    assert (
+        card.trainer.batch_size,
+        card.trainer.eval_batch_size,
+        card.trainer.epochs,
+        card.seed,
+    ) == (3, 3, 100, 42)
+    assert card.optim.warmup_steps == 0
