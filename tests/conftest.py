@@ -57,9 +57,20 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, env_extra: dict | No
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def torchrun(nproc: int, args: list[str], cwd: Path, extra: list[str] | None = None, timeout: int = 300):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           *(extra or []), "-m", "ner.train", *args]
+def torchrun(
+    nproc: int, args: list[str], cwd: Path, extra: list[str] | None = None, timeout: int = 300
+):
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *(extra or []),
+        "-m",
+        "ner.train",
+        *args,
+    ]
     return run_cli(cmd, cwd, timeout)
 
 
