@@ -27,6 +27,7 @@ QUICK = [
     "trainer.progress=false",
     "trainer.log_every=5",
     "trainer.threads=1",
+    "optim.warmup_steps=5",
 ]
 
 
