@@ -129,5 +129,5 @@ def finish(
             },
         )
         say(f"run directory: {run_dir}")
-    log.close()
+    log.close(finished=True)
     distributed.barrier(env)

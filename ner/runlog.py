@@ -27,6 +27,7 @@ class RunLog:
         self.enabled = enabled
         self.history: list[dict] = list(history or [])
         self.tb = None
+        self._session_end = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -65,6 +66,21 @@ class RunLog:
             self.tb.flush()
         return entry
 
+    def hparams(self, params: dict, metrics: list[str]) -> None:
+        """Declare the run to TensorBoard's HParams dashboard: its hyperparameters and the scalar
+        tags to show beside them (their last values). The session's end is written by close()."""
+        if not self.enabled:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        experiment, start, self._session_end = hparams(params, dict.fromkeys(metrics, 0.0))
+        self.tb.file_writer.add_summary(experiment)
+        self.tb.file_writer.add_summary(start)
+
+    def best_so_far(self, epoch: float, monitor: str, value: float) -> None:
+        if self.enabled:
+            self.tb.add_scalar(f"best/{monitor}", value, int(round(epoch)))
+
     def final(self, entry: dict) -> None:
         if self.enabled:
             self.history.append(entry)
@@ -78,6 +94,8 @@ class RunLog:
             self.tb.add_text(tag, markdown)
             self.tb.flush()
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         if self.tb is not None:
+            if finished and self._session_end is not None:
+                self.tb.file_writer.add_summary(self._session_end)
             self.tb.close()

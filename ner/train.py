@@ -114,6 +114,14 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         run_dir, env.is_main, history, purge_step=progress.global_step + 1 if start else None
     )
     global_batch = t.batch_size * env.world_size * t.grad_accum_steps
+    log.hparams(
+        hparam_values(cfg, env.world_size),
+        [
+            f"best/{t.monitor}",
+            *(f"eval/{k}" for k in ("f1", "precision", "recall", "accuracy", "loss")),
+            "test/f1",
+        ],
+    )
     say(
         f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
         f"{t.grad_accum_steps} = global batch {global_batch}; {n_train} training windows, "
@@ -296,6 +304,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             )
         else:
             progress.evals_without_improvement += 1
+        log.best_so_far(epoch + 1, t.monitor, progress.best)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         say(
             f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval loss {result['loss']:.4f}, "
@@ -321,6 +330,27 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
     finish(cfg, env, run_dir, run, model, log, asdict(progress), n_train, collate, say, started)
     return progress.best
+
+
+def hparam_values(cfg: DictConfig, world_size: int) -> dict:
+    """What the HParams dashboard lists per run: the keys people sweep, as plain values."""
+    t, o, m = cfg.trainer, cfg.optim, cfg.model
+    return {
+        "lr": o.lr,
+        "batch_size": t.batch_size,
+        "world_size": world_size,
+        "global_batch": t.batch_size * world_size * t.grad_accum_steps,
+        "epochs": t.epochs,
+        "seed": cfg.seed,
+        "warmup_steps": o.warmup_steps,
+        "weight_decay": o.weight_decay,
+        "max_grad_norm": o.max_grad_norm,
+        "dropout": -1.0 if m.dropout is None else m.dropout,
+        "precision": t.precision,
+        "model": str(m.name_or_path or "tiny"),
+        "data": str(cfg.data.name or cfg.data.train_file),
+        "group_by_length": t.group_by_length,
+    }
 
 
 def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.Env) -> None:

@@ -240,3 +240,25 @@ def test_every_experiment_composes(repo):
         card.seed,
     ) == (3, 3, 100, 42)
     assert card.optim.warmup_steps == 0
+
+
+def test_hparams_summary_lists_the_run_for_the_dashboard(demo_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir, _, _ = demo_run
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    assert {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    } <= content.keys()
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["lr"].number_value == pytest.approx(3e-3) and hp["batch_size"].number_value == 8
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    shown = {m.name.tag for m in experiment.experiment.metric_infos}
+    assert {"best/eval_f1", "eval/f1"} <= shown
+    assert [ev.step for ev in acc.Scalars("best/eval_f1")] == [1, 2, 3, 4]
