@@ -74,14 +74,37 @@ def setup(device_kind: str = "auto") -> Env:
     device = pick_device(device_kind, ranks["local_rank"])
     if ranks["world_size"] > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = timedelta(minutes=30)
         dist.init_process_group(
             backend,
+            store=_attempt_store(ranks, timeout),
             rank=ranks["rank"],
             world_size=ranks["world_size"],
-            timeout=timedelta(minutes=30),
+            timeout=timeout,
             device_id=device if device.type == "cuda" else None,
         )
     return Env(device=device, **ranks)
+
+
+def _attempt_store(ranks: dict[str, int], timeout: timedelta) -> dist.Store:
+    """The rendezvous store, with keys private to this attempt of the job.
+
+    After a worker dies, torchrun (--max-restarts) restarts the group against the *same* agent
+    store; the default env:// rendezvous then reads the dead workers' addresses left from the
+    previous attempt and gloo hangs connecting to them. A prefix per restart keeps the attempts
+    apart. Without a torchrun agent (Slurm), rank 0 hosts the store.
+    """
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        ranks["world_size"],
+        is_master=not agent_hosts and ranks["rank"] == 0,
+        timeout=timeout,
+        multi_tenant=True,
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"ner/attempt_{attempt}", store)
 
 
 def teardown() -> None:
