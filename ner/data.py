@@ -119,18 +119,17 @@ def load_splits(data_cfg) -> Splits:
             if split in sentences:
                 sentences[split] = sentences[split][: data_cfg.max_eval_samples]
 
-    if not labels:  # local files only: the label set is the training split's
+    derived = not labels  # local files only: the label set is the training split's
+    if derived:
         labels = labels_from_tags(sentences["train"])
-        check_label_sets(
-            {t for s in sentences["train"] for t in s.tags},
-            {
-                split: {t for s in sents for t in s.tags}
-                for split, sents in sentences.items()
-                if split != "train"
-            },
-        )
     reports = {}
-    for split in list(sentences):
+    for split in list(sentences):  # train first: its sentences define a derived label set
+        if derived and split != "train":
+            name = f"{split} ({files[split]})" if files[split] else split
+            check_label_sets(
+                {t for s in sentences["train"] for t in s.tags},
+                {name: {t for s in sentences[split] for t in s.tags}},
+            )
         sentences[split], reports[split] = validate_split(
             sentences[split], labels, split, data_cfg.on_error
         )

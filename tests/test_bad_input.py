@@ -1,0 +1,114 @@
+"""Bad data stops the run before training with file, line and problem; long sentences lose nothing."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import QUICK, compose, run_cli
+
+GOOD = "דני\tB-PER\nכהן\tI-PER\nגר\tO\nבחיפה\tB-LOC\n\nשלום\tO\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,content,extra,expected",
+    [
+        (
+            "train.conll",
+            GOOD + "\nבית\n",
+            [],
+            "train.conll (split train), line 8: expected 'token<TAB>tag', got 1 field",
+        ),
+        (
+            "train.conll",
+            GOOD.encode() + b"\n\xf9\xe3\tO\n",
+            [],
+            "train.conll (split train), line 8: byte 0xF9",
+        ),
+        (
+            "train.conll",
+            GOOD + "\nגר\tO\nבחיפה\tI-LOC\n",
+            ["data.on_error=raise"],
+            "train.conll (split train), line 8: token 2 of 2 ('בחיפה') has tag I-LOC but follows O",
+        ),
+        (
+            "train.jsonl",
+            '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n',
+            [],
+            "train.jsonl (split train), line 1: 2 tokens but 1 tags",
+        ),
+    ],
+)
+def test_a_faulty_file_stops_the_run_with_place_and_problem(
+    tmp_path, name, content, extra, expected
+):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    dev = tmp_path / "dev.conll"
+    dev.write_text(GOOD, encoding="utf-8")
+    out = run_cli(
+        [
+            sys.executable,
+            "-m",
+            "ner.train",
+            "data.name=null",
+            f"data.train_file={path}",
+            f"data.validation_file={dev}",
+            *extra,
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        tmp_path,
+        120,
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(tmp_path) in line and expected in line
+    assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_missing_validation_split_is_named(tmp_path):
+    from ner.data import load_splits
+    from ner.errors import DataError
+
+    path = tmp_path / "train.conll"
+    path.write_text(GOOD, encoding="utf-8")
+    cfg = compose([*QUICK, "data.name=null", f"data.train_file={path}"])
+    with pytest.raises(
+        DataError,
+        match=r"local files: no validation split \(splits found: train\); give data.validation_file=PATH",
+    ):
+        load_splits(cfg.data)
+
+
+@pytest.mark.slow
+def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(tmp_path):
+    """With windows of 16 sub-tokens most sentences are split; every word still gets one
+    prediction and the metrics equal seqeval over the complete gold sequences."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    from ner.distributed import Env
+    from ner.evaluate import evaluate
+    from ner.features import Collator
+    from ner.prepare import prepare
+    from ner.validate import entity_counts
+
+    cfg = compose([*QUICK, "model.max_length=16", "model.window_stride=3"])
+    run = prepare(cfg, Env(), tmp_path, lambda line: None)
+    stats = run.stats["validation"]
+    assert stats.split_sentences > 30 and stats.windows > stats.sentences
+    gold = run.gold["validation"]
+    result = evaluate(
+        run.model, run.features["validation"], gold, run.labels, 5, Collator(1), Env()
+    )
+    pred = result["predictions"]
+    assert [len(p) for p in pred] == [len(g) for g in gold]
+    assert result["precision"] == pytest.approx(precision_score(gold, pred))
+    assert result["recall"] == pytest.approx(recall_score(gold, pred))
+    assert result["f1"] == pytest.approx(f1_score(gold, pred))
+    support = sum(r["support"] for r in result["per_type"].values())
+    assert support == sum(entity_counts(run.splits.sentences["validation"]).values())
