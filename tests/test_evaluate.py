@@ -1,0 +1,88 @@
+"""Evaluation: the fast path (length-sorted batches, argmax on the device, only scored ids moved)
+gives exactly what the plain path gives (one sentence at a time, full logits to the host)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import QUICK, compose, train_in_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from ner.distributed import Env
+    from ner.prepare import prepare
+
+    run_dir = tmp_path_factory.mktemp("eval")
+    cfg = compose([*QUICK, "model.max_length=24", "model.window_stride=4"])  # some windows
+    run = prepare(cfg, Env(), run_dir, lambda line: None)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a model whose predictions are not all "O"
+        for p in run.model.classifier.parameters():
+            p.normal_(0, 2.0)
+    return run
+
+
+def plain_metrics(run) -> dict:
+    from ner.features import IGNORE, gather_word_predictions
+    from ner.metrics import entity_metrics
+
+    feats, gold = run.features["validation"], run.gold["validation"]
+    run.model.eval()
+    preds, loss_sum, n = [], 0.0, 0
+    with torch.no_grad():
+        for f in feats:
+            ids = torch.tensor([f["input_ids"]])
+            labels = torch.tensor(f["labels"])
+            logits = run.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].cpu()
+            scored = labels != IGNORE
+            loss_sum += F.cross_entropy(logits[scored], labels[scored], reduction="sum").item()
+            n += int(scored.sum())
+            preds.append(logits.argmax(-1)[scored].tolist())
+    words = gather_word_predictions(feats, preds, len(gold))
+    tags = [[run.labels[i] for i in s] for s in words]
+    return {"loss": loss_sum / n, **entity_metrics(gold, tags), "predictions": tags}
+
+
+def test_fast_path_equals_plain_path(prepared):
+    from ner.distributed import Env
+    from ner.evaluate import evaluate
+    from ner.features import Collator
+
+    plain = plain_metrics(prepared)
+    assert 0 < plain["f1"] < 1  # a meaningful comparison: some entities right, some wrong
+    for batch_size in (1, 7, 64):
+        fast = evaluate(
+            prepared.model,
+            prepared.features["validation"],
+            prepared.gold["validation"],
+            prepared.labels,
+            batch_size,
+            Collator(prepared.tokenizer.pad_token_id, 8),
+            Env(),
+        )
+        assert fast["predictions"] == plain["predictions"]
+        for key in ("precision", "recall", "f1", "accuracy"):
+            assert fast[key] == plain[key], key
+        assert fast["loss"] == pytest.approx(plain["loss"], rel=1e-5)
+
+
+def test_early_stopping_after_patience(tmp_path):
+    # eval_loss falls every epoch, so with monitor_mode=max it never improves after epoch 1.
+    _, history = train_in_process(
+        tmp_path,
+        [
+            *QUICK,
+            "trainer.epochs=5",
+            "trainer.monitor=eval_loss",
+            "trainer.monitor_mode=max",
+            "trainer.early_stopping_patience=2",
+        ],
+    )
+    evals = [e for e in history if "eval_f1" in e]
+    assert [e["epoch"] for e in evals] == [1.0, 2.0, 3.0]
+    assert history[-1]["best_epoch"] == 1.0 and history[-1]["monitor"] == "eval_loss"
+    assert "early stopping" in (tmp_path / "train.log").read_text()
