@@ -55,6 +55,9 @@ class DataConfig:
     # What to do with repairable problems (I- tag continuing nothing, empty sentence, invisible
     # token): `raise` stops with the place and the problem; `repair` fixes them visibly and counts.
     on_error: str = "repair"
+    # Where encoded features are cached (keyed by data, tokenizer, window; ner/feature_cache.py),
+    # so each node tokenizes once and later runs not at all; null turns the cache off.
+    cache_dir: str | None = "~/.cache/ner/features"
 
 
 @dataclass

@@ -8,12 +8,14 @@ printed on rank 0 before training starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from ner import distributed
 from ner.data import Splits, load_splits
+from ner.feature_cache import cache_key, cached_features
 from ner.features import FeatureStats, encode_split
 from ner.model import build_model, load_tokenizer, max_length_for, train_tokenizer
 from ner.validate import entity_counts
@@ -55,12 +57,16 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
         f"data: {splits.source}; labels {', '.join(splits.labels)}; windows of {max_length} sub-tokens"
     )
     for split, sentences in splits.sentences.items():
-        features[split], stats[split] = encode_split(
-            tokenizer,
-            [s.tokens for s in sentences],
-            [[label_id[t] for t in s.tags] for s in sentences],
-            max_length,
-            cfg.model.window_stride,
+        tokens = [s.tokens for s in sentences]
+        tag_ids = [[label_id[t] for t in s.tags] for s in sentences]
+        key = cache_key(
+            tokens, tag_ids, splits.labels, tokenizer, max_length, cfg.model.window_stride
+        )
+        features[split], stats[split] = cached_features(
+            cfg.data.cache_dir,
+            key,
+            partial(encode_split, tokenizer, tokens, tag_ids, max_length, cfg.model.window_stride),
+            env,
         )
         gold[split] = [list(s.tags) for s in sentences]
         counts = ", ".join(f"{k} {v}" for k, v in entity_counts(sentences).items())

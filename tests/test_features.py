@@ -17,7 +17,9 @@ def labelled(feature: dict) -> list[int]:
 
 def test_first_piece_labelled_rest_ignored():
     pieces = [[10, 11, 12], [13], [14, 15]]
-    [f] = encode_sentence(pieces, [1, 2, 0], max_length=16, stride=2, cls_id=CLS, sep_id=SEP, unk_id=UNK)
+    [f] = encode_sentence(
+        pieces, [1, 2, 0], max_length=16, stride=2, cls_id=CLS, sep_id=SEP, unk_id=UNK
+    )
     assert f["input_ids"] == [CLS, 10, 11, 12, 13, 14, 15, SEP]
     assert f["labels"] == [IGNORE, 1, IGNORE, IGNORE, 2, 0, IGNORE, IGNORE]
 
@@ -31,7 +33,9 @@ def test_word_without_pieces_gets_unk_and_keeps_label():
 def test_long_sentence_split_into_windows_each_word_labelled_once():
     pieces = [[100 + i, 200 + i] for i in range(20)]  # 40 pieces
     labels = list(range(20))
-    feats = encode_sentence(pieces, labels, max_length=12, stride=2, cls_id=CLS, sep_id=SEP, unk_id=UNK)
+    feats = encode_sentence(
+        pieces, labels, max_length=12, stride=2, cls_id=CLS, sep_id=SEP, unk_id=UNK
+    )
     assert len(feats) > 1
     assert all(len(f["input_ids"]) <= 12 for f in feats)
     assert [lab for f in feats for lab in labelled(f)] == labels
@@ -41,13 +45,17 @@ def test_long_sentence_split_into_windows_each_word_labelled_once():
 
 def test_single_word_longer_than_window_is_capped_not_lost():
     pieces = [[5], list(range(50, 80)), [6]]
-    feats = encode_sentence(pieces, [0, 1, 0], max_length=10, stride=1, cls_id=CLS, sep_id=SEP, unk_id=UNK)
+    feats = encode_sentence(
+        pieces, [0, 1, 0], max_length=10, stride=1, cls_id=CLS, sep_id=SEP, unk_id=UNK
+    )
     assert [lab for f in feats for lab in labelled(f)] == [0, 1, 0]
     assert all(len(f["input_ids"]) <= 10 for f in feats)
 
 
 def test_plan_windows_fits_in_one():
-    assert [(w.start, w.end, w.own_start, w.own_end) for w in plan_windows([1, 2, 3], 6, 1)] == [(0, 3, 0, 3)]
+    assert [(w.start, w.end, w.own_start, w.own_end) for w in plan_windows([1, 2, 3], 6, 1)] == [
+        (0, 3, 0, 3)
+    ]
 
 
 def test_gather_word_predictions_reorders_windows():
@@ -58,7 +66,10 @@ def test_gather_word_predictions_reorders_windows():
 
 def test_collator_pads_and_masks():
     batch = Collator(pad_id=1, pad_to_multiple_of=8)(
-        [{"input_ids": [0, 5, 2], "labels": [IGNORE, 3, IGNORE]}, {"input_ids": [0, 2], "labels": [IGNORE, IGNORE]}]
+        [
+            {"input_ids": [0, 5, 2], "labels": [IGNORE, 3, IGNORE]},
+            {"input_ids": [0, 2], "labels": [IGNORE, IGNORE]},
+        ]
     )
     assert batch["input_ids"].shape == (2, 8)
     assert batch["input_ids"][1].tolist() == [0, 2] + [1] * 6
@@ -103,8 +114,21 @@ def tokenizer(tmp_path_factory):
 
 HEBREW_LATIN = st.text(
     alphabet=st.sampled_from(
-        list("אבגדהוזחטיכלמנסעפצקרשת") + list("abcXYZ019") + list(".,:;!?()'\"-")
-        + ["\u200d", "\u200c", "\u200e", "\u200f", "\u202b", "\u0301", "\u05b7", "😀", "\U0001F1EE", "\x07"]
+        list("אבגדהוזחטיכלמנסעפצקרשת")
+        + list("abcXYZ019")
+        + list(".,:;!?()'\"-")
+        + [
+            "\u200d",
+            "\u200c",
+            "\u200e",
+            "\u200f",
+            "\u202b",
+            "\u0301",
+            "\u05b7",
+            "😀",
+            "\U0001f1ee",
+            "\x07",
+        ]
     ),
     min_size=1,
     max_size=30,
@@ -125,3 +149,26 @@ def test_real_tokenizer_alignment_and_windows(tokenizer, words, max_length):
     assert all(len(f["input_ids"]) <= max_length for f in feats)
     assert [lab for f in feats for lab in labelled(f)] == labels
     assert gather_word_predictions(feats, [labelled(f) for f in feats], 1) == [labels]
+
+
+def test_feature_cache_is_keyed_by_content_and_returns_what_was_built(tmp_path, tokenizer):
+    from ner.distributed import Env
+    from ner.feature_cache import cache_key, cached_features
+    from ner.features import encode_split
+
+    words, tags = [["דני", "כהן"], ["שלום"]], [[1, 2], [0]]
+    key = cache_key(words, tags, ["O", "B-PER", "I-PER"], tokenizer, 32, 4)
+    assert key != cache_key(words, tags, ["O", "B-PER", "I-PER"], tokenizer, 16, 4)
+    assert key != cache_key(
+        [["דני", "כהן"], ["שלוםם"]], tags, ["O", "B-PER", "I-PER"], tokenizer, 32, 4
+    )
+    calls = []
+
+    def build():
+        calls.append(1)
+        return encode_split(tokenizer, words, tags, 32, 4)
+
+    first = cached_features(str(tmp_path), key, build, Env())
+    again = cached_features(str(tmp_path), key, build, Env())
+    assert len(calls) == 1 and (tmp_path / f"{key}.json").is_file()
+    assert again[0] == first[0] and again[1] == first[1]
