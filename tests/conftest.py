@@ -82,3 +82,29 @@ def eval_entries(history: list[dict]) -> list[dict]:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+# A finished demo run shared by the ner-evaluate and ner-predict tests (trained once per session).
+CLI_RUN_EPOCHS = 2
+CLI_RUN = [
+    f"trainer.epochs={CLI_RUN_EPOCHS}",
+    "data.max_train_samples=300",
+    "data.max_eval_samples=101",  # odd, and not a multiple of the eval batch
+    "trainer.progress=false",
+]
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished tiny demo run, with .hydra/config.yaml as Hydra writes it."""
+    from omegaconf import OmegaConf
+
+    from ner import distributed
+    from ner.train import train
+
+    run_dir = tmp_path_factory.getbasetemp() / "cli-demo-run"
+    cfg = compose(CLI_RUN)
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    train(cfg, distributed.Env(), run_dir)
+    return run_dir

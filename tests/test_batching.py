@@ -30,7 +30,11 @@ def test_two_ranks_see_what_one_rank_with_double_batch_sees(group):
     one = epoch_plan(lengths, 6, 1, 1, seed=42, epoch=0, group_by_length=group)
     two = epoch_plan(lengths, 3, 2, 1, seed=42, epoch=0, group_by_length=group)
     accum = epoch_plan(lengths, 3, 1, 2, seed=42, epoch=0, group_by_length=group)
-    assert [flatten_step(s) for s in one] == [flatten_step(s) for s in two] == [flatten_step(s) for s in accum]
+    assert (
+        [flatten_step(s) for s in one]
+        == [flatten_step(s) for s in two]
+        == [flatten_step(s) for s in accum]
+    )
 
 
 def test_epochs_differ_and_plan_is_deterministic():
@@ -47,8 +51,13 @@ def test_group_by_length_reduces_padding():
     lengths = [rng.randint(5, 120) for _ in range(2000)]
 
     def padding(plan):
-        return sum(max(lengths[i] for i in r) * len(r) - sum(lengths[i] for i in r)
-                   for s in plan for m in s for r in m if r)
+        return sum(
+            max(lengths[i] for i in r) * len(r) - sum(lengths[i] for i in r)
+            for s in plan
+            for m in s
+            for r in m
+            if r
+        )
 
     grouped = epoch_plan(lengths, 8, 1, 1, seed=0, epoch=0, group_by_length=True)
     plain = epoch_plan(lengths, 8, 1, 1, seed=0, epoch=0, group_by_length=False)

@@ -11,46 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CLI_RUN_EPOCHS as QUICK_EPOCHS
 
 from ner.evaluate_cli import main
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub
-
-REPO = Path(__file__).resolve().parent.parent
-# The same quick run as tests/test_predict.py: whichever module runs first trains it.
-QUICK_EPOCHS = 2
-QUICK = [
-    f"trainer.epochs={QUICK_EPOCHS}",
-    "data.max_train_samples=300",
-    "data.max_eval_samples=101",  # odd, and not a multiple of the eval batch
-    "trainer.progress=false",
-]
 METRICS = ("loss", "precision", "recall", "f1", "accuracy")
-
-
-def demo_run(tmp_path_factory) -> Path:
-    """A finished tiny demo run, trained once per test session and shared by the CLI tests."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    from ner import distributed, rundir
-    from ner.train import train  # also registers the config schema and resolvers
-
-    run_dir = tmp_path_factory.getbasetemp() / "cli-demo-run"
-    if (run_dir / "result.json").is_file():
-        return run_dir
-    with hydra.initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = hydra.compose("config", overrides=QUICK)
-    (run_dir / ".hydra").mkdir(parents=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # as Hydra writes it
-    rundir.write_run_info(run_dir, 1)
-    train(cfg, distributed.Env(), run_dir)
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return demo_run(tmp_path_factory)
 
 
 def history(run_dir: Path) -> list[dict]:
@@ -201,7 +166,7 @@ def test_export_outside_its_run_needs_data(run_dir, tmp_path, capsys):
     assert "--data-file" in capsys.readouterr().err
 
     # The run's validation data as a file: the same numbers as the run's log.
-    data = write_jsonl(tmp_path / "dev.jsonl", generate_demo()["validation"][:100])
+    data = write_jsonl(tmp_path / "dev.jsonl", generate_demo()["validation"][:101])
     out = tmp_path / "m.json"
     assert main([str(export), "--data-file", str(data), "--output", str(out)]) == 0
     assert_same(json.loads(out.read_text()), eval_entry(run_dir), "eval")

@@ -6,48 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from ner.predict import _lines, decode_entities, format_text, main
 from ner.words import split_words
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub
-
-REPO = Path(__file__).resolve().parent.parent
-# The same quick run as tests/test_evaluate_cli.py: whichever module runs first trains it.
-QUICK = [
-    "trainer.epochs=2",
-    "data.max_train_samples=300",
-    "data.max_eval_samples=101",  # odd, and not a multiple of the eval batch
-    "trainer.progress=false",
-]
-
-
-def demo_run(tmp_path_factory) -> Path:
-    """A finished tiny demo run, trained once per test session and shared by the CLI tests."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    from ner import distributed, rundir
-    from ner.train import train  # also registers the config schema and resolvers
-
-    run_dir = tmp_path_factory.getbasetemp() / "cli-demo-run"
-    if (run_dir / "result.json").is_file():
-        return run_dir
-    with hydra.initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = hydra.compose("config", overrides=QUICK)
-    (run_dir / ".hydra").mkdir(parents=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # as Hydra writes it
-    rundir.write_run_info(run_dir, 1)
-    train(cfg, distributed.Env(), run_dir)
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return demo_run(tmp_path_factory)
 
 
 def entity(typ, text, start_word, end_word, start, end) -> dict:

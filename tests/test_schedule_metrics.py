@@ -37,7 +37,12 @@ def test_metrics_equal_seqeval():
     assert m["accuracy"] == pytest.approx(accuracy_score(GOLD, PRED))
     # by hand: gold entities PER, LOC, ORG, LOC; predicted PER, ORG (I- after O starts one), LOC, LOC, PER
     assert m["precision"] == pytest.approx(2 / 5) and m["recall"] == pytest.approx(2 / 4)
-    assert m["per_type"]["PER"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}
+    assert m["per_type"]["PER"] == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": pytest.approx(2 / 3),
+        "support": 1,
+    }
     assert m["per_type"]["LOC"]["support"] == 2
 
 

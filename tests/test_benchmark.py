@@ -1,0 +1,121 @@
+"""experiments/benchmark: the table's pieces (fast), and bench.py / gpu.py end to end on tiny sizes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_DIR = REPO / "experiments" / "benchmark"
+
+
+def load(name: str):
+    """Import a script of experiments/benchmark under a unique module name."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(train, evl, mem, f1, acc=0.9) -> dict:
+    return {"train": train, "eval": evl, "memory": mem, "f1": f1, "accuracy": acc}
+
+
+def test_table_has_every_column_and_system():
+    bench = load("bench")
+    summary = {"ours": row(300, 900, 500, 0.5), "trainer": row(100, 200, 600, 0.495)}
+    lines = bench.table(summary).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == list(bench.COLUMNS)
+    assert lines[2].startswith("| ours | 300.0 | 900.0 | 500 | 0.5000 | 0.9000 |")
+    assert lines[3].startswith("| trainer | 100.0 | 200.0 | 600 |")
+
+
+def test_ratios_check_each_target():
+    bench = load("bench")
+    summary = {
+        "ours": row(150, 600, 500, 0.50),
+        "trainer": row(100, 200, 600, 0.495),  # train 1.5x, eval 3x, memory lower, dF1 0.005
+        "trainer_gbl": row(130, 250, 400, 0.52),  # train 1.15x, eval 2.4x, memory higher, dF1 0.02
+    }
+    default, gbl = bench.ratios(summary)
+    assert "train 1.50x" in default and "eval 3.00x" in default
+    assert "NOT met" not in default
+    assert "train >= 1.2x: NOT met" in gbl
+    assert "eval >= 3x: NOT met" in gbl
+    assert "memory <= 1x: NOT met" in gbl
+    assert "|dF1| <= 0.01: NOT met" in gbl
+
+
+def test_median_over_repeats():
+    bench = load("bench")
+    runs = {"ours": [row(1, 10, 100, 0.1), row(3, 30, 300, 0.3), row(2, 20, 200, 0.2)]}
+    assert bench.summarise(runs)["ours"] == row(2, 20, 200, 0.2, 0.9)
+
+
+def test_synthetic_batches_look_like_wikiann():
+    gpu = load("gpu")
+    batches = gpu.make_batches(50, 32, 25.0, 8.6, 1000, True, seed=0)
+    lengths = [n for b in batches for n in b["lengths"]]
+    assert len(lengths) == 50 * 32
+    assert 23 < sum(lengths) / len(lengths) < 28
+    labelled = sum(int((b["labels"] != gpu.IGNORE).sum()) for b in batches) / len(lengths)
+    assert 7 < labelled < 10.5  # ~8.6 words per sentence
+    for b in batches:
+        assert b["input_ids"].shape[1] % 8 == 0
+        for r, n in enumerate(b["lengths"]):
+            assert int(b["attention_mask"][r].sum()) == n
+            assert b["labels"][r, 0] == gpu.IGNORE and (b["labels"][r, n - 1 :] == gpu.IGNORE).all()
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_tiny_on_cpu():
+    gpu = load("gpu")
+    report = gpu.main(["--tiny", "--device", "cpu", "--steps", "2", "--batch-sizes", "3,8"])
+    assert [r["batch"] for r in report["train"]] == [3, 8]
+    for r in report["train"]:
+        assert r["step_ms"] > 0 and r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0
+    est = report["card_estimate_hours"]
+    assert est["total"] == pytest.approx(est["train"] + est["eval"])
+
+
+@pytest.mark.slow
+def test_bench_prints_table_with_every_system(tmp_path):
+    bench = load("bench")
+    results = tmp_path / "RESULTS.md"
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "bench.py"),
+        "--data=demo",
+        "--tiny",
+        "--max-train-samples=48",
+        "--max-eval-samples=24",
+        "--epochs=1",
+        "--batch-size=16",
+        f"--work-dir={tmp_path / 'work'}",
+        f"--results={results}",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| system |"))
+    assert [c.strip() for c in lines[header].strip("|").split("|")] == list(bench.COLUMNS)
+    rows = {}
+    for line in lines[header + 2 : header + 5]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = [float(c) for c in cells[1:]]
+    assert set(rows) == {"ours", "trainer", "trainer_gbl"}
+    for name, (train, evl, mem, f1, acc) in rows.items():
+        assert train > 0 and evl > 0 and mem > 100, name  # a Python process with torch
+        assert 0 <= f1 <= 1 and 0 < acc <= 1, name
+    assert re.search(r"ours/trainer: train [\d.]+x", out.stdout)
+    assert re.search(r"ours/trainer_gbl: train [\d.]+x", out.stdout)
+    text = results.read_text()
+    assert "python experiments/benchmark/bench.py --data=demo --tiny" in text
+    assert lines[header] in text
