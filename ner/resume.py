@@ -92,3 +92,27 @@ def resume_point(cfg, run_dir: Path, env) -> Resume | None:
             f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
         )
     return Resume(path, ckpt)
+
+
+def restore(
+    start: Resume, labels: list[str], model, optimizer, scheduler, scaler, env
+) -> tuple[dict, list]:
+    """Load states from a checkpoint into the run; return (loop progress, log history).
+
+    RNG streams are restored exactly when the world size is unchanged."""
+    ckpt = start.checkpoint
+    checkpoint.check_compatible(ckpt, start.path, labels, model)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    rngs = ckpt["rng"]
+    if len(rngs) == env.world_size:
+        checkpoint.set_rng_state(rngs[env.rank], env.device)
+    elif env.is_main:
+        print(
+            f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
+            "batches are the same, dropout streams are not",
+            file=sys.stderr,
+        )
+    return ckpt["progress"], ckpt["history"]

@@ -99,3 +99,24 @@ class RunLog:
             if finished and self._session_end is not None:
                 self.tb.file_writer.add_summary(self._session_end)
             self.tb.close()
+
+
+def hparam_values(cfg, world_size: int) -> dict:
+    """What the HParams dashboard lists per run: the keys people sweep, as plain values."""
+    t, o, m = cfg.trainer, cfg.optim, cfg.model
+    return {
+        "lr": o.lr,
+        "batch_size": t.batch_size,
+        "world_size": world_size,
+        "global_batch": t.batch_size * world_size * t.grad_accum_steps,
+        "epochs": t.epochs,
+        "seed": cfg.seed,
+        "warmup_steps": o.warmup_steps,
+        "weight_decay": o.weight_decay,
+        "max_grad_norm": o.max_grad_norm,
+        "dropout": -1.0 if m.dropout is None else m.dropout,
+        "precision": t.precision,
+        "model": str(m.name_or_path or "tiny"),
+        "data": str(cfg.data.name or cfg.data.train_file),
+        "group_by_length": t.group_by_length,
+    }

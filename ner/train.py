@@ -35,8 +35,8 @@ from ner.errors import UserError
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE, Collator
 from ner.prepare import prepare
-from ner.resume import Resume, resume_point
-from ner.runlog import RunLog
+from ner.resume import restore, resume_point
+from ner.runlog import RunLog, hparam_values
 from ner.schedule import linear_schedule
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -109,7 +109,8 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
     progress, history = Progress(), []
     if start is not None:
-        progress, history = restore(start, run, model, optimizer, scheduler, scaler, env)
+        saved, history = restore(start, run.labels, model, optimizer, scheduler, scaler, env)
+        progress = Progress(**saved)
     log = RunLog(
         run_dir, env.is_main, history, purge_step=progress.global_step + 1 if start else None
     )
@@ -131,22 +132,17 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
     collate = Collator(run.tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
     lengths = [len(f["input_ids"]) for f in run.features["train"]]
-    bad_step = torch.full(
-        (), -1, dtype=torch.long, device=device
-    )  # first step with a non-finite loss
-    window_loss = torch.zeros(
-        (), dtype=torch.float64, device=device
-    )  # this rank's, since the last log
-    window_count = torch.zeros((), dtype=torch.long, device=device)  # global
-    epoch_loss = torch.zeros(
-        (), dtype=torch.float64, device=device
-    )  # this rank's, since the last sync
-    epoch_count = torch.zeros((), dtype=torch.long, device=device)  # global
+    # Loss bookkeeping stays on the device; it is read at log, checkpoint and epoch ends only.
+    # Sums of cross-entropy are this rank's; counts of labelled tokens are already global.
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step
+    window_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the last log
+    window_count = torch.zeros((), dtype=torch.long, device=device)
+    epoch_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the last sync
+    epoch_count = torch.zeros((), dtype=torch.long, device=device)
     interrupted = False
 
     def save(best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
-        nonlocal epoch_loss, epoch_count
         check_finite(bad_step, progress, env)
         summed = distributed.all_reduce_sum(epoch_loss.clone(), env)
         progress.epoch_loss_sum += float(summed)
@@ -297,13 +293,10 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             value > progress.best if t.monitor_mode == "max" else value < progress.best
         )
         if improved:
-            progress.best, progress.best_epoch, progress.evals_without_improvement = (
-                value,
-                float(epoch + 1),
-                0,
-            )
-        else:
-            progress.evals_without_improvement += 1
+            progress.best, progress.best_epoch = value, float(epoch + 1)
+        progress.evals_without_improvement = (
+            0 if improved else progress.evals_without_improvement + 1
+        )
         log.best_so_far(epoch + 1, t.monitor, progress.best)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         say(
@@ -314,13 +307,9 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         )
         log.save()
         save(best_improved=improved)
-        if (
-            t.early_stopping_patience
-            and progress.evals_without_improvement >= t.early_stopping_patience
-        ):
-            say(
-                f"early stopping: {t.monitor} did not improve for {t.early_stopping_patience} evaluations"
-            )
+        patience = t.early_stopping_patience
+        if patience and progress.evals_without_improvement >= patience:
+            say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
             break
 
     if interrupted:
@@ -332,27 +321,6 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     return progress.best
 
 
-def hparam_values(cfg: DictConfig, world_size: int) -> dict:
-    """What the HParams dashboard lists per run: the keys people sweep, as plain values."""
-    t, o, m = cfg.trainer, cfg.optim, cfg.model
-    return {
-        "lr": o.lr,
-        "batch_size": t.batch_size,
-        "world_size": world_size,
-        "global_batch": t.batch_size * world_size * t.grad_accum_steps,
-        "epochs": t.epochs,
-        "seed": cfg.seed,
-        "warmup_steps": o.warmup_steps,
-        "weight_decay": o.weight_decay,
-        "max_grad_norm": o.max_grad_norm,
-        "dropout": -1.0 if m.dropout is None else m.dropout,
-        "precision": t.precision,
-        "model": str(m.name_or_path or "tiny"),
-        "data": str(cfg.data.name or cfg.data.train_file),
-        "group_by_length": t.group_by_length,
-    }
-
-
 def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.Env) -> None:
     """Stop (before any checkpoint is written) if a step's loss was NaN or infinite on any rank."""
     step = int(distributed.all_reduce_max(bad_step.clone(), env))
@@ -361,26 +329,6 @@ def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.En
             f"training diverged: non-finite loss at optimizer step {step} (epoch {progress.epoch + 1}); "
             "the last checkpoint, from before that step, is kept; lower optim.lr or check the data"
         )
-
-
-def restore(start: Resume, run, model, optimizer, scheduler, scaler, env) -> tuple[Progress, list]:
-    """Load states from a checkpoint; RNG streams exactly when the world size is unchanged."""
-    ckpt = start.checkpoint
-    checkpoint.check_compatible(ckpt, start.path, run.labels, model)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    rngs = ckpt["rng"]
-    if len(rngs) == env.world_size:
-        checkpoint.set_rng_state(rngs[env.rank], env.device)
-    elif env.is_main:
-        print(
-            f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
-            "batches are the same, dropout streams are not",
-            file=sys.stderr,
-        )
-    return Progress(**ckpt["progress"]), ckpt["history"]
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
