@@ -57,6 +57,7 @@ def test_single_node_command_is_standalone_and_keeps_overrides_whole() -> None:
         "hydra.run.dir='/r/3'",
         "hydra.job.num=3",
         "hydra.job.id=3",
+        "hydra.mode=RUN",  # a sweep defined in an experiment file must not nest inside the job
     ]
 
 

@@ -137,6 +137,9 @@ def torchrun_command(
     cmd += ["--max_restarts", str(cfg.max_restarts), *program, *job_args]
     cmd += [f"hydra.run.dir={quote_override_value(job_dir)}"]
     cmd += [f"hydra.job.num={job_num}", f"hydra.job.id={job_num}"]
+    # Each job is one run: an experiment file that sets `hydra.mode: MULTIRUN` (a sweep defined
+    # in YAML) must not start a nested sweep inside the job.
+    cmd += ["hydra.mode=RUN"]
     return cmd
 
 
