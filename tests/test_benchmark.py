@@ -60,9 +60,9 @@ def test_median_over_repeats():
 
 def test_synthetic_batches_look_like_wikiann():
     gpu = load("gpu")
-    batches = gpu.make_batches(50, 32, 25.0, 8.6, 1000, True, seed=0)
+    batches = gpu.make_batches(20, 16, 25.0, 8.6, 1000, True, seed=0)
     lengths = [n for b in batches for n in b["lengths"]]
-    assert len(lengths) == 50 * 32
+    assert len(lengths) == 20 * 16
     assert 23 < sum(lengths) / len(lengths) < 28
     labelled = sum(int((b["labels"] != gpu.IGNORE).sum()) for b in batches) / len(lengths)
     assert 7 < labelled < 10.5  # ~8.6 words per sentence
@@ -97,6 +97,7 @@ def test_bench_prints_table_with_every_system(tmp_path):
         "--max-eval-samples=24",
         "--epochs=1",
         "--batch-size=16",
+        "--threads=1",
         f"--work-dir={tmp_path / 'work'}",
         f"--results={results}",
     ]
