@@ -204,12 +204,13 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             for batch, is_empty in zip(micro, [next(flags) for _ in step], strict=True):
                 if is_empty:
                     batch["labels"].fill_(IGNORE)
-            # Labelled tokens of this optimizer step, over every rank and micro-step.
+            micro = [{k: v.to(device, non_blocking=True) for k, v in b.items()} for b in micro]
+            # Labelled tokens of this optimizer step, over every rank and micro-step (counted on
+            # the device: no host-device synchronisation).
             n_step = distributed.all_reduce_sum(
-                sum((b["labels"] != IGNORE).sum() for b in micro).to(device), env
+                sum((b["labels"] != IGNORE).sum() for b in micro), env
             ).clamp(min=1)
             for j, batch in enumerate(micro):
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 last_micro = j == len(micro) - 1
                 sync = nullcontext() if last_micro or not env.distributed else ddp.no_sync()
                 with sync:
