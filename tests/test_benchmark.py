@@ -86,6 +86,7 @@ def test_gpu_script_runs_tiny_on_cpu():
 
 @pytest.mark.slow
 def test_bench_prints_table_with_every_system(tmp_path):
+    pytest.importorskip("accelerate")  # the Trainer needs it: the optional `bench` extra
     bench = load("bench")
     results = tmp_path / "RESULTS.md"
     cmd = [
