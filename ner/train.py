@@ -142,14 +142,17 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     epoch_count = torch.zeros((), dtype=torch.long, device=device)
     interrupted = False
 
-    def save(best_improved: bool = False) -> None:
-        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
-        check_finite(bad_step, progress, env)
-        summed = distributed.all_reduce_sum(epoch_loss.clone(), env)
-        progress.epoch_loss_sum += float(summed)
+    def fold_epoch_loss() -> None:
+        """Move the device-side epoch loss (summed over ranks) into `progress`, which is saved."""
+        progress.epoch_loss_sum += float(distributed.all_reduce_sum(epoch_loss.clone(), env))
         progress.epoch_loss_count += int(epoch_count)
         epoch_loss.zero_()
         epoch_count.zero_()
+
+    def save(best_improved: bool = False) -> None:
+        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
+        check_finite(bad_step, progress, env)
+        fold_epoch_loss()
         rngs = distributed.all_gather_objects(checkpoint.rng_state(device), env)
         if env.is_main:
             checkpoint.save_run(
@@ -270,12 +273,8 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
         # End of epoch: fold this epoch's loss into the total, then evaluate.
         check_finite(bad_step, progress, env)
-        summed = distributed.all_reduce_sum(epoch_loss.clone(), env)
-        train_loss = (progress.epoch_loss_sum + float(summed)) / max(
-            progress.epoch_loss_count + int(epoch_count), 1
-        )
-        epoch_loss.zero_()
-        epoch_count.zero_()
+        fold_epoch_loss()
+        train_loss = progress.epoch_loss_sum / max(progress.epoch_loss_count, 1)
         progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
         result = evaluate(
             model,
