@@ -107,8 +107,8 @@ def prune_steps(directory: Path, keep: int) -> None:
         old.unlink()
 
 
-def export_hf(state_dict: dict, model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
-    """Save weights, config (with id2label/label2id) and tokenizer in Hugging Face format.
+def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
+    """Save the model's weights, config (with id2label/label2id) and tokenizer in HF format.
 
     Written to a sibling temporary directory and renamed into place, so `out_dir` is complete or
     absent (an older export is replaced only by a complete new one).
@@ -118,7 +118,6 @@ def export_hf(state_dict: dict, model: torch.nn.Module, tokenizer, out_dir: Path
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.load_state_dict(state_dict)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     if out_dir.exists():

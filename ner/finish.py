@@ -94,7 +94,9 @@ def finish(
     )
     if env.is_main:
         log.save()
-        checkpoint.export_hf(best["model"], model, run.tokenizer, run_dir / "best_model")
+        checkpoint.export_hf(
+            model, run.tokenizer, run_dir / "best_model"
+        )  # best weights, loaded above
         info = {
             "model_name": cfg.run_name,
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
