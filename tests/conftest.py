@@ -58,21 +58,16 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, env_extra: dict | No
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def torchrun_cmd(launch: list[str], args: list[str], module: str = "ner.train") -> list[str]:
+    """argv of `torchrun LAUNCH -m MODULE ARGS` with this interpreter."""
+    return [sys.executable, "-m", "torch.distributed.run", *launch, "-m", module, *args]
+
+
 def torchrun(
     nproc: int, args: list[str], cwd: Path, extra: list[str] | None = None, timeout: int = 300
 ):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        *(extra or []),
-        "-m",
-        "ner.train",
-        *args,
-    ]
-    return run_cli(cmd, cwd, timeout)
+    launch = ["--standalone", f"--nproc_per_node={nproc}", *(extra or [])]
+    return run_cli(torchrun_cmd(launch, args), cwd, timeout)
 
 
 def eval_entries(history: list[dict]) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICK, eval_entries, torchrun, train_in_process
+from conftest import QUICK, eval_entries, torchrun, torchrun_cmd, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -66,20 +66,14 @@ def test_two_node_simulation_writes_one_run_directory(tmp_path):
     """Two torchrun launchers (--nnodes=2, one process each) meet through a c10d rendezvous."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
+    launch = [
         "--nnodes=2",
         "--nproc_per_node=1",
         "--rdzv_backend=c10d",
         f"--rdzv_endpoint=127.0.0.1:{port}",
         "--rdzv_id=twonode",
-        "-m",
-        "ner.train",
-        *QUICK,
-        "trainer.epochs=1",
     ]
+    cmd = torchrun_cmd(launch, [*QUICK, "trainer.epochs=1"])
     nodes = [
         subprocess.Popen(
             cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -122,18 +116,8 @@ def test_killed_worker_is_restarted_and_the_job_ends_like_an_uninterrupted_one(t
     assert ref.returncode == 0, ref.stderr[-3000:]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "--max-restarts=1",
-        "-m",
-        "ner.train",
-        *args,
-        f"hydra.run.dir={tmp_path}/faulty",
-    ]
+    launch = ["--standalone", "--nproc_per_node=2", "--max-restarts=1"]
+    cmd = torchrun_cmd(launch, [*args, f"hydra.run.dir={tmp_path}/faulty"])
     agent = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import CLI_RUN_EPOCHS as QUICK_EPOCHS
+from conftest import run_cli, torchrun_cmd
 
 from ner.evaluate_cli import main
 
@@ -214,14 +212,7 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
     assert (
         main([str(run_dir), "--output", str(one / "m.json"), "--predictions", str(one / "p")]) == 0
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "ner.evaluate_cli",
+    args = [
         str(run_dir),
         "--output",
         str(two / "m.json"),
@@ -230,8 +221,8 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
         "--device",
         "cpu",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd = torchrun_cmd(["--standalone", "--nproc_per_node=2"], args, module="ner.evaluate_cli")
+    done = run_cli(cmd, tmp_path, 300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("metrics written to") == 1  # rank 0 alone speaks
     a, b = (json.loads((d / "m.json").read_text()) for d in (one, two))
