@@ -141,10 +141,6 @@ def register() -> None:
     """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="data", name="base_data", node=DataConfig)
-    cs.store(group="optim", name="base_optim", node=OptimConfig)
-    cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
 
 
 def unknown_keys(cfg: Any, schema: type, prefix: str = "") -> list[str]:
