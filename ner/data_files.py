@@ -68,13 +68,14 @@ def _parse_conll(lines: list[str], place: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
-    first_line = 0
+    numbers: list[int] = []  # the line of each token
 
     def flush() -> None:
         if tokens:
-            sentences.append(Sentence(list(tokens), list(tags), f"{place}, line {first_line}"))
-            tokens.clear()
-            tags.clear()
+            where = f"{place}, line {numbers[0]}"
+            sentences.append(Sentence(list(tokens), list(tags), where, list(numbers)))
+            for part in (tokens, tags, numbers):
+                part.clear()
 
     for number, line in enumerate(lines, start=1):
         if not line.strip(" \t") or line.startswith("-DOCSTART-"):
@@ -92,10 +93,9 @@ def _parse_conll(lines: list[str], place: str) -> list[Sentence]:
             raise DataError(
                 f"{place}, line {number}: expected 'token<TAB>tag', got 1 field: {line!r}"
             )
-        if not tokens:
-            first_line = number
         tokens.append(fields[0])
         tags.append(fields[-1])
+        numbers.append(number)
     flush()
     return sentences
 

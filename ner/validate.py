@@ -1,16 +1,17 @@
 """Check sentences before tokenization: lengths, tag names, empty and invisible tokens, IOB2.
 
 Every problem is reported with the sentence's `where` (file and line, or dataset, split and row)
-so the user can find it. Problems that have one safe fix (an empty sentence, an invisible token, an
-`I-X` that continues nothing) are errors under `on_error="raise"` and are fixed and counted under
-`on_error="repair"`. A repair never drops a token, because that would silently drop its label.
+so the user can find it; a problem with one token also names that token's own line where the source
+has one line per token (CoNLL). Problems that have one safe fix (an empty sentence, an invisible
+token, an `I-X` that continues nothing) are errors under `on_error="raise"` and are fixed and
+counted under `on_error="repair"`. A repair never drops a token, because that would silently drop its label.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ner.errors import DataError, UserError
 
@@ -29,6 +30,9 @@ class Sentence:
     tokens: list[str]
     tags: list[str]  # tag NAMES (e.g. "B-PER"), never ids
     where: str  # human location, e.g. "data/train.conll (split train), line 12"
+    # The line of each token where the source has one per token (CoNLL), else None. Only for
+    # messages, and not compared: for a given `where` it follows from the token order.
+    lines: list[int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -126,10 +130,11 @@ def validate_split(
             if not _is_invisible(token, sentence, i):
                 continue
             if not repair:
-                raise DataError(
-                    f"{where}: token {i + 1} of {n} {_describe_invisible(token)} and would "
-                    f"vanish in tokenization, losing its tag {tags[i]!r}; remove it, or "
-                    "on_error=repair keeps it as an unknown token"
+                raise _token_error(
+                    sentence,
+                    i,
+                    f"{_describe_invisible(token)} and would vanish in tokenization, losing its "
+                    f"tag {tags[i]!r}; remove it, or on_error=repair keeps it as an unknown token",
                 )
             report.invisible_tokens += 1
             report._note("invisible_token", where)
@@ -137,21 +142,30 @@ def validate_split(
         if fixed is not None:
             report.repaired_iob += fixed[1]
             report._note("iob", where)
-            sentence = Sentence(tokens=tokens, tags=fixed[0], where=where)
+            sentence = replace(sentence, tags=fixed[0])
         kept.append(sentence)
         report.sentences += 1
         report.tokens += n
     return kept, report
 
 
-def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
+def _token_error(sentence: Sentence, i: int, problem: str) -> DataError:
+    """'<where>: token 2 of 3 <problem>', plus the token's own line when it is not `where`'s."""
+    lines = sentence.lines
+    own_line = f" (token on line {lines[i]})" if lines and lines[i] != lines[0] else ""
     n = len(sentence.tokens)
+    return DataError(f"{sentence.where}: token {i + 1} of {n} {problem}{own_line}")
+
+
+def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
     for i, tag in enumerate(sentence.tags):
         if tag not in parsed:
             hint = " (tags must be names such as 'B-PER', not ids)" if _looks_like_id(tag) else ""
-            raise DataError(
-                f"{sentence.where}: token {i + 1} of {n} ({sentence.tokens[i]!r}) has unknown "
-                f"tag {tag!r}{hint}; known labels: {', '.join(parsed)}"
+            raise _token_error(
+                sentence,
+                i,
+                f"({sentence.tokens[i]!r}) has unknown tag {tag!r}{hint}; "
+                f"known labels: {', '.join(parsed)}",
             )
 
 
@@ -161,10 +175,7 @@ def _looks_like_id(tag: object) -> bool:
 
 def _is_invisible(token: object, sentence: Sentence, i: int) -> bool:
     if not isinstance(token, str):
-        raise DataError(
-            f"{sentence.where}: token {i + 1} of {len(sentence.tokens)} is "
-            f"{type(token).__name__} ({token!r}), expected a string"
-        )
+        raise _token_error(sentence, i, f"is {type(token).__name__} ({token!r}), expected a string")
     return all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in token)
 
 
@@ -206,10 +217,12 @@ def _raise_iob(sentence: Sentence, i: int, parsed: dict) -> None:
     after = "starts the sentence" if i == 0 else f"follows {tags[i - 1]}"
     lo, hi = max(0, i - 2), min(n, i + 3)
     context = " ".join(f"[{t}]" if j == i else t for j, t in enumerate(tags[lo:hi], start=lo))
-    raise DataError(
-        f"{sentence.where}: token {i + 1} of {n} ({sentence.tokens[i]!r}) has tag {tag} but "
-        f"{after}, so it continues no entity (tags {lo + 1}-{hi}: {context}); IOB2 needs "
-        f"B-{typ} first; fix the tag, or on_error=repair rewrites it to B-{typ}"
+    raise _token_error(
+        sentence,
+        i,
+        f"({sentence.tokens[i]!r}) has tag {tag} but {after}, so it continues no entity "
+        f"(tags {lo + 1}-{hi}: {context}); IOB2 needs B-{typ} first; fix the tag, or "
+        f"on_error=repair rewrites it to B-{typ}",
     )
 
 

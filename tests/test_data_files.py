@@ -67,6 +67,13 @@ def test_conll_one_field(tmp_path):
     )
 
 
+def test_conll_tokens_carry_their_lines(tmp_path):
+    # prediction files have three columns (token, gold, predicted): the tag is the last
+    path = write(tmp_path, "pred.conll", "\nדוד\tB-PER\tO\nבן-גוריון\tI-PER\tO\n\n\nא\tO\tO\n")
+    sentences = read_sentences(path, "test")
+    assert [(s.tags, s.lines) for s in sentences] == [(["O", "O"], [2, 3]), (["O"], [6])]
+
+
 def test_conll_empty_token_in_tab_mode_is_left_to_validation(tmp_path):
     path = write(tmp_path, "a.conll", "\tB-PER\n")
     assert read_sentences(path, "train")[0].tokens == [""]

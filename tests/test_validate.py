@@ -125,6 +125,32 @@ def test_dangling_inside_tag_raises_with_context(tags, i, after, context):
     assert "rewrites it to B-PER" in msg
 
 
+@pytest.mark.parametrize(
+    "tokens, tags, problem",
+    [
+        (["גר", "בחיפה"], ["O", "I-LOC"], "token 2 of 2 ('בחיפה') has tag I-LOC but follows O"),
+        (["גר", "בחיפה"], ["O", "B-MISC"], "token 2 of 2 ('בחיפה') has unknown tag 'B-MISC'"),
+        (["גר", "\u200f"], ["O", "O"], "token 2 of 2 is invisible (U+200F RIGHT-TO-LEFT MARK)"),
+    ],
+)
+def test_a_token_problem_names_the_tokens_own_line(tokens, tags, problem):
+    where = "train.conll (split train), line 8"
+    with pytest.raises(DataError) as e:
+        run([Sentence(tokens, tags, where, lines=[8, 9])])
+    msg = str(e.value)
+    assert msg.startswith(f"{where}: {problem}")
+    assert msg.endswith(" (token on line 9)")
+
+
+def test_a_problem_with_the_first_token_names_only_the_sentences_line():
+    sentence = Sentence(["בחיפה", "גר"], ["I-LOC", "O"], "x.conll (split train), line 8", [8, 9])
+    with pytest.raises(DataError) as e:
+        run([sentence])
+    assert "line 9" not in str(e.value)
+    kept, _ = run([sentence], "repair")
+    assert kept[0].lines == [8, 9]  # a repaired sentence keeps its lines for later messages
+
+
 def test_dangling_inside_tags_are_rewritten_on_repair():
     original = sent(["a", "b", "c", "d", "e"], ["I-PER", "I-PER", "O", "I-LOC", "I-ORG"])
     kept, report = run([original], "repair")
