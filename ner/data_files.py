@@ -69,6 +69,10 @@ def _parse_conll(lines: list[str], place: str) -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     numbers: list[int] = []  # the line of each token
+    # separator -> (field count, line it was first seen on). Every line has as many fields as the
+    # file's first line with the same separator, so a stray column cannot pass for the tag. Keyed
+    # by separator since 'token<TAB>tag' lines and CoNLL-2003 space-separated lines may mix.
+    columns: dict[str, tuple[int, int]] = {}
 
     def flush() -> None:
         if tokens:
@@ -81,23 +85,37 @@ def _parse_conll(lines: list[str], place: str) -> list[Sentence]:
         if not line.strip(" \t") or line.startswith("-DOCSTART-"):
             flush()
             continue
-        # With a tab, fields are tab-separated (a token may then hold spaces); otherwise
-        # space-separated as in CoNLL-2003. Token is the first field, tag the last.
-        if "\t" in line:
-            fields = [f.strip(" ") for f in line.split("\t")]
-            while len(fields) > 1 and not fields[-1]:
-                fields.pop()  # trailing tabs
-        else:
-            fields = _SPACES.split(line.strip(" "))
+        separator, fields = _split_fields(line)
         if len(fields) < 2:
             raise DataError(
                 f"{place}, line {number}: expected 'token<TAB>tag', got 1 field: {line!r}"
+            )
+        expected, first = columns.setdefault(separator, (len(fields), number))
+        if len(fields) != expected:
+            raise DataError(
+                f"{place}, line {number}: {len(fields)} fields, expected {expected} as on line "
+                f"{first} (the first {separator}-separated line); every line needs the same "
+                f"columns, token first and tag last: {line!r}"
             )
         tokens.append(fields[0])
         tags.append(fields[-1])
         numbers.append(number)
     flush()
     return sentences
+
+
+def _split_fields(line: str) -> tuple[str, list[str]]:
+    """("tab", fields) or ("space", fields) of one token line.
+
+    With a tab, fields are tab-separated (a token may then hold spaces); otherwise
+    space-separated as in CoNLL-2003. Token is the first field, tag the last.
+    """
+    if "\t" not in line:
+        return "space", _SPACES.split(line.strip(" "))
+    fields = [f.strip(" ") for f in line.split("\t")]
+    while len(fields) > 1 and not fields[-1]:
+        fields.pop()  # trailing tabs
+    return "tab", fields
 
 
 def _parse_jsonl(lines: list[str], place: str) -> list[Sentence]:

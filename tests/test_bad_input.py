@@ -33,6 +33,12 @@ GOOD = "דני\tB-PER\nכהן\tI-PER\nגר\tO\nבחיפה\tB-LOC\n\nשלום\tO\
             "train.conll (split train), line 8: token 2 of 2 ('בחיפה') has tag I-LOC but follows O",
         ),
         (
+            "train.conll",
+            GOOD + "\nגר\tO\nבחיפה\tB-LOC\tx\n",
+            [],
+            "train.conll (split train), line 9: 3 fields, expected 2 as on line 1",
+        ),
+        (
             "train.jsonl",
             '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n',
             [],

@@ -74,6 +74,26 @@ def test_conll_tokens_carry_their_lines(tmp_path):
     assert [(s.tags, s.lines) for s in sentences] == [(["O", "O"], [2, 3]), (["O"], [6])]
 
 
+@pytest.mark.parametrize(
+    "content, number, count, expected, first, kind",
+    [
+        ("a\tO\n\nb\tO\nc\tB-PER\tx\n", 4, 3, 2, 1, "tab"),
+        ("a\tNN\tO\nb\tO\n", 2, 2, 3, 1, "tab"),
+        ("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ O\n", 4, 3, 4, 3, "space"),
+    ],
+)
+def test_conll_every_line_has_the_same_fields(
+    tmp_path, content, number, count, expected, first, kind
+):
+    path = write(tmp_path, "train.conll", content)
+    line = content.split("\n")[number - 1]
+    assert read_error(path) == (
+        f"{path} (split train), line {number}: {count} fields, expected {expected} as on line "
+        f"{first} (the first {kind}-separated line); every line needs the same columns, token "
+        f"first and tag last: {line!r}"
+    )
+
+
 def test_conll_empty_token_in_tab_mode_is_left_to_validation(tmp_path):
     path = write(tmp_path, "a.conll", "\tB-PER\n")
     assert read_sentences(path, "train")[0].tokens == [""]
