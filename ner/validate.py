@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ner.errors import DataError, UserError
@@ -160,13 +161,28 @@ def _token_error(sentence: Sentence, i: int, problem: str) -> DataError:
 def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
     for i, tag in enumerate(sentence.tags):
         if tag not in parsed:
-            hint = " (tags must be names such as 'B-PER', not ids)" if _looks_like_id(tag) else ""
+            if _looks_like_id(tag):
+                hint = " (tags must be names such as 'B-PER', not ids)"
+            elif case := _case_hint(tag, parsed):
+                hint = f" ({case})"
+            else:
+                hint = ""
             raise _token_error(
                 sentence,
                 i,
                 f"({sentence.tokens[i]!r}) has unknown tag {tag!r}{hint}; "
                 f"known labels: {', '.join(parsed)}",
             )
+
+
+def _case_hint(tag: object, labels: Iterable[str]) -> str:
+    """A hint such as "did you mean 'B-LOC'? tags are case-sensitive" when tag is one of labels
+    but for case, else ""."""
+    if isinstance(tag, str):
+        for label in labels:
+            if label.casefold() == tag.casefold():
+                return f"did you mean {label!r}? tags are case-sensitive"
+    return ""
 
 
 def _looks_like_id(tag: object) -> bool:

@@ -51,6 +51,16 @@ def test_unknown_tag_is_always_an_error(on_error):
     assert "known labels: O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC" in msg
 
 
+@pytest.mark.parametrize("tag, label", [("b-loc", "B-LOC"), ("o", "O"), ("B-Loc", "B-LOC")])
+def test_unknown_tag_that_differs_only_in_case_says_so(tag, label):
+    with pytest.raises(DataError) as e:
+        run([sent(["a", "b"], ["O", tag])])
+    assert str(e.value).startswith(
+        f"{WHERE}: token 2 of 2 ('b') has unknown tag {tag!r} (did you mean {label!r}? tags are "
+        "case-sensitive); known labels: O, B-PER"
+    )
+
+
 def test_unknown_numeric_tag_hints_at_ids():
     with pytest.raises(DataError, match=r"unknown tag '3' \(tags must be names"):
         run([sent(["a"], ["3"])])
