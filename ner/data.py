@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 from ner import LABELS_WIKIANN
 from ner.errors import DataError
-from ner.validate import Sentence, ValidationReport, check_label_sets, validate_split
+from ner.validate import (
+    Sentence,
+    ValidationReport,
+    check_iob2_tags,
+    check_label_sets,
+    validate_split,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -81,7 +87,11 @@ def _from_demo() -> dict[str, list[Sentence]]:
 
 
 def labels_from_tags(sentences: list[Sentence]) -> list[str]:
-    """O first, then B-/I- of each entity type in alphabetical order (stable across runs)."""
+    """O first, then B-/I- of each entity type in alphabetical order (stable across runs).
+
+    Raises DataError at the first tag that is not IOB2, which would give a wrong label set.
+    """
+    check_iob2_tags(sentences)
     types = sorted({t[2:] for s in sentences for t in s.tags if t != "O"})
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 

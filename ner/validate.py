@@ -78,15 +78,10 @@ def parse_labels(labels: list[str]) -> dict[str, tuple[str, str | None]]:
     """
     parsed: dict[str, tuple[str, str | None]] = {}
     for label in labels:
-        if label == "O":
-            parsed[label] = ("O", None)
-        elif isinstance(label, str) and label[:2] in ("B-", "I-") and label[2:].strip():
-            parsed[label] = (label[0], label[2:])
-        else:
-            raise UserError(
-                f"labels {list(labels)}: {label!r} is not an IOB2 tag "
-                "(expected 'O', 'B-<type>' or 'I-<type>')"
-            )
+        parts = _iob2_parts(label)
+        if parts is None:
+            raise UserError(f"labels {list(labels)}: {label!r} is not an IOB2 tag ({_IOB2})")
+        parsed[label] = parts
     if len(parsed) != len(labels):
         dupes = sorted(label for label, n in Counter(labels).items() if n > 1)
         raise UserError(f"labels {list(labels)}: duplicated {dupes}")
@@ -94,6 +89,19 @@ def parse_labels(labels: list[str]) -> dict[str, tuple[str, str | None]]:
         if prefix == "I" and f"B-{typ}" not in parsed:
             raise UserError(f"labels {list(labels)}: {label!r} has no matching 'B-{typ}'")
     return parsed
+
+
+_IOB2 = "expected 'O', 'B-<type>' or 'I-<type>'"
+
+
+def _iob2_parts(tag: object) -> tuple[str, str | None] | None:
+    """(prefix, type) of an IOB2 tag, exact case: "O" -> ("O", None), "B-PER" -> ("B", "PER");
+    None for anything else."""
+    if tag == "O":
+        return "O", None
+    if isinstance(tag, str) and tag[:2] in ("B-", "I-") and tag[2:].strip():
+        return tag[0], tag[2:]
+    return None
 
 
 def validate_split(
@@ -114,8 +122,7 @@ def validate_split(
     for sentence in sentences:
         tokens, tags, where = sentence.tokens, sentence.tags, sentence.where
         n = len(tokens)
-        if n != len(tags):
-            raise DataError(f"{where}: {n} tokens but {len(tags)} tags")
+        _check_length(sentence)
         if n == 0:
             if not repair:
                 raise DataError(f"{where}: empty sentence (0 tokens); on_error=repair drops it")
@@ -158,6 +165,12 @@ def _token_error(sentence: Sentence, i: int, problem: str) -> DataError:
     return DataError(f"{sentence.where}: token {i + 1} of {n} {problem}{own_line}")
 
 
+def _check_length(sentence: Sentence) -> None:
+    n, m = len(sentence.tokens), len(sentence.tags)
+    if n != m:
+        raise DataError(f"{sentence.where}: {n} tokens but {m} tags")
+
+
 def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
     for i, tag in enumerate(sentence.tags):
         if tag not in parsed:
@@ -173,6 +186,16 @@ def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
                 f"({sentence.tokens[i]!r}) has unknown tag {tag!r}{hint}; "
                 f"known labels: {', '.join(parsed)}",
             )
+
+
+def _shape_problem(tag: object, good: list[str]) -> str:
+    """Why a tag is not IOB2; for a wrong-case 'o' or 'b-per', the tag it probably means (the same
+    tag elsewhere in the data, else the one with the prefix upper-cased)."""
+    fixed = tag[:2].upper() + tag[2:] if isinstance(tag, str) else tag
+    if _iob2_parts(fixed) is None:
+        return f", which is not an IOB2 tag: {_IOB2}"
+    what = "wrong case" if fixed == "O" else "the prefix must be upper-case B- or I-"
+    return f": {what}; {_case_hint(tag, [*good, fixed])}"
 
 
 def _case_hint(tag: object, labels: Iterable[str]) -> str:
@@ -240,6 +263,27 @@ def _raise_iob(sentence: Sentence, i: int, parsed: dict) -> None:
         f"(tags {lo + 1}-{hi}: {context}); IOB2 needs B-{typ} first; fix the tag, or "
         f"on_error=repair rewrites it to B-{typ}",
     )
+
+
+def check_iob2_tags(sentences: list[Sentence]) -> None:
+    """Raise DataError at the first tag that is not IOB2 ('O', 'B-<type>', 'I-<type>', exact case).
+
+    Run before a label set is derived from the tags: otherwise 'B-' would become a label, 'X-TRA'
+    the type TRA, and 'b-per' the labels B-per and I-per.
+    """
+    tags = {tag for sentence in sentences for tag in sentence.tags}
+    good = sorted(tag for tag in tags if _iob2_parts(tag))
+    if len(good) == len(tags):
+        return
+    for sentence in sentences:
+        _check_length(sentence)
+        for i, tag in enumerate(sentence.tags):
+            if _iob2_parts(tag) is None:
+                raise _token_error(
+                    sentence,
+                    i,
+                    f"({sentence.tokens[i]!r}) has tag {tag!r}{_shape_problem(tag, good)}",
+                )
 
 
 def check_label_sets(train_labels: set[str], other: dict[str, set[str]]) -> None:

@@ -39,6 +39,13 @@ GOOD = "דני\tB-PER\nכהן\tI-PER\nגר\tO\nבחיפה\tB-LOC\n\nשלום\tO\
             "train.conll (split train), line 9: 3 fields, expected 2 as on line 1",
         ),
         (
+            "train.conll",
+            GOOD + "\nבחיפה\tb-loc\n",
+            [],
+            "train.conll (split train), line 8: token 1 of 1 ('בחיפה') has tag 'b-loc': the prefix "
+            "must be upper-case B- or I-; did you mean 'B-LOC'? tags are case-sensitive",
+        ),
+        (
             "train.jsonl",
             '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n',
             [],

@@ -1,10 +1,12 @@
-"""validate_split: one test per kind of bad input, in raise and repair mode."""
+"""validate_split: one test per kind of bad input, in raise and repair mode; the IOB2 check
+before a label set is derived from tags."""
 
 import re
 
 import pytest
 
 from ner import LABELS_WIKIANN
+from ner.data import labels_from_tags
 from ner.errors import DataError, UserError
 from ner.validate import (
     Sentence,
@@ -193,6 +195,48 @@ def test_repair_counts_across_sentences():
 def test_labels_must_be_iob2(labels, problem):
     with pytest.raises(UserError, match=re.escape(problem)):
         validate_split([], labels, "train")
+
+
+@pytest.mark.parametrize(
+    "tag, problem",
+    [
+        ("B-", "has tag 'B-', which is not an IOB2 tag: expected 'O', 'B-<type>' or 'I-<type>'"),
+        ("X-TRA", "has tag 'X-TRA', which is not an IOB2 tag"),
+        ("PER", "has tag 'PER', which is not an IOB2 tag"),
+        ("b-per", "has tag 'b-per': the prefix must be upper-case B- or I-; did you mean 'B-per'?"),
+        ("i-PER", "has tag 'i-PER': the prefix must be upper-case B- or I-; did you mean 'I-PER'?"),
+        ("o", "has tag 'o': wrong case; did you mean 'O'? tags are case-sensitive"),
+    ],
+)
+def test_labels_from_tags_refuses_a_tag_that_is_not_iob2(tag, problem):
+    where = "train.conll (split train), line 8"
+    sentences = [sent(["a"], ["O"]), Sentence(["b", "c"], ["O", tag], where, lines=[8, 9])]
+    with pytest.raises(DataError) as e:
+        labels_from_tags(sentences)
+    msg = str(e.value)
+    assert msg.startswith(f"{where}: token 2 of 2 ('c') {problem}")
+    assert msg.endswith(" (token on line 9)")
+
+
+def test_labels_from_tags_suggests_the_tag_as_written_elsewhere():
+    sentences = [sent(["a"], ["B-PER"]), sent(["b"], ["b-per"], where="x.jsonl, line 2")]
+    with pytest.raises(DataError) as e:
+        labels_from_tags(sentences)
+    assert str(e.value) == (
+        "x.jsonl, line 2: token 1 of 1 ('b') has tag 'b-per': the prefix must be upper-case B- or "
+        "I-; did you mean 'B-PER'? tags are case-sensitive"
+    )
+
+
+def test_labels_from_tags_takes_any_type_but_only_upper_case_prefixes():
+    assert labels_from_tags([sent(["a", "b"], ["B-per", "I-per"])]) == ["O", "B-per", "I-per"]
+    with pytest.raises(DataError, match="prefix must be upper-case"):
+        labels_from_tags([sent(["a", "b"], ["b-per", "I-per"])])
+
+
+def test_labels_from_tags_checks_lengths_before_tags():
+    with pytest.raises(DataError, match=re.escape(f"{WHERE}: 1 tokens but 2 tags")):
+        labels_from_tags([sent(["a"], ["O", "b-x"])])
 
 
 def test_parse_labels():
