@@ -1,0 +1,141 @@
+"""Every documented command composes the config a reader expects (fast: composition only).
+
+The commands are read from README.md, experiments/README.md and the headers of the config files;
+each must be listed in EXPECTED with the values that matter, so a new command in the docs needs
+its expectation here. The point: a choice of model or data brings that model's own recipe and
+nothing of another's (the demo's lr 3e-3 must never reach xlm-roberta-base).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from conftest import compose
+
+from ner import config
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = [
+    REPO / "README.md",
+    REPO / "experiments" / "README.md",
+    *sorted((REPO / "conf").rglob("*.yaml")),
+]
+
+TINY = {"model.name_or_path": None, "optim.lr": 3e-3, "optim.warmup_steps": 20}
+TINY_DEMO = {**TINY, "data.name": "demo", "trainer.epochs": 10, "trainer.batch_size": 16}
+CARD = {
+    "model.name_or_path": "xlm-roberta-base",
+    "data.name": "unimelb-nlp/wikiann",
+    "data.config": "he",
+    "optim.lr": 2e-5,
+    "optim.warmup_steps": 0,
+    "optim.weight_decay": 0.0,
+    "trainer.epochs": 100,
+    "trainer.batch_size": 3,
+    "trainer.eval_batch_size": 3,
+    "seed": 42,
+    "run_name": "xlm-roberta-base-finetuned-ner",
+}
+# overrides of a command (hydra's own left out; a sweep's first value) -> the values that matter
+EXPECTED: dict[tuple[str, ...], dict] = {
+    (): {**TINY_DEMO, "run_name": "tiny-xlmr-finetuned-demo"},
+    ("experiment=demo",): TINY_DEMO,
+    ("experiment=demo", "optim.lr=1e-4", "seed=1"): {**TINY_DEMO, "optim.lr": 1e-4, "seed": 1},
+    ("experiment=demo", "optim.lr=1e-4"): {**TINY_DEMO, "optim.lr": 1e-4},
+    ("experiment=demo_sweep",): TINY_DEMO,
+    ("optim.lr=1e-5",): {**TINY_DEMO, "optim.lr": 1e-5},
+    ("experiment=wikiann_he_card",): CARD,
+    ("experiment=wikiann_he_card", "trainer.precision=bf16"): {
+        **CARD,
+        "trainer.precision": "bf16",
+    },
+    ("experiment=wikiann_he_card", "seed=1"): {**CARD, "seed": 1},
+    (
+        "experiment=wikiann_he_card",
+        "data.name=../shared/wikiann",
+        "model.name_or_path=/models/xlm-roberta-base",
+    ): {**CARD, "data.name": "../shared/wikiann", "model.name_or_path": "/models/xlm-roberta-base"},
+    (
+        "experiment=wikiann_he_card",
+        "data.name=../shared/wikiann",
+        "data.config=he",
+        "model.name_or_path=/models/xlm-roberta-base",
+    ): {**CARD, "data.name": "../shared/wikiann", "model.name_or_path": "/models/xlm-roberta-base"},
+    ("experiment=wikiann_he_grid",): {**CARD, "optim.lr": 2e-5},
+    ("experiment=wikiann_he_seeds",): CARD,
+    # The README's "your own files" command: xlm-roberta-base's recipe, not the demo's.
+    (
+        "data.name=null",
+        "data.train_file=train.conll",
+        "data.validation_file=dev.conll",
+        "data.test_file=test.conll",
+        "model=xlmr_base",
+    ): {
+        "model.name_or_path": "xlm-roberta-base",
+        "data.name": None,
+        "optim.lr": 2e-5,
+        "optim.warmup_steps": 0,
+        "trainer.epochs": 3,
+        "trainer.batch_size": 3,
+        "run_name": "xlm-roberta-base-finetuned-train",
+    },
+    ("hparams_search=demo_optuna",): {**TINY_DEMO, "trainer.monitor": "eval_f1"},
+    ("experiment=wikiann_he_card", "hparams_search=wikiann_he_optuna"): {
+        **CARD,
+        "trainer.epochs": 10,
+        "trainer.early_stopping_patience": 3,
+    },
+}
+
+_COMMAND = re.compile(r"(?:\bner-train|-m ner\.train)\b(.*)")
+
+
+def documented_commands() -> dict[tuple[str, ...], str]:
+    """{overrides: where} for every `ner-train`/`python -m ner.train` in the docs."""
+    found = {}
+    for path in DOCS:
+        text = re.sub(r"\\\n[#\s]*", " ", path.read_text(encoding="utf-8"))  # join continuations
+        for number, line in enumerate(text.splitlines(), start=1):
+            for match in _COMMAND.finditer(line):
+                rest = re.split(r"`|&&|\||#|\)", match.group(1))[0]
+                args = [a for a in rest.split() if "=" in a and not a.startswith("-")]
+                own = [a.split(",")[0] for a in args if not a.startswith("hydra")]
+                found.setdefault(tuple(own), f"{path.relative_to(REPO)}:{number}")
+    return found
+
+
+def _flat(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def test_every_documented_command_has_an_expectation_and_every_expectation_a_command():
+    documented = documented_commands()
+    missing = {k: v for k, v in documented.items() if k not in EXPECTED}
+    assert not missing, f"add these commands to EXPECTED: {missing}"
+    assert set(EXPECTED) <= set(documented), set(EXPECTED) - set(documented)
+
+
+@pytest.mark.parametrize("overrides", sorted(EXPECTED), ids=lambda o: " ".join(o) or "(none)")
+def test_a_documented_command_composes_what_a_reader_expects(overrides):
+    if any(o.startswith("hparams_search") for o in overrides) and not importlib.util.find_spec(
+        "hydra_plugins.hydra_optuna_sweeper"
+    ):
+        pytest.skip("needs the optuna extra")
+    cfg = compose(list(overrides))
+    config.check(cfg)
+    expected = EXPECTED[overrides]
+    got = {k: config.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
+    assert got == expected
+    if cfg.model.name_or_path is not None:  # a pretrained encoder never gets the tiny recipe
+        assert cfg.optim.lr <= 1e-4 and "tiny" not in config.run_name(cfg)
+
+
+def test_every_experiment_file_composes():
+    for path in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
+        config.check(compose([f"experiment={path.stem}"]))
