@@ -16,44 +16,76 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ner import atomic
 from ner.errors import UserError
 
 FORMAT_VERSION = 1
 
 
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a nested checkpoint dict: about the size of its file."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def atomic_save(obj: dict, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """torch.save, atomically (ner/atomic.py): a full disk keeps the previous file and says so."""
+    needed = tensor_bytes(obj) + 1024 * 1024  # the tensors plus the zip archive's overhead
+    atomic.check_room(path, needed, "checkpoint")
+    atomic.write_with(path, lambda f: torch.save(obj, f), needed, "checkpoint")
 
 
 def load(path: str | Path) -> dict:
-    """Load a checkpoint safely (tensors and plain Python values only)."""
+    """Load a checkpoint safely (tensors and plain Python values only), memory-mapped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # a torn or foreign file: say which, keep the cause
-        raise UserError(f"checkpoint {path}: cannot be read ({type(e).__name__}: {e})") from e
+        raise UserError(
+            f"checkpoint {path}: cannot be read ({type(e).__name__}: {e}){_others(path)}"
+        ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         raise UserError(
             f"checkpoint {path}: not a checkpoint of this program (format {FORMAT_VERSION})"
+        )
+    return ckpt
+
+
+def _others(path: Path) -> str:
+    """The run's other checkpoints that can resume it, and how, for an error message."""
+    others = [
+        p
+        for p in sorted(path.parent.glob("*.pt"))
+        if p.resolve() != path.resolve() and p.name != "best.pt"
+    ]
+    if not others:
+        return "; the run has no other checkpoint to resume from"
+    names = ", ".join(p.name for p in others)
+    return (
+        f"; other checkpoints of the run: {names}; resume from one with trainer.resume={others[-1]}"
+    )
+
+
+def load_resumable(path: str | Path) -> dict:
+    """A checkpoint a run can continue from (last.pt, step-N.pt): it holds the optimizer too."""
+    ckpt = load(path)
+    if "optimizer" not in ckpt:
+        raise UserError(
+            f"checkpoint {path} holds the model weights only (best.pt is for evaluation and "
+            f"export), so a run cannot resume from it{_others(Path(path))}"
         )
     return ckpt
 
@@ -110,23 +142,14 @@ def prune_steps(directory: Path, keep: int) -> None:
 def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
     """Save the model's weights, config (with id2label/label2id) and tokenizer in HF format.
 
-    Written to a sibling temporary directory and renamed into place, so `out_dir` is complete or
-    absent (an older export is replaced only by a complete new one).
+    `out_dir` is complete or absent (ner/atomic.py replace_dir), its files follow the umask.
     """
-    import shutil
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out_dir)
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+
+    atomic.replace_dir(out_dir, fill, "exported model")
 
 
 def save_run(
@@ -176,3 +199,26 @@ def save_run(
             },
             directory / "best.pt",
         )
+
+
+def restore(
+    ckpt: dict, path: Path, labels: list[str], model, optimizer, scheduler, scaler, env
+) -> tuple[dict, list]:
+    """Load a checkpoint's states into the run; return (loop progress, log history).
+
+    RNG streams are restored exactly when the world size is unchanged."""
+    check_compatible(ckpt, path, labels, model)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    rngs = ckpt["rng"]
+    if len(rngs) == env.world_size:
+        set_rng_state(rngs[env.rank], env.device)
+    elif env.is_main:
+        print(
+            f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
+            "batches are the same, dropout streams are not",
+            file=sys.stderr,
+        )
+    return ckpt["progress"], ckpt["history"]

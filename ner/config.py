@@ -3,6 +3,9 @@
 Hydra merges `conf/*.yaml` onto these dataclasses, so an unknown key or a value of the wrong type
 is refused at composition time. YAML files only override. `check(cfg)` then rejects values that
 have the right type but cannot work (a zero batch size, a negative learning rate, ...).
+
+Keys declared with `operational(...)` change how a run is carried out (logging, workers, where
+checkpoints go), not what it computes: a run may resume under other values of them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from ner.errors import UserError
+
+
+def operational(default: Any) -> Any:
+    """A key that does not change what a run computes: it may differ when the run resumes."""
+    return field(default=default, metadata={"operational": True})
 
 
 @dataclass
@@ -57,7 +65,7 @@ class DataConfig:
     on_error: str = "repair"
     # Where encoded features are cached (keyed by data, tokenizer, window; ner/feature_cache.py),
     # so each node tokenizes once and later runs not at all; null turns the cache off.
-    cache_dir: str | None = "~/.cache/ner/features"
+    cache_dir: str | None = operational("~/.cache/ner/features")
 
 
 @dataclass
@@ -76,6 +84,8 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
+    # Epochs of training. A finished run resumed with more epochs goes on training, the rest of the
+    # schedule planned for the new total (README: "Extending a finished run").
     epochs: int = 3
     # Sentences per process per micro-step. The global batch is
     # batch_size * world_size * grad_accum_steps.
@@ -88,34 +98,35 @@ class TrainerConfig:
     group_by_length: bool = True
     # fp32, bf16 or fp16 (autocast; fp16 adds a grad scaler). bf16/fp16 apply on CUDA.
     precision: str = "fp32"
-    # Run torch.compile on the model.
-    compile: bool = False
+    # Run torch.compile on the model (the same computation, other kernels).
+    compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).
-    device: str = "auto"
+    device: str = operational("auto")
     # Optimizer steps between train/loss and train/lr logs (the loss is read from the device then).
-    log_every: int = 50
+    log_every: int = operational(50)
     # DataLoader worker processes; 0 loads in the training process.
-    num_workers: int = 0
+    num_workers: int = operational(0)
     # Torch intra-op threads per process; null leaves torch's default.
-    threads: int | None = None
-    # Checkpoint every N optimizer steps as well as every epoch; 0 = per epoch only.
-    save_every_steps: int = 0
+    threads: int | None = operational(None)
+    # Checkpoint every N optimizer steps as well as every epoch; 0 = per epoch only. An interrupted
+    # run (SIGTERM, SIGINT, SIGUSR1, SIGUSR2) also checkpoints at the step it stops at.
+    save_every_steps: int = operational(0)
     # Step checkpoints kept besides last and best.
-    keep_last: int = 1
+    keep_last: int = operational(1)
     # auto: resume from <run dir>/checkpoints/last.pt when it exists; never; or a checkpoint path.
-    resume: str = "auto"
+    resume: str = operational("auto")
     # Metric that picks the best checkpoint (a key of the eval entry of log_history.json).
     monitor: str = "eval_f1"
     monitor_mode: str = "max"
     # Stop after this many evaluations without improvement of `monitor`; 0 = never.
-    early_stopping_patience: int = 0
+    early_stopping_patience: int = operational(0)
     # Evaluate the best model on the test split at the end, when the dataset has one.
-    eval_test: bool = True
+    eval_test: bool = operational(True)
     # Interrupt the run after this many optimizer steps in total, as a kill would (no evaluation,
     # no final reports; checkpoints as configured). For tests and debugging; 0 = never.
-    stop_after_steps: int = 0
+    stop_after_steps: int = operational(0)
     # Progress bars on rank 0.
-    progress: bool = True
+    progress: bool = operational(True)
 
 
 @dataclass
@@ -125,8 +136,9 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 42
-    # Free-form name for the run (shown in the model card title).
-    run_name: str = "xlm-roberta-finetuned-ner"
+    # Name of the run (the model card's title); null: <model>-finetuned-<data>, e.g.
+    # xlm-roberta-base-finetuned-wikiann-he.
+    run_name: str | None = operational(None)
 
 
 _SUBSCHEMAS = {
@@ -153,6 +165,44 @@ def unknown_keys(cfg: Any, schema: type, prefix: str = "") -> list[str]:
         elif schema is Config and key in _SUBSCHEMAS:
             out += unknown_keys(cfg[key], _SUBSCHEMAS[key], f"{key}.")
     return out
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _schema_keys(schema: type = Config, prefix: str = "") -> dict[str, bool]:
+    """Every key of the schema, flattened, mapped to whether it is operational."""
+    out = {}
+    for f in dataclasses.fields(schema):
+        if f.name in _SUBSCHEMAS and schema is Config:
+            out.update(_schema_keys(_SUBSCHEMAS[f.name], f"{f.name}."))
+        else:
+            out[prefix + f.name] = bool(f.metadata.get("operational"))
+    return out
+
+
+def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """ "key: old -> new" for each key that changes what a run computes, between a saved config
+    (a plain dict, as a checkpoint holds it) and `cfg`.
+
+    A key the saved config lacks (it was written by an older version) reads as its default; a
+    key the schema no longer has is ignored; operational keys and `ignore` may differ freely.
+    """
+    from omegaconf import OmegaConf
+
+    keys = _schema_keys()
+    defaults = _flatten(OmegaConf.to_container(OmegaConf.structured(Config)))
+    old = {**defaults, **{k: v for k, v in _flatten(saved).items() if k in keys}}
+    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    compared = [k for k, free in keys.items() if not free and k not in ignore]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
 
 
 def check(cfg: Any) -> None:
@@ -196,10 +246,10 @@ def check(cfg: Any) -> None:
             "must be max or min",
         ),
         (
-            t.monitor.startswith("eval_"),
+            t.monitor in monitorable(),
             "trainer.monitor",
             t.monitor,
-            "must name a validation metric such as eval_f1 or eval_loss",
+            f"is not a metric the run logs; choose one of {', '.join(monitorable())}",
         ),
         (t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "must be >= 1 or null"),
         (o.lr > 0, "optim.lr", o.lr, "must be > 0"),
@@ -244,11 +294,38 @@ def check(cfg: Any) -> None:
     for ok, key, value, why in rules:
         if not ok:
             raise UserError(f"config: {key}={value} {why}")
+    if t.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                "config: trainer.device=cuda but this machine has no CUDA device; use "
+                "trainer.device=auto or cpu"
+            )
     if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
         raise UserError(
             f"config: model.window_stride={m.window_stride} leaves no room in a window of "
             f"model.max_length={m.max_length}: need 2*stride + 2 < max_length"
         )
+
+
+def run_name(cfg: Any) -> str:
+    """`run_name`, else <model>-finetuned-<data>: xlm-roberta-base-finetuned-wikiann-he."""
+    if cfg.run_name:
+        return cfg.run_name
+    from pathlib import PurePath
+
+    model = PurePath(cfg.model.name_or_path).name if cfg.model.name_or_path else "tiny-xlmr"
+    d = cfg.data
+    data = PurePath(d.name).name if d.name else PurePath(d.train_file).stem
+    return f"{model}-finetuned-{data}" + (f"-{d.config}" if d.config else "")
+
+
+def monitorable() -> list[str]:
+    """The log keys trainer.monitor may name: the validation metrics of every epoch."""
+    from ner.runlog import EVAL_KEYS
+
+    return [f"eval_{key}" for key in EVAL_KEYS]
 
 
 def check_schedule(cfg: Any, total_steps: int) -> None:
@@ -260,32 +337,69 @@ def check_schedule(cfg: Any, total_steps: int) -> None:
         )
 
 
-def precheck(argv: list[str], conf_dir: str) -> str | None:
-    """Compose the config of a command line once, before Hydra runs it; return an error line.
+MAX_PRECHECKED_JOBS = 64  # sweep jobs composed by precheck; a larger sweep checks its first 64
 
-    Hydra reports a bad override over several lines; this gives the same finding as one line
-    (`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`). Sweep overrides (`a=1,2`) and
-    Hydra's own flags are left to Hydra: each job of a sweep is composed and checked as it starts.
+
+def quote_override_value(value: str) -> str:
+    """Quote `value` for Hydra's override grammar so that it parses back to exactly `value`."""
+    import re
+
+    # Inside quotes a backslash is literal except before a quote or at the end of the string,
+    # where it must be doubled; quotes themselves are escaped.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def precheck(argv: list[str], conf_dir: str) -> str | None:
+    """Compose the config of a command line before Hydra runs it; return an error line or None.
+
+    Why not leave it to Hydra: Hydra reports a bad override over several lines from inside
+    `hydra.main`, with no hook to shorten it; this gives the same finding as one line
+    (`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2. A sweep
+    (`a=1,2`, `choice(...)`, `range(...)`) is checked job by job; intervals and globs are left to
+    the sweeper. Then what can be known before any work: a resume checkpoint that cannot resume,
+    a model or dataset the offline hub cannot give.
     """
-    from hydra import compose, initialize_config_dir
+    import itertools
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     args = [a for a in argv if not a.startswith("-")]
     try:
         parsed = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         return f"config: {str(e).splitlines()[0]}"
-    plain = [
-        o.input_line
-        for o in parsed
-        if not o.is_sweep_override() and not (o.key_or_group or "").startswith("hydra")
-    ]
+    own = [o for o in parsed if not (o.key_or_group or "").startswith("hydra")]
+    plain = [o.input_line for o in own if not o.is_sweep_override()]
+    sweeps = []
+    for o in own:
+        if o.is_sweep_override():
+            try:
+                values = list(o.sweep_string_iterator()) if o.is_discrete_sweep() else []
+            except HydraException:  # a glob needs the config loader: the sweeper expands it
+                values = []
+            key = o.input_line.split("=", 1)[0]
+            if values:
+                sweeps.append([f"{key}={quote_override_value(v)}" for v in values])
+    jobs = itertools.islice(itertools.product(*sweeps), MAX_PRECHECKED_JOBS)
+    for job in jobs:
+        problem = _precheck_one([*plain, *job], conf_dir)
+        if problem:
+            return problem + (f" (in the sweep job {' '.join(job)})" if job else "")
+    return None
+
+
+def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            cfg = compose("config", overrides=plain)
+            cfg = compose("config", overrides=overrides)
         check(cfg)
+        check_sources(cfg)
     except UserError as e:
         return str(e)
     except (HydraException, OmegaConfBaseException) as e:
@@ -293,8 +407,41 @@ def precheck(argv: list[str], conf_dir: str) -> str | None:
         key = next(
             (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None
         )
-        where = next((o for o in plain if o.lstrip("+~").split("=")[0] == key), None)
-        where = where or next((o for o in plain if f"'{o.split('=')[0]}'" in str(e)), None)
+        where = next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), None)
+        where = where or next((o for o in overrides if f"'{o.split('=')[0]}'" in str(e)), None)
         first = text.splitlines()[0]
         return f"config: {where}: {first}" if where else f"config: {first}"
     return None
+
+
+def check_sources(cfg: Any) -> None:
+    """What is known before any work: a resume checkpoint that cannot resume a run, a model or
+    dataset that the hub cannot give in offline mode and no local cache holds."""
+    import os
+    from pathlib import Path
+
+    resume = cfg.trainer.resume
+    if resume not in ("auto", "never"):
+        from ner.checkpoint import load_resumable
+
+        load_resumable(resume)
+    offline = any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+    if not offline:
+        return
+    name = cfg.model.name_or_path
+    if name is not None and not Path(name).expanduser().is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise UserError(
+                f"config: model.name_or_path={name}: not a local directory, not in the Hugging "
+                "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
+            )
+    data = cfg.data.name
+    if data not in (None, "demo") and not Path(data).expanduser().is_dir():
+        from ner.data import check_reachable
+
+        check_reachable(data, cfg.data.config)

@@ -7,14 +7,13 @@ caller's interactive backend (a notebook, say) is left as it was.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ner import atomic
 from ner.card import best_epoch, split_history
 
 METRIC_LINES = [
@@ -93,7 +92,7 @@ def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize="small")
     fig.suptitle(f"Training curves ({len(evals)} epoch(s) evaluated, {len(train)} train logs)")
-    _save_atomic(fig, Path(path))
+    atomic.write_with(path, lambda f: fig.savefig(f, format="png", dpi=100), what="curves")
 
 
 def _mark_best(ax: Axes, epoch: float, text: str, left_side: bool) -> None:
@@ -111,16 +110,3 @@ def _mark_best(ax: Axes, epoch: float, text: str, left_side: bool) -> None:
         color="tab:red",
         bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
     )
-
-
-def _save_atomic(fig: Figure, path: Path) -> None:
-    """Save to a temporary file next to `path`, then rename: readers never see half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -36,6 +36,8 @@ def _from_dataset(name: str, config: str | None) -> tuple[dict[str, list[Sentenc
 
     try:
         dd = datasets.load_dataset(name, config)
+    except ConnectionError as e:  # offline, or the hub out of reach after its retries
+        raise unreachable(name, config, e) from None
     except (FileNotFoundError, ValueError) as e:
         raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
     sentences, labels = {}, None
@@ -72,6 +74,27 @@ def _from_dataset(name: str, config: str | None) -> tuple[dict[str, list[Sentenc
             out.append(Sentence(list(tokens), [names[t] for t in tags], where))
         sentences[split] = out
     return sentences, labels or []
+
+
+def unreachable(name: str, config: str | None, error: Exception) -> DataError:
+    reason = " ".join(str(error).split())
+    return DataError(
+        f"dataset {name} ({config}): cannot reach the Hugging Face Hub ({reason}); offline, give "
+        "a local copy in the hub's layout: data.name=DIR (e.g. data.name=../shared/wikiann)"
+    )
+
+
+def check_reachable(name: str, config: str | None) -> None:
+    """Raise the one-line error now if the dataset can neither be downloaded nor read from the
+    local cache (used before any work when the hub is offline)."""
+    import datasets
+
+    try:
+        datasets.load_dataset_builder(name, config)
+    except ConnectionError as e:
+        raise unreachable(name, config, e) from None
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
 
 
 def _from_demo() -> dict[str, list[Sentence]]:
@@ -135,6 +158,7 @@ def load_splits(data_cfg) -> Splits:
     reports = {}
     for split in list(sentences):  # train first: its sentences define a derived label set
         if derived and split != "train":
+            check_iob2_tags(sentences[split])  # 'b-per' is named with its line, not as a new tag
             name = f"{split} ({files[split]})" if files[split] else split
             check_label_sets(
                 {t for s in sentences["train"] for t in s.tags},

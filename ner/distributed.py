@@ -68,8 +68,12 @@ def pick_device(kind: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+_cpu_group = None  # a gloo group for small host-side agreements when the default group is nccl
+
+
 def setup(device_kind: str = "auto") -> Env:
     """Join the process group when launched with several processes (nccl on GPU, gloo on CPU)."""
+    global _cpu_group
     ranks = env_from_environ()
     device = pick_device(device_kind, ranks["local_rank"])
     if ranks["world_size"] > 1 and not dist.is_initialized():
@@ -83,6 +87,7 @@ def setup(device_kind: str = "auto") -> Env:
             timeout=timeout,
             device_id=device if device.type == "cuda" else None,
         )
+        _cpu_group = dist.new_group(backend="gloo") if backend == "nccl" else None
     return Env(device=device, **ranks)
 
 
@@ -108,8 +113,10 @@ def _attempt_store(ranks: dict[str, int], timeout: timedelta) -> dist.Store:
 
 
 def teardown() -> None:
+    global _cpu_group
     if dist.is_initialized():
         dist.destroy_process_group()
+    _cpu_group = None
 
 
 def barrier(env: Env) -> None:
@@ -128,6 +135,15 @@ def all_reduce_max(tensor: torch.Tensor, env: Env) -> torch.Tensor:
     if env.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
+
+
+def all_reduce_max_int(value: int, env: Env) -> int:
+    """The largest `value` over ranks, agreed on the CPU (no device synchronisation)."""
+    if not env.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_cpu_group)
+    return int(t)
 
 
 def all_gather_objects(obj, env: Env) -> list:

@@ -29,11 +29,11 @@ from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
 from ner import distributed, loading
+from ner.atomic import write_json
 from ner.config import DataConfig
 from ner.errors import UserError
 from ner.evaluate import evaluate
 from ner.features import Collator, encode_split
-from ner.rundir import write_json
 from ner.validate import Sentence, validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")

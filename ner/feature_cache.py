@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from ner import distributed
+from ner import atomic, distributed
 from ner.features import FeatureStats
 
 FEATURES_VERSION = 1
@@ -51,10 +50,9 @@ def cached_features(
     if env.is_local_main and not path.exists():
         built = build()
         features, stats = built
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"features": features, "stats": asdict(stats)}), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(
+            path, json.dumps({"features": features, "stats": asdict(stats)}), "feature cache"
+        )
     distributed.barrier(env)
     if built is not None:
         return built

@@ -6,19 +6,28 @@ and never takes part in model selection.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from transformers.utils import logging as hf_logging
 
-from ner import checkpoint, distributed
+from ner import atomic, checkpoint, config, distributed
 from ner.card import render_card
 from ner.curves import plot_curves
 from ner.evaluate import evaluate
-from ner.rundir import framework_versions, write_json
+from ner.rundir import RunDir, framework_versions
 
 
-def hyperparameters(cfg, env: distributed.Env) -> dict:
+def schedule_text(schedule: list[list[int]]) -> str:
+    """Which steps ran under which linear schedule, when a finished run was extended."""
+    parts = []
+    for k, (first, total) in enumerate(schedule):
+        last = schedule[k + 1][0] if k + 1 < len(schedule) else total
+        parts.append(f"steps {first + 1}-{last} decay linearly to 0 at step {total}")
+    return "; ".join(parts)
+
+
+def hyperparameters(cfg, env: distributed.Env, schedule: list[list[int]] | None = None) -> dict:
     """The card's hyperparameter list, in the reference card's order and wording."""
     t, o = cfg.trainer, cfg.optim
+    extended = {"lr_scheduler_segments": schedule_text(schedule)} if len(schedule or []) > 1 else {}
     return {
         "learning_rate": o.lr,
         "train_batch_size": t.batch_size,
@@ -36,6 +45,7 @@ def hyperparameters(cfg, env: distributed.Env) -> dict:
         + (f", decoupled weight decay {o.weight_decay}" if o.weight_decay else ""),
         "lr_scheduler_type": "linear",
         "lr_scheduler_warmup_steps": o.warmup_steps,
+        **extended,
         "num_epochs": t.epochs,
         "precision": t.precision,
         "max_grad_norm": o.max_grad_norm,
@@ -43,20 +53,10 @@ def hyperparameters(cfg, env: distributed.Env) -> dict:
 
 
 def finish(
-    cfg,
-    env,
-    run_dir: Path,
-    run,
-    model,
-    log,
-    progress: dict,
-    n_train: int,
-    collate,
-    say,
-    started: float,
+    cfg, env, owner: RunDir, run, model, log, progress: dict, n_train: int, collate, say
 ) -> None:
-    """Rank 0 writes; every rank evaluates. `started`: time.time() when this process began."""
-    t = cfg.trainer
+    """Rank 0 writes; every rank evaluates."""
+    t, run_dir = cfg.trainer, owner.path
     best_path = run_dir / "checkpoints" / "best.pt"
     best = checkpoint.load(best_path)  # every rank: the test split is sharded too
     model.load_state_dict(best["model"])
@@ -90,19 +90,21 @@ def finish(
             "best_epoch": progress["best_epoch"],
             "best_metric": progress["best"],
             "monitor": t.monitor,
+            "lr_schedule": progress["schedule"],
         }
     )
     if env.is_main:
         log.save()
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
         checkpoint.export_hf(
             model, run.tokenizer, run_dir / "best_model"
         )  # best weights, loaded above
         info = {
-            "model_name": cfg.run_name,
+            "model_name": config.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
             "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else run.splits.source,
             "dataset_config": cfg.data.config,
-            "hyperparameters": hyperparameters(cfg, env),
+            "hyperparameters": hyperparameters(cfg, env, progress["schedule"]),
             "versions": framework_versions(),
             "data_summary": "; ".join(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
@@ -110,12 +112,11 @@ def finish(
             ),
         }
         card = render_card(log.history, info)
-        (run_dir / "README.md").write_text(card, encoding="utf-8")
+        atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png")
         log.text("model_card", card)
         final_eval = [e for e in log.history if "eval_f1" in e][-1]
-        write_json(
-            run_dir / "result.json",
+        owner.finished(
             {
                 "status": "finished",
                 "monitor": t.monitor,
@@ -127,7 +128,7 @@ def finish(
                     if k.startswith("eval_") and k != "eval_per_type"
                 },
                 "test": {k: v for k, v in (test or {}).items() if k != "test_per_type"} or None,
-                "wall_time_s": round(time.time() - started, 1),
+                "wall_time_s": round(progress["wall_seconds"], 1),
             },
         )
         say(f"run directory: {run_dir}")

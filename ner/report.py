@@ -3,17 +3,18 @@
     ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
 
 A job is any directory holding `.hydra/`. Its row: the overridden hyperparameters (from
-`.hydra/overrides.yaml`, hydra.* excluded), its status (finished: result.json; failed: error.json,
-with the message; running: neither, or only partial files), the epochs done, the best epoch by the
+`.hydra/overrides.yaml`, hydra.* excluded), its status (finished: result.json; failed or
+interrupted: error.json, with the message; killed: its run-directory lock names a process that
+died; running: none of these, or only partial files), the epochs done, the best epoch by the
 monitored metric, the validation f1/precision/recall/accuracy at that epoch and at the last one,
 the test f1 when there is one, and the wall time. Rows are sorted best first; jobs without metrics
 come last. Jobs that differ only in a `seed` override are also summarised per group: mean and
 sample standard deviation of the best and final f1 over the group's finished jobs.
 
 Files are read as they are at the moment: a file being rewritten (truncated JSON) counts as
-missing, so the report works while a sweep runs. A job killed without writing error.json (a
-scheduler's time limit, SIGKILL) keeps showing as running, unless the torchrun launcher
-(hydra/launcher=torchrun) saw it fail and wrote error.json for it.
+missing, so the report works while a sweep runs. A job whose process was killed (SIGKILL, a lost
+node) shows as killed once its lock is seen to be stale (ner/ownership.py: at once on the same
+host, after STALE_AFTER_S on another).
 """
 
 import argparse
@@ -61,10 +62,16 @@ def read_json(path: Path) -> Any:
 def read_overrides(job: Path) -> dict[str, str]:
     """The job's task overrides as {key: value as written}, hydra.* keys excluded.
 
-    From `.hydra/overrides.yaml`, else from the "overrides" the launcher put in error.json.
+    From the newest attempt's `overrides.yaml` (a run extended with more epochs says so there),
+    else `.hydra/overrides.yaml`, else the "overrides" the launcher put in error.json.
     """
+    attempts = sorted(
+        (p for p in (job / "attempts").glob("*/overrides.yaml") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+    )
     try:
-        lines = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        newest = attempts[-1] if attempts else job / ".hydra" / "overrides.yaml"
+        lines = yaml.safe_load(newest.read_text())
     except (OSError, yaml.YAMLError):
         error = read_json(job / "error.json")
         lines = error.get("overrides") if isinstance(error, dict) else None
@@ -103,6 +110,13 @@ def _wall_time(job: Path, result: Any) -> float | None:
     return newest - start
 
 
+def holder_died(job: Path) -> bool:
+    """Does the job's run-directory lock name a process that is no longer running?"""
+    from ner.ownership import LOCK_NAME, lock_is_stale
+
+    return (job / LOCK_NAME).exists() and lock_is_stale(job / LOCK_NAME)
+
+
 def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     """One table row: job, overrides (under "overrides"), status, metrics and wall time."""
     result, error = read_json(job / "result.json"), read_json(job / "error.json")
@@ -115,9 +129,14 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     row: dict[str, Any] = {"job": str(job.relative_to(root)), "overrides": read_overrides(job)}
     if isinstance(result, dict):
         row["status"], row["error"] = "finished", ""
+    elif isinstance(error, dict) and error.get("status") == "interrupted":
+        row["status"], row["error"] = "interrupted", error.get("message", "")
     elif isinstance(error, dict):
         row["status"] = "failed"
         row["error"] = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    elif holder_died(job):
+        row["status"] = "killed"
+        row["error"] = "its process died without a record (kill -9, a lost node); rerun to resume"
     else:
         row["status"], row["error"] = "running", ""
     row["epochs"] = len(evals) if epochs_known else None
@@ -232,8 +251,10 @@ def _table(
 
 
 def to_markdown(root: Path, rows: Sequence[dict[str, Any]], monitor: str) -> str:
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "failed", "running")}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    statuses = ("finished", "failed", "interrupted", "killed", "running")
+    counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
+    rare = ("interrupted", "killed")  # named only when some job is
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in rare)
     lines = [f"# Runs under {root}", "", f"{len(rows)} jobs: {summary}. Sorted by best {monitor}."]
     headers = {"wall_time_s": "wall_time", "monitor_best": f"best_{monitor}"}
     lines += ["", *_table(*flat_rows(rows, monitor), headers)]

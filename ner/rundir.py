@@ -1,14 +1,25 @@
-"""The run directory: one per job, the same on every rank, never silently reused.
+"""The run directory: its name, its owner, where a run starts in it, and a record of each attempt.
 
-Hydra names the run directory when each process starts (`hydra.run.dir`). Its default stamp,
-`${now:...}`, is read separately by every rank of a torchrun job and can differ by a second, so
-each rank would write its own directory. `${ner_run_stamp:}` instead gives every process of one
-job the same stamp:
-- `NER_RUN_STAMP` when set (launchers and scripts that want to pin it);
-- under torchrun on one node: the start time of the torchrun agent, the parent of every local
-  worker (so a restarted worker, `--max-restarts`, finds the same directory and resumes);
-- under torchrun on several nodes: the rendezvous id (`--rdzv-id`), the only name all nodes share;
-- otherwise (one plain process): now.
+Name. Hydra names the run directory when each process starts (`hydra.run.dir`). Its default
+stamp, `${now:...}`, is read separately by every rank of a job and can differ by a second, so
+each rank would write its own directory. `${ner_run_stamp:}` gives every process of a job the
+same stamp: `NER_RUN_STAMP` when set; under torchrun on one node the start time of the torchrun
+agent (a restarted worker finds the same directory); under torchrun on several nodes the
+rendezvous id; under srun without torchrun `slurm/<job id>.<step id>` (a requeued job finds its
+directory again); otherwise now.
+
+Acceptance. A run first takes the directory (ner/ownership.py), then decides where it starts:
+fresh, from a checkpoint, or not at all (a finished run with nothing left to do). A run that is
+refused (another run holds the directory, `trainer.resume=never` over a checkpoint, a checkpoint
+made with another configuration) changes no byte of the directory. An accepted run records its
+attempt before anything else:
+
+    .hydra/           how the run was first launched (Hydra's files; never rewritten)
+    run_info.json     the first attempt's command, commit, versions, world size (never rewritten)
+    attempts/<k>/     every attempt: config.yaml (resolved), overrides.yaml, launch.json, and
+                      end.json, how it ended (finished, failed, interrupted)
+    result.json       the finished run's summary (ner-report: finished)
+    error.json        why the last attempt stopped (ner-report: failed or interrupted)
 """
 
 from __future__ import annotations
@@ -16,28 +27,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+from omegaconf import OmegaConf
+
+from ner import checkpoint, config, distributed
+from ner.atomic import write_json, write_text
 from ner.errors import UserError
+from ner.ownership import Lock, RunDirBusy, job_identity, process_start
+from ner.preemption import Interrupted
 
 STAMP_FORMAT = "%Y-%m-%d/%H-%M-%S"
-
-
-def _process_start(pid: int) -> dt.datetime | None:
-    """Start time of a process, from /proc (Linux); None where /proc is not available."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return dt.datetime.fromtimestamp(boot + start_ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def run_stamp(environ=os.environ) -> str:
@@ -45,6 +50,11 @@ def run_stamp(environ=os.environ) -> str:
     if environ.get("NER_RUN_STAMP"):
         return environ["NER_RUN_STAMP"]
     if "TORCHELASTIC_RUN_ID" not in environ:
+        if environ.get("SLURM_JOB_ID") and environ.get("SLURM_STEP_ID"):
+            job = environ["SLURM_JOB_ID"]
+            if environ.get("SLURM_ARRAY_TASK_ID"):
+                job = f"{environ.get('SLURM_ARRAY_JOB_ID', job)}_{environ['SLURM_ARRAY_TASK_ID']}"
+            return f"slurm/{job}.{environ['SLURM_STEP_ID']}"
         return dt.datetime.now().strftime(STAMP_FORMAT)
     world = int(environ.get("WORLD_SIZE", 1))
     local_world = int(environ.get("LOCAL_WORLD_SIZE", world))
@@ -56,9 +66,15 @@ def run_stamp(environ=os.environ) -> str:
                 "torchrun or hydra.run.dir=DIR to ner.train"
             )
         return f"torchrun/{run_id}"
-    agent_start = _process_start(os.getppid())
-    if agent_start is None:
+    ticks = process_start(os.getppid())
+    if ticks is None:
         return f"torchrun/{environ['TORCHELASTIC_RUN_ID']}"
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    agent_start = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
     return agent_start.strftime(STAMP_FORMAT)
 
 
@@ -100,66 +116,204 @@ def framework_versions() -> dict[str, str]:
     return out
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def launch_command() -> str:
+    """How this process was started, as a person would type it (`python -m ner.train ...`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
+    return " ".join([Path(sys.executable).name, *program, *sys.argv[1:]])
 
 
-def write_run_info(run_dir: Path, world_size: int) -> None:
-    write_json(
-        run_dir / "run_info.json",
-        {
+def read_json(path: Path):
+    """The parsed file, or None when it is missing or not (yet) complete JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Start:
+    """Where an accepted run starts: "fresh", "resume" (from `path`), or "finished"."""
+
+    kind: str
+    path: Path | None = None
+    checkpoint: dict | None = None
+    result: dict | None = None  # result.json of the run's finished attempt, if one finished
+
+
+class RunDir:
+    """The run directory of this job, held for the length of a `with` block (rank 0 holds it).
+
+    Leaving the block with an exception after the run was accepted records how the attempt
+    ended (failed, or interrupted by a signal) in error.json and attempts/<k>/end.json.
+    """
+
+    def __init__(self, path: Path, env: distributed.Env):
+        self.path = Path(path)
+        self.env = env
+        self.lock: Lock | None = None
+        self.attempt: Path | None = None  # attempts/<k> once accepted (rank 0)
+
+    def __enter__(self) -> RunDir:
+        problem = None
+        if self.env.is_main:
+            try:
+                self.lock = Lock(self.path).acquire()
+            except RunDirBusy as e:
+                problem = str(e)
+        problem = distributed.broadcast_object(problem, self.env)
+        if problem:
+            raise RunDirBusy(problem)
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        try:
+            if error is not None and self.attempt is not None:
+                self._record_stop(error)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def start(self, cfg) -> Start:
+        """Decide where the run starts (on rank 0; every rank gets the answer) or refuse it."""
+        decision: Start | UserError | None = None
+        shared = None
+        if self.env.is_main:
+            try:
+                decision = _decide(cfg, self.path)
+                shared = (decision.kind, decision.path, decision.result)
+            except UserError as e:
+                shared = decision = e
+        shared = distributed.broadcast_object(shared, self.env)
+        if isinstance(shared, UserError):
+            raise shared
+        if self.env.is_main:
+            return decision
+        kind, path, result = shared
+        return Start(kind, path, checkpoint.load(path) if kind == "resume" else None, result)
+
+    def accept(self, cfg, start: Start) -> None:
+        """Record this attempt (rank 0); from here on the run writes into the directory."""
+        if not self.env.is_main:
+            return
+        attempts = self.path / "attempts"
+        numbers = [int(p.name) for p in attempts.glob("*") if p.name.isdigit()]
+        k = max(numbers, default=0) + 1
+        self.attempt = attempts / str(k)
+        info = {
+            "attempt": k,
+            "command": launch_command(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "job": job_identity(),
+            "torchrun_restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)),
             "git_commit": git_commit(),
-            "world_size": world_size,
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "world_size": self.env.world_size,
             "versions": framework_versions(),
             "start_time": dt.datetime.now().isoformat(timespec="seconds"),
-        },
-    )
+            "start": start.kind,
+            "resumed_from": str(start.path) if start.path else None,
+            "resumed_at_step": (start.checkpoint or {}).get("progress", {}).get("global_step"),
+        }
+        write_json(self.attempt / "launch.json", info)
+        write_text(self.attempt / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        hydra = _hydra_files(cfg)
+        if hydra:
+            write_text(self.attempt / "overrides.yaml", hydra["overrides.yaml"])
+            if not (self.path / ".hydra" / "config.yaml").exists():
+                for name, text in hydra.items():
+                    write_text(self.path / ".hydra" / name, text)
+        if not (self.path / "run_info.json").exists():
+            write_json(self.path / "run_info.json", info)
+        # The last attempt's ending now belongs to that attempt alone.
+        for name in ("result.json", "error.json"):
+            old = self.path / name
+            if old.exists():
+                earlier = attempts / str(k - 1) / "end.json"
+                if k > 1 and not earlier.exists():
+                    os.replace(old, earlier)
+                else:
+                    old.unlink()
 
+    def ensure_owned(self) -> None:
+        """Before writing a checkpoint: raise if another run took the directory over (rank 0)."""
+        if self.lock is not None:
+            self.lock.ensure()
 
-def output_subdir() -> str | None:
-    """Hydra's `.hydra/` config copies: written by rank 0 only (other ranks share the directory)."""
-    return ".hydra" if int(os.environ.get("RANK", 0)) == 0 else None
+    def finished(self, result: dict) -> None:
+        """The run ended normally: result.json, and the attempt's end (rank 0)."""
+        if self.env.is_main:
+            end = {**result, "end_time": dt.datetime.now().isoformat(timespec="seconds")}
+            write_json(self.attempt / "end.json", end)
+            write_json(self.path / "result.json", result)
 
-
-def record_failure(run_dir: Path, env, error: BaseException) -> None:
-    """Write error.json on rank 0 so reports show the job as failed, with its reason."""
-    if not env.is_main or not run_dir.is_dir():
-        return
-    message = str(error) or type(error).__name__
-    if isinstance(error, KeyboardInterrupt):
-        message = "interrupted (KeyboardInterrupt)"
-    write_json(
-        run_dir / "error.json",
-        {"status": "failed", "type": type(error).__name__, "message": message},
-    )
-
-
-class Printer:
-    """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks."""
-
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = run_dir / "train.log"
-
-    def __call__(self, line: str) -> None:
-        if not self.enabled:
+    def _record_stop(self, error: BaseException) -> None:
+        if not self.env.is_main:
             return
-        print(line, flush=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        if isinstance(error, Interrupted):
+            record = {"status": "interrupted", **error.record()}
+        else:
+            message = str(error) or type(error).__name__
+            if isinstance(error, KeyboardInterrupt):
+                message = "interrupted (KeyboardInterrupt)"
+            record = {"status": "failed", "type": type(error).__name__, "message": message}
+        record["end_time"] = dt.datetime.now().isoformat(timespec="seconds")
+        try:
+            write_json(self.attempt / "end.json", record)
+            write_json(self.path / "error.json", record)
+        except (OSError, UserError) as e:  # a full disk: say so, keep the original error
+            print(f"warning: could not record how the run ended: {e}", file=sys.stderr)
 
-    def progress(self, total: int, initial: int, desc: str, enabled: bool):
-        from tqdm.auto import tqdm
 
-        return tqdm(
-            total=total,
-            initial=initial,
-            desc=desc,
-            disable=None if self.enabled and enabled else True,  # None: off when not a terminal
-            dynamic_ncols=True,
-            leave=False,
+def _hydra_files(cfg) -> dict[str, str] | None:
+    """Hydra's .hydra/ files for this launch, as Hydra writes them (None outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    return {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra})),
+        "overrides.yaml": OmegaConf.to_yaml(hydra.overrides.task),
+    }
+
+
+def _decide(cfg, run_dir: Path) -> Start:
+    mode = cfg.trainer.resume
+    last = run_dir / "checkpoints" / "last.pt"
+    if mode == "never":
+        if last.exists():
+            raise UserError(
+                f"run dir {run_dir} already holds a checkpoint ({last}); with trainer.resume=never "
+                "it would be overwritten: choose another hydra.run.dir, or trainer.resume=auto"
+            )
+        return Start("fresh")
+    if mode == "auto" and not last.exists():
+        return Start("fresh")
+    path = last if mode == "auto" else Path(mode)
+    ckpt = checkpoint.load_resumable(path)
+    diff = config.computed_differences(yaml.safe_load(ckpt["config"]), cfg, ("trainer.epochs",))
+    if diff and mode == "auto":
+        raise UserError(
+            f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
+            f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
         )
+    if diff:  # an explicit path: continuing under new settings is the user's choice
+        print(f"warning: resuming {path} with changed settings: {'; '.join(diff)}", file=sys.stderr)
+    progress = ckpt["progress"]
+    if cfg.trainer.epochs < progress["epoch"] and mode == "auto":
+        raise UserError(
+            f"config: trainer.epochs={cfg.trainer.epochs}, but checkpoint {path} has already "
+            f"completed {progress['epoch']} epochs; a run can be extended, not shortened"
+        )
+    result = read_json(run_dir / "result.json")
+    patience = cfg.trainer.early_stopping_patience
+    done = progress["epoch"] >= cfg.trainer.epochs or (
+        patience and progress["evals_without_improvement"] >= patience
+    )
+    if not (isinstance(result, dict) and result.get("status") == "finished"):
+        result = None
+    if mode == "auto" and done and result:
+        return Start("finished", path, result=result)
+    return Start("resume", path, ckpt, result if mode == "auto" else None)

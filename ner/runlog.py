@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ner.rundir import write_json
+from ner.atomic import write_json
 
 EVAL_KEYS = ("loss", "precision", "recall", "f1", "accuracy")
 
@@ -99,6 +99,33 @@ class RunLog:
             if finished and self._session_end is not None:
                 self.tb.file_writer.add_summary(self._session_end)
             self.tb.close()
+
+
+class Printer:
+    """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / "train.log"
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        print(line, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def progress(self, total: int, initial: int, desc: str, enabled: bool):
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=desc,
+            disable=None if self.enabled and enabled else True,  # None: off when not a terminal
+            dynamic_ncols=True,
+            leave=False,
+        )
 
 
 def hparam_values(cfg, world_size: int) -> dict:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import hydra
@@ -34,15 +34,14 @@ from ner.batching import epoch_plan, steps_per_epoch
 from ner.errors import UserError
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE, Collator
+from ner.optimization import build_optimizer, build_schedule, replan
+from ner.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.prepare import prepare
-from ner.resume import restore, resume_point
-from ner.runlog import RunLog, hparam_values
-from ner.schedule import linear_schedule
+from ner.runlog import Printer, RunLog, hparam_values
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 config.register()
 OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
-OmegaConf.register_new_resolver("ner_output_subdir", rundir.output_subdir, replace=True)
 
 
 class Diverged(UserError):
@@ -60,22 +59,48 @@ class Progress:
     best_epoch: float | None = None
     evals_without_improvement: int = 0
     train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
     epoch_loss_sum: float = 0.0  # summed over ranks, up to the last sync
     epoch_loss_count: int = 0
+    # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
+    # a finished run was extended with more epochs (README: "Extending a finished run").
+    schedule: list[list[int]] = field(default_factory=list)
 
 
 def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
-    """Train and evaluate; return the best value of trainer.monitor (None if interrupted)."""
-    config.check(cfg)
-    t = cfg.trainer
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    started = time.time()
-    say = rundir.Printer(run_dir, env.is_main)
-    if env.is_main:
-        rundir.write_run_info(run_dir, env.world_size)
-    start = resume_point(cfg, run_dir, env)  # refuses to overwrite another run's directory
+    """Train and evaluate in `run_dir`; return the best value of trainer.monitor.
 
+    The run first takes the directory and decides where it starts; a refused run writes
+    nothing there (ner/rundir.py). Returns None when trainer.stop_after_steps cut it short;
+    raises `Interrupted` when a signal stopped it (a checkpoint was written at that step).
+    """
+    config.check(cfg)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    with StopRequests() as stop, rundir.RunDir(run_dir, env) as owner:
+        start = owner.start(cfg)
+        if start.kind == "finished":
+            distributed.print0(
+                env,
+                f"run dir {run_dir} holds a finished run (best {start.result.get('monitor')} "
+                f"{start.result.get('best')}); nothing to do. To train it longer, raise "
+                "trainer.epochs",
+            )
+            return start.result.get("best")
+        owner.accept(cfg, start)
+        return _run(cfg, env, owner, start, stop)
+
+
+def _run(
+    cfg: DictConfig,
+    env: distributed.Env,
+    owner: rundir.RunDir,
+    start: rundir.Start,
+    stop: StopRequests,
+) -> float | None:
+    t, run_dir = cfg.trainer, owner.path
+    started = time.time()
+    say = Printer(run_dir, env.is_main)
     run = prepare(cfg, env, run_dir, say)  # data, tokenizer, features, model (seeded)
     model, device = run.model.to(env.device), env.device
     ddp = (
@@ -84,23 +109,12 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         else model
     )
     forward = torch.compile(ddp) if t.compile else ddp
-    # One fused kernel per step instead of a loop over tensors: 5x faster on CPU (benchmark).
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        betas=tuple(cfg.optim.betas),
-        eps=cfg.optim.eps,
-        weight_decay=cfg.optim.weight_decay,
-        **fused,
-    )
+    optimizer = build_optimizer(cfg.optim, model, device)
     n_train = len(run.features["train"])
     per_epoch = steps_per_epoch(n_train, t.batch_size, env.world_size, t.grad_accum_steps)
     total_steps = per_epoch * t.epochs
     config.check_schedule(cfg, total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(cfg.optim.warmup_steps, total_steps)
-    )
+    scheduler = build_schedule(optimizer, cfg.optim.warmup_steps, total_steps)
     scaler = torch.amp.GradScaler(
         device.type, enabled=t.precision == "fp16" and device.type == "cuda"
     )
@@ -108,12 +122,21 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    progress, history = Progress(), []
-    if start is not None:
-        saved, history = restore(start, run.labels, model, optimizer, scheduler, scaler, env)
-        progress = Progress(**saved)
+    progress, history = Progress(schedule=[[0, total_steps]]), []
+    resumed = start.kind == "resume"
+    if resumed:
+        saved, history = checkpoint.restore(
+            start.checkpoint, start.path, run.labels, model, optimizer, scheduler, scaler, env
+        )
+        progress = Progress(**{"schedule": [[0, total_steps]], **saved})
+        if progress.schedule[-1][1] != total_steps:  # extended: plan the rest for the new total
+            progress.schedule.append([progress.global_step, total_steps])
+            replan(optimizer, scheduler, progress.global_step)
+    # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
+    # finished attempt that this one extends.
+    wall_before = max(progress.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
     log = RunLog(
-        run_dir, env.is_main, history, purge_step=progress.global_step + 1 if start else None
+        run_dir, env.is_main, history, purge_step=progress.global_step + 1 if resumed else None
     )
     global_batch = t.batch_size * env.world_size * t.grad_accum_steps
     log.hparams(
@@ -128,8 +151,13 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
         f"{t.grad_accum_steps} = global batch {global_batch}; {n_train} training windows, "
         f"{per_epoch} steps per epoch, {total_steps} steps in {t.epochs} epochs; device {device}"
-        + (f"; resuming at epoch {progress.epoch} step {progress.global_step}" if start else "")
+        + (f"; resuming at epoch {progress.epoch} step {progress.global_step}" if resumed else "")
     )
+    if len(progress.schedule) > 1 and progress.schedule[-1][0] == progress.global_step:
+        say(
+            f"extended to {t.epochs} epochs: steps after {progress.global_step} follow the linear "
+            f"schedule planned for {total_steps} steps"
+        )
 
     collate = Collator(run.tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
     lengths = [len(f["input_ids"]) for f in run.features["train"]]
@@ -141,6 +169,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     epoch_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the last sync
     epoch_count = torch.zeros((), dtype=torch.long, device=device)
     interrupted = False
+    saved_at = progress.global_step if resumed else -1  # the step of the newest checkpoint
 
     def fold_epoch_loss() -> None:
         """Move the device-side epoch loss (summed over ranks) into `progress`, which is saved."""
@@ -151,10 +180,13 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
     def save(best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
+        nonlocal saved_at
         check_finite(bad_step, progress, env)
         fold_epoch_loss()
         rngs = distributed.all_gather_objects(checkpoint.rng_state(device), env)
+        progress.wall_seconds = wall_before + time.time() - started
         if env.is_main:
+            owner.ensure_owned()
             checkpoint.save_run(
                 run_dir / "checkpoints",
                 model,
@@ -170,8 +202,27 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
                 t.keep_last if t.save_every_steps else 0,
             )
         distributed.barrier(env)
+        saved_at = progress.global_step
+
+    def stop_if_asked(epoch: int) -> None:
+        """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
+        signum = stop.agreed(env)
+        if not signum:
+            return
+        if saved_at != progress.global_step:
+            progress.train_seconds += time.perf_counter() - tic
+            save()
+        raise stop.interrupted(
+            f"after step {progress.global_step} (epoch {epoch + 1} of {t.epochs}); the checkpoint "
+            f"{run_dir / 'checkpoints' / 'last.pt'} resumes there: run the same command "
+            f"(with hydra.run.dir={run_dir})",
+            signum,
+            global_step=progress.global_step,
+            epoch=epoch + progress.step_in_epoch / max(len(plan), 1),
+        )
 
     model.train()
+    stop.deferred = True  # from here a signal stops the run at the next step boundary
     for epoch in range(progress.epoch, t.epochs):
         plan = epoch_plan(
             lengths,
@@ -262,6 +313,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
                 progress.train_seconds += time.perf_counter() - tic
                 save()
                 tic = time.perf_counter()
+            stop_if_asked(epoch)
             if t.stop_after_steps and progress.global_step >= t.stop_after_steps:
                 interrupted = True
                 break
@@ -308,17 +360,20 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         )
         log.save()
         save(best_improved=improved)
+        stop_if_asked(epoch)
         patience = t.early_stopping_patience
         if patience and progress.evals_without_improvement >= patience:
             say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
             break
 
+    stop.deferred = False
     if interrupted:
         log.close()
         return None
     from ner.finish import finish
 
-    finish(cfg, env, run_dir, run, model, log, asdict(progress), n_train, collate, say, started)
+    progress.wall_seconds = wall_before + time.time() - started
+    finish(cfg, env, owner, run, model, log, asdict(progress), n_train, collate, say)
     return progress.best
 
 
@@ -335,19 +390,21 @@ def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.En
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    env = distributed.setup(cfg.trainer.device)
+    env = None
     try:
+        env = distributed.setup(cfg.trainer.device)
         return train(cfg, env, run_dir)
+    except Interrupted as e:
+        if env is None or env.is_main:
+            print(e, file=sys.stderr, flush=True)
+        e.hand_over()  # submitit's handler requeues the Slurm job
+        sys.exit(EXIT_INTERRUPTED)
     except UserError as e:
-        rundir.record_failure(run_dir, env, e)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # Hydra marks this job failed and runs the others
-        if env.is_main:
-            print(f"error: {e}", file=sys.stderr, flush=True)
+        if env is None or env.is_main:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         sys.exit(2)
-    except BaseException as e:
-        rundir.record_failure(run_dir, env, e)
-        raise
     finally:
         distributed.teardown()
 

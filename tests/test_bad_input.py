@@ -125,3 +125,21 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     assert result["f1"] == pytest.approx(f1_score(gold, pred))
     support = sum(r["support"] for r in result["per_type"].values())
     assert support == sum(entity_counts(run.splits.sentences["validation"]).values())
+
+
+def test_a_lowercase_tag_in_the_validation_file_is_named_with_its_line(tmp_path):
+    from ner.data import load_splits
+    from ner.errors import DataError
+
+    train, dev = tmp_path / "train.conll", tmp_path / "dev.conll"
+    train.write_text(GOOD, encoding="utf-8")
+    dev.write_text(GOOD + "\nמשה\tb-per\n", encoding="utf-8")
+    cfg = compose(
+        [*QUICK, "data.name=null", f"data.train_file={train}", f"data.validation_file={dev}"]
+    )
+    with pytest.raises(DataError) as bad:
+        load_splits(cfg.data)
+    assert str(bad.value) == (
+        f"{dev} (split validation), line 8: token 1 of 1 ('משה') has tag 'b-per': the prefix "
+        "must be upper-case B- or I-; did you mean 'B-PER'? tags are case-sensitive"
+    )

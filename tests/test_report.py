@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import statistics
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -190,3 +191,27 @@ def test_cli_reports_user_errors(tmp_path: Path, capsys) -> None:
     assert "not a directory" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
     assert "no job directories" in capsys.readouterr().err
+
+
+def test_interrupted_killed_and_extended_jobs(tmp_path: Path) -> None:
+    from ner.ownership import LOCK_NAME
+
+    interrupted = tmp_path / "0"
+    make_job(interrupted, ["seed=1"], history(0.5))
+    error = {"status": "interrupted", "signal": "SIGTERM", "message": "interrupted by SIGTERM"}
+    (interrupted / "error.json").write_text(json.dumps(error))
+    killed = tmp_path / "1"
+    make_job(killed, ["seed=2"], history(0.5))
+    dead = {"job": "x", "host": "elsewhere", "pid": 1, "pid_start": None, "started": "",
+            "command": "", "token": "t"}  # fmt: skip
+    (killed / LOCK_NAME).write_text(json.dumps(dead))
+    old = time.time() - 3600
+    os.utime(killed / LOCK_NAME, (old, old))
+    extended = tmp_path / "2"
+    make_job(extended, ["seed=3", "trainer.epochs=2"], history(0.5), finished(0.5))
+    (extended / "attempts" / "2").mkdir(parents=True)
+    (extended / "attempts" / "2" / "overrides.yaml").write_text("- seed=3\n- trainer.epochs=4\n")
+    rows = {r["job"]: r for r in build_rows(tmp_path)}
+    assert rows["0"]["status"] == "interrupted" and "SIGTERM" in rows["0"]["error"]
+    assert rows["1"]["status"] == "killed"
+    assert rows["2"]["overrides"] == {"seed": "3", "trainer.epochs": "4"}

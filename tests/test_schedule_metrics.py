@@ -6,22 +6,24 @@ import pytest
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from ner.metrics import entity_metrics
-from ner.schedule import linear_schedule
+from ner.optimization import build_schedule
 
 
-def test_linear_schedule_matches_transformers():
+def lr_curve(warmup: int, total: int):
+    """The multiplier of the peak learning rate after `step` updates, as the loop schedules it."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    ref = get_linear_schedule_with_warmup(opt, num_warmup_steps=10, num_training_steps=100)
-    ours = linear_schedule(10, 100)
-    for step in range(0, 101):
-        assert ours(step) == pytest.approx(ref.lr_lambdas[0](step), abs=1e-12)
+    return build_schedule(opt, warmup, total).lr_lambdas[0]
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    f = lr_curve(10, 100)
+    assert [f(s) for s in (0, 5, 10, 55, 100, 120)] == pytest.approx([0, 0.5, 1, 0.5, 0, 0])
 
 
 def test_no_warmup_starts_at_peak_ends_at_zero():
-    f = linear_schedule(0, 6667)
+    f = lr_curve(0, 6667)
     assert f(0) == 1.0 and f(6667) == 0.0 and f(7000) == 0.0
 
 

@@ -45,6 +45,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ner.config import quote_override_value
 from ner.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,6 @@ ConfigStore.instance().store(
 _PARENT_ONLY = re.compile(
     r"^~?\+{0,2}hydra([./])(launcher|sweeper|sweep|mode|run\.dir|job\.(num|id))\b"
 )
-
-
-def quote_override_value(value: str) -> str:
-    """Quote `value` for Hydra's override grammar so that it parses back to exactly `value`."""
-    # Inside quotes a backslash is literal except before a quote or at the end of the string,
-    # where it must be doubled; quotes themselves are escaped.
-    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
-    return "'" + escaped.replace("'", "\\'") + "'"
 
 
 def program_args(module: str | None, task_function: Callable[..., Any] | None) -> list[str]:
@@ -263,6 +256,9 @@ class TorchrunLauncher(Launcher):
         cmd = torchrun_command(self.params, program, [*hydra_args, *overrides], str(job_dir), idx)
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         log.debug(f"\t#{idx} command: {cmd}")
+        # A directory that already held something belongs to an earlier run: a job refused there
+        # (ner/rundir.py) must leave it as it was, so only a new directory gets our error.json.
+        fresh_dir = not job_dir.exists() or not any(job_dir.iterdir())
         job_dir.mkdir(parents=True, exist_ok=True)
         returncode = subprocess.run(cmd, env=env, check=False).returncode
 
@@ -284,7 +280,8 @@ class TorchrunLauncher(Launcher):
                 ret.return_value, ret.status = RuntimeError(message), JobStatus.FAILED
         else:
             ret.return_value, ret.status = job_failure(job_dir, returncode), JobStatus.FAILED
-            record_failure(job_dir, returncode, overrides)
+            if fresh_dir:
+                record_failure(job_dir, returncode, overrides)
         if ret.status == JobStatus.FAILED:
             log.error(str(ret._return_value))
         return ret

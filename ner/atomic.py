@@ -1,0 +1,146 @@
+"""Atomic writes: a reader sees the old file or the new one, never half of one.
+
+Every file the program writes into a run directory goes through here: written to a temporary
+file in the same directory, flushed and fsynced, given the mode the umask asks for (`mkstemp`
+would leave 0600), renamed over the target, and the directory fsynced. When the write fails
+(a full disk, a quota) the temporary file is removed, the previous file is kept, and the error
+is one line naming the path, the bytes it needed and the bytes free.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from ner.errors import UserError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (Linux), else by setting it back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path, directory: bool = False) -> None:
+    """Give `path` the mode a plain open() or mkdir() would have given it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
+def human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(nbytes) < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def no_space(path: Path, needed: int | None, what: str = "file") -> UserError:
+    """The one-line error for a write that found no room."""
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
+    need = f"needs about {human(needed)}" if needed else "needs more room"
+    have = f", {human(free)} free on that file system" if free is not None else ""
+    return UserError(
+        f"{what} {path}: no space left ({need}{have}); nothing was replaced (the previous "
+        "version is kept); free some space and run the same command again"
+    )
+
+
+def check_room(path: Path, needed: int, what: str = "file") -> None:
+    """Refuse before writing when the file system clearly has less room than `needed` bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(path.parent).free < needed:
+        raise no_space(path, needed, what)
+
+
+def write_with(
+    path: str | os.PathLike,
+    write: Callable[[IO[bytes]], Any],
+    needed: int | None = None,
+    what: str = "file",
+) -> None:
+    """Call `write(f)` on a temporary binary file next to `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        follow_umask(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if _out_of_space(e):
+            raise no_space(path, needed, what) from None
+        raise
+    _fsync_dir(path.parent)
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """Is a full disk (or quota) behind `error`? torch.save wraps the OSError in a RuntimeError."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, what: str = "file") -> None:
+    write_with(path, lambda f: f.write(data), len(data), what)
+
+
+def write_text(path: str | os.PathLike, text: str, what: str = "file") -> None:
+    write_bytes(path, text.encode("utf-8"), what)
+
+
+def write_json(path: str | os.PathLike, obj: Any, what: str = "file") -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n", what)
+
+
+def replace_dir(out_dir: Path, fill: Callable[[Path], None], what: str = "directory") -> None:
+    """Fill a sibling temporary directory with `fill(tmp)`, then swap it in for `out_dir`.
+
+    `out_dir` is complete or absent, never half written: an older one is replaced only by a
+    complete new one. Files inside follow the umask.
+    """
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
+    try:
+        fill(tmp)
+        for item in [tmp, *tmp.rglob("*")]:
+            follow_umask(item, directory=item.is_dir())
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _out_of_space(e):
+            raise no_space(out_dir, None, what) from None
+        raise

@@ -1,0 +1,94 @@
+"""Stop when asked: SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 end a run at an optimizer-step boundary.
+
+Schedulers ask before they kill: Slurm sends SIGTERM at preemption and cancellation, and the
+signal of `sbatch --signal` before the time limit (SIGUSR1 by our documented flags, SIGUSR2 under
+submitit); Kubernetes sends SIGTERM; a terminal sends SIGINT. The signal reaches the ranks at
+different moments (torchrun's agent forwards it, Slurm sends it to every task), so inside the
+training loop the handler only notes it, and after every optimizer step all ranks agree on
+whether any of them was asked to stop (one all-reduce of an int, on the CPU). They all stop after
+the same step, write one checkpoint there and leave with `Interrupted`; the entry point records
+the run as interrupted and exits with EXIT_INTERRUPTED. Nothing is lost: the same command resumes
+after the step that was completed.
+
+Outside the loop (preparing data, the final test evaluation and reports) there is no step to
+finish, so the signal raises `Interrupted` at once; the last checkpoint is intact.
+
+A handler installed before ours (submitit's, which requeues the Slurm job) is handed the signal
+after the checkpoint is written (`Interrupted.hand_over`), so `hydra/launcher=slurm` requeues a
+preempted job. Later copies of the signal are ignored: torchrun's agent forwards the one the
+terminal already sent.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ner import distributed
+
+# EX_TEMPFAIL (sysexits.h): a temporary failure, run again. Interrupted runs exit with it.
+EXIT_INTERRUPTED = 75
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class Interrupted(Exception):
+    """The run stopped on a signal; `where` says at which point."""
+
+    def __init__(self, signum: int, where: str, previous: Any = None, **facts):
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        self.where = where
+        self.facts = facts  # global_step, epoch, checkpoint: for the run's record
+        self._previous = previous
+        super().__init__(f"interrupted by {self.signal} {where}")
+
+    def record(self) -> dict:
+        return {"signal": self.signal, "message": str(self), **self.facts}
+
+    def hand_over(self) -> None:
+        """Give the signal to the handler that was installed before ours, if it is a function."""
+        handler: Callable | Any = self._previous
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(self.signum, None)
+
+
+class StopRequests:
+    """Notes stop signals while installed (`with`); see the module docstring.
+
+    `deferred` is True inside the training loop: a signal is only noted, and `agreed(env)` at
+    the next step boundary tells every rank to stop. Otherwise a signal raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.deferred = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+            for s in SIGNALS:
+                # A signal ignored when we start (a shell's `cmd &` ignores SIGINT) stays ignored.
+                if signal.getsignal(s) is not signal.SIG_IGN:
+                    self.previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum:
+            return
+        self.signum = signum
+        if not self.deferred:
+            raise self.interrupted("before the first step or after the last one")
+
+    def interrupted(self, where: str, signum: int | None = None, **facts) -> Interrupted:
+        signum = signum or self.signum
+        return Interrupted(signum, where, self.previous.get(signum), **facts)
+
+    def agreed(self, env: distributed.Env) -> int:
+        """The signal any rank was sent (0: none): a collective, the same answer on every rank."""
+        return distributed.all_reduce_max_int(self.signum, env)

@@ -1,0 +1,58 @@
+"""What can be known before any work is one line before any work (config.precheck)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CONF, QUICK, compose
+from test_rundir import fake_checkpoint
+
+from ner.config import precheck
+
+
+def check(*argv: str) -> str | None:
+    return precheck(list(argv), str(CONF))
+
+
+def test_a_monitor_the_run_does_not_log_is_refused_naming_the_choices():
+    assert check("trainer.monitor=eval_bogus") == (
+        "config: trainer.monitor=eval_bogus is not a metric the run logs; choose one of "
+        "eval_loss, eval_precision, eval_recall, eval_f1, eval_accuracy"
+    )
+    assert check("trainer.monitor=eval_loss", "trainer.monitor_mode=min") is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_device_on_a_machine_without_one_is_refused():
+    assert check("trainer.device=cuda") == (
+        "config: trainer.device=cuda but this machine has no CUDA device; use "
+        "trainer.device=auto or cpu"
+    )
+
+
+def test_a_sweep_is_checked_job_by_job():
+    # Valid only as a sweep: without data.train_file no job could run.
+    assert check("data.name=null", "data.train_file=a.conll,b.conll") is None
+    assert check("trainer.batch_size=4,0", "seed=1,2") == (
+        "config: trainer.batch_size=0 must be >= 1 (in the sweep job trainer.batch_size='0' "
+        "seed='1')"
+    )
+    assert check("model.dropout=interval(0,0.2)", "optim.lr=tag(log,interval(1e-3,1e-2))") is None
+
+
+def test_a_weights_only_checkpoint_is_refused_before_any_work(tmp_path):
+    best = tmp_path / "checkpoints" / "best.pt"
+    fake_checkpoint(best, compose(QUICK), resumable=False)
+    problem = check(f"trainer.resume={best}")
+    assert problem.startswith(f"checkpoint {best} holds the model weights only")
+
+
+def test_a_hub_model_the_offline_cache_lacks_is_refused_before_any_work():
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache("xlm-roberta-base", "config.json"), str):
+        pytest.skip("xlm-roberta-base is in this machine's Hugging Face cache")
+    assert check("model=xlmr_base") == (
+        "config: model.name_or_path=xlm-roberta-base: not a local directory, not in the Hugging "
+        "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
+    )

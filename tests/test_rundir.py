@@ -1,0 +1,167 @@
+"""Where a run starts, and what a refused run leaves behind: nothing (fake checkpoints, no model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import QUICK, compose
+from omegaconf import OmegaConf
+
+from ner import checkpoint, config
+from ner.distributed import Env
+from ner.errors import UserError
+from ner.rundir import RunDir, run_stamp
+from ner.train import train
+
+
+def fake_checkpoint(path: Path, cfg, epoch: int = 2, resumable: bool = True) -> None:
+    """A checkpoint as the loop writes it, minus the weights: enough to decide a start."""
+    ckpt = {
+        "format": checkpoint.FORMAT_VERSION,
+        "model": {"w": torch.zeros(3)},
+        "labels": ["O"],
+        "config": OmegaConf.to_yaml(cfg, resolve=True),
+        "progress": {"epoch": epoch, "global_step": 60, "evals_without_improvement": 0},
+    }
+    if resumable:
+        ckpt["optimizer"] = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A run directory whose run finished (2 epochs of QUICK), as the files show it."""
+    cfg = compose(QUICK)
+    run = tmp_path / "run"
+    fake_checkpoint(run / "checkpoints" / "last.pt", cfg)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (run / "run_info.json").write_text('{"command": "the first launch"}\n')
+    (run / "result.json").write_text('{"status": "finished", "best": 0.5, "monitor": "eval_f1"}')
+    (run / "train.log").write_text("epoch 1: ...\n")
+    return run
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
+    """Every path under `directory` with its mode and bytes (directories: empty bytes)."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mode, b"" if p.is_dir() else p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides,refusal",
+    [
+        (["optim.lr=0.5"], "made with another configuration \\(optim.lr: 0.003 -> 0.5\\)"),
+        (["trainer.resume=never"], "already holds a checkpoint"),
+        (["trainer.epochs=1"], "a run can be extended, not shortened"),
+    ],
+)
+def test_a_refused_run_changes_no_byte_of_the_directory(finished_run, overrides, refusal):
+    before = snapshot(finished_run)
+    with pytest.raises(UserError, match=refusal):
+        train(compose([*QUICK, *overrides]), Env(), finished_run)
+    assert snapshot(finished_run) == before
+
+
+def test_a_finished_run_rerun_with_the_same_command_does_nothing(finished_run, capsys):
+    before = snapshot(finished_run)
+    assert train(compose(QUICK), Env(), finished_run) == 0.5
+    assert "holds a finished run" in capsys.readouterr().out
+    assert snapshot(finished_run) == before
+
+
+def test_an_accepted_attempt_is_recorded_and_the_first_launch_kept(finished_run):
+    cfg = compose([*QUICK, "trainer.epochs=3", "trainer.log_every=7"])
+    with RunDir(finished_run, Env()) as owner:
+        start = owner.start(cfg)
+        assert start.kind == "resume" and start.path == finished_run / "checkpoints/last.pt"
+        owner.accept(cfg, start)
+    attempt = finished_run / "attempts" / "1"
+    info = json.loads((attempt / "launch.json").read_text())
+    assert info["start"] == "resume" and info["resumed_at_step"] == 60
+    assert yaml.safe_load((attempt / "config.yaml").read_text())["trainer"]["epochs"] == 3
+    # The first launch's files stay as they were; the finished attempt's result is its own now.
+    assert (finished_run / "run_info.json").read_text() == '{"command": "the first launch"}\n'
+    assert (
+        yaml.safe_load((finished_run / ".hydra/config.yaml").read_text())["trainer"]["epochs"] == 2
+    )
+    assert not (finished_run / "result.json").exists()
+    assert not (finished_run / ".lock").exists()
+
+
+def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_change():
+    cfg = compose(QUICK)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["model"]["window_stride"]  # an older version had no such key ...
+    saved["trainer"]["retired_key"] = 1  # ... and one this version no longer has
+    assert config.computed_differences(saved, cfg) == []
+    changed = compose(
+        [
+            *QUICK,
+            "trainer.log_every=3",
+            "trainer.num_workers=1",
+            "trainer.threads=2",
+            "trainer.progress=true",
+            "trainer.eval_test=false",
+            "trainer.save_every_steps=9",
+            "trainer.keep_last=3",
+            "trainer.device=cpu",
+            "trainer.early_stopping_patience=2",
+            "data.cache_dir=null",
+            "run_name=renamed",
+        ]
+    )
+    assert config.computed_differences(saved, changed) == []
+    assert config.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
+        "trainer.epochs: 2 -> 5"
+    ]
+    assert (
+        config.computed_differences(
+            saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",)
+        )
+        == []
+    )
+    assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
+        "model.window_stride: 32 -> 8"
+    ]
+
+
+def test_best_pt_cannot_resume_and_the_message_names_the_checkpoints_that_can(tmp_path):
+    cfg = compose(QUICK)
+    directory = tmp_path / "checkpoints"
+    fake_checkpoint(directory / "best.pt", cfg, resumable=False)
+    fake_checkpoint(directory / "last.pt", cfg)
+    fake_checkpoint(directory / "step-40.pt", cfg)
+    with pytest.raises(UserError) as refused:
+        checkpoint.load_resumable(directory / "best.pt")
+    message = str(refused.value)
+    assert "holds the model weights only" in message
+    assert "other checkpoints of the run: last.pt, step-40.pt" in message
+    assert f"trainer.resume={directory / 'step-40.pt'}" in message
+
+
+def test_an_unreadable_checkpoint_names_the_others_and_how_to_resume(tmp_path):
+    cfg = compose(QUICK)
+    directory = tmp_path / "checkpoints"
+    fake_checkpoint(directory / "step-35.pt", cfg)
+    (directory / "last.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(UserError) as refused:
+        train(compose(QUICK), Env(), tmp_path)
+    message = str(refused.value)
+    assert f"checkpoint {directory / 'last.pt'}: cannot be read" in message
+    assert f"resume from one with trainer.resume={directory / 'step-35.pt'}" in message
+
+
+def test_run_stamp_under_srun_names_the_job_and_step():
+    environ = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1"}
+    assert run_stamp(environ) == "slurm/4242.0"
+    assert run_stamp({**environ, "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "2"}) == (
+        "slurm/40_2.0"
+    )
