@@ -8,6 +8,7 @@ With none of them the program is a plain single process and every collective is 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -137,13 +138,19 @@ def all_reduce_max(tensor: torch.Tensor, env: Env) -> torch.Tensor:
     return tensor
 
 
-def all_reduce_max_int(value: int, env: Env) -> int:
-    """The largest `value` over ranks, agreed on the CPU (no device synchronisation)."""
+def all_reduce_max_int_async(value: int, env: Env) -> Callable[[], int]:
+    """Start agreeing on the largest `value` over ranks, on the CPU (no device synchronisation);
+    the returned function waits for the answer."""
     if not env.distributed:
-        return value
+        return lambda: value
     t = torch.tensor([value], dtype=torch.int64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_cpu_group)
-    return int(t)
+    work = dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_cpu_group, async_op=True)
+
+    def answer() -> int:
+        work.wait()
+        return int(t)
+
+    return answer
 
 
 def all_gather_objects(obj, env: Env) -> list:

@@ -4,11 +4,13 @@ Schedulers ask before they kill: Slurm sends SIGTERM at preemption and cancellat
 signal of `sbatch --signal` before the time limit (SIGUSR1 by our documented flags, SIGUSR2 under
 submitit); Kubernetes sends SIGTERM; a terminal sends SIGINT. The signal reaches the ranks at
 different moments (torchrun's agent forwards it, Slurm sends it to every task), so inside the
-training loop the handler only notes it, and after every optimizer step all ranks agree on
-whether any of them was asked to stop (one all-reduce of an int, on the CPU). They all stop after
-the same step, write one checkpoint there and leave with `Interrupted`; the entry point records
-the run as interrupted and exits with EXIT_INTERRUPTED. Nothing is lost: the same command resumes
-after the step that was completed.
+training loop the handler only notes it, and at every optimizer-step boundary the ranks agree on
+whether any of them was asked to stop: one all-reduce of an int on the CPU, started at one
+boundary and read at the next, so that it overlaps a step instead of holding the ranks' host
+threads in lockstep (with nccl nothing else does). So all ranks stop after
+the same step, at most one step after the signal, write one checkpoint there and leave with
+`Interrupted`; the entry point records the run as interrupted and exits with EXIT_INTERRUPTED.
+Nothing is lost: the same command resumes after the step that was completed.
 
 Outside the loop (preparing data, the final test evaluation and reports) there is no step to
 finish, so the signal raises `Interrupted` at once; the last checkpoint is intact.
@@ -65,6 +67,7 @@ class StopRequests:
         self.signum = 0
         self.deferred = False
         self.previous: dict[int, Any] = {}
+        self._question: Callable[[], int] | None = None  # the agreement started last boundary
 
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():  # signals go to the main thread
@@ -78,6 +81,12 @@ class StopRequests:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
 
+    def settle(self) -> None:
+        """Leaving the loop: wait for the agreement still under way (every rank started it)."""
+        if self._question is not None:
+            self._question()
+            self._question = None
+
     def _handle(self, signum: int, frame) -> None:
         if self.signum:
             return
@@ -90,5 +99,10 @@ class StopRequests:
         return Interrupted(signum, where, self.previous.get(signum), **facts)
 
     def agreed(self, env: distributed.Env) -> int:
-        """The signal any rank was sent (0: none): a collective, the same answer on every rank."""
-        return distributed.all_reduce_max_int(self.signum, env)
+        """The signal any rank had been sent by the previous boundary (0: none); the same answer
+        on every rank. A collective: every rank calls it at every boundary."""
+        if not env.distributed:
+            return self.signum
+        answer = self._question() if self._question is not None else 0
+        self._question = distributed.all_reduce_max_int_async(self.signum, env)
+        return answer

@@ -209,6 +209,7 @@ def _run(
         signum = stop.agreed(env)
         if not signum:
             return
+        stop.settle()
         if saved_at != progress.global_step:
             progress.train_seconds += time.perf_counter() - tic
             save()
@@ -367,6 +368,7 @@ def _run(
             break
 
     stop.deferred = False
+    stop.settle()
     if interrupted:
         log.close()
         return None
