@@ -13,6 +13,9 @@ shuffles the order of the global batches, as the Trainer's `group_by_length` doe
 similar lengths, still random, still each example once.
 
 Evaluation: rank r takes examples r, r + W, ... (no padding, no duplicates), sorted by length.
+
+`EpochSteps` turns an epoch plan into this rank's optimizer steps, each a list of padded
+micro-batches (`Collator`), so the loop iterates over steps and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ner.features import IGNORE
 
 GROUP_CHUNK = 50  # global batches per length-sorted chunk
 
@@ -75,3 +81,65 @@ def eval_shard(
     """This rank's evaluation batches: examples rank, rank + W, ..., longest first."""
     mine = sorted(range(rank, len(lengths), world_size), key=lambda i: -lengths[i])
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+class Collator:
+    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU)."""
+
+    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_id = pad_id
+        self.multiple = pad_to_multiple_of
+
+    @classmethod
+    def for_device(cls, tokenizer, device: torch.device) -> Collator:
+        """The one padding rule: to the longest window, rounded up to 8 on GPU (tensor cores)."""
+        return cls(tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
+
+    def __call__(self, batch: Sequence[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in batch)
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, f in enumerate(batch):
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.tensor(f["input_ids"])
+            labels[row, :n] = torch.tensor(f["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class EpochSteps(Dataset):
+    """This rank's optimizer steps of one epoch: item k is step k's micro-batches, collated.
+
+    A rank whose share of a micro-step is empty (the epoch's last, smaller step) gets example 0
+    with every label masked: DDP needs every rank to run a backward, and it adds nothing.
+    """
+
+    def __init__(self, features: Sequence[dict], plan: list, rank: int, collate: Collator):
+        self.features, self.plan, self.rank, self.collate = features, plan, rank, collate
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, step: int) -> list[dict[str, torch.Tensor]]:
+        micro_batches = []
+        for micro in self.plan[step]:
+            share = micro[self.rank]
+            batch = self.collate([self.features[i] for i in share or [0]])
+            if not share:
+                batch["labels"].fill_(IGNORE)
+            micro_batches.append(batch)
+        return micro_batches
+
+    def loader(self, first_step: int, num_workers: int, pin_memory: bool) -> DataLoader:
+        """The steps from `first_step` on (a resumed epoch starts inside), in order."""
+        return DataLoader(
+            self,
+            batch_size=None,  # an item is already a whole step
+            sampler=range(first_step, len(self)),
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            generator=torch.Generator(),  # its seed draw must not consume the global (dropout) RNG
+        )

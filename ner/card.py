@@ -14,25 +14,21 @@ from typing import Any
 
 import yaml
 
-# (header, log key) of the "Training results" table, in the reference card's column order.
+from ner.metrics import METRICS, best_entry
+
+# (header, log key) of the "Training results" table, in the reference card's column order: the
+# training loss, the epoch and step, then every metric of ner.metrics.METRICS.
 RESULTS_COLUMNS: list[tuple[str, str]] = [
     ("Training Loss", "train_loss"),
     ("Epoch", "epoch"),
     ("Step", "step"),
-    ("Validation Loss", "eval_loss"),
-    ("Precision", "eval_precision"),
-    ("Recall", "eval_recall"),
-    ("F1", "eval_f1"),
-    ("Accuracy", "eval_accuracy"),
+    *(
+        (f"Validation {m.label}" if m.name == "loss" else m.label, f"eval_{m.name}")
+        for m in METRICS
+    ),
 ]
-# (label, metric suffix) of the summary lists and of the model-index metrics.
-SUMMARY_METRICS: list[tuple[str, str]] = [
-    ("Loss", "loss"),
-    ("Precision", "precision"),
-    ("Recall", "recall"),
-    ("F1", "f1"),
-    ("Accuracy", "accuracy"),
-]
+# (label, metric name) of the summary lists and of the model-index metrics.
+SUMMARY_METRICS: list[tuple[str, str]] = [(m.label, m.name) for m in METRICS]
 NO_LOG = "No log"  # what the Trainer writes for an epoch with no logged training loss
 MORE_INFO = "More information needed"
 
@@ -76,7 +72,7 @@ def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]
             f"final log entry names best_epoch {final['best_epoch']}, "
             "but the log history has no eval entry for that epoch"
         )
-    entry = max(evals, key=lambda e: e["eval_f1"])
+    entry = best_entry(evals, "eval_f1", "max")
     return entry, "eval_f1", float(entry["eval_f1"])
 
 
@@ -187,10 +183,10 @@ def _front_matter(info: dict, last: dict) -> str:
                     {
                         "task": {"name": "Token Classification", "type": "token-classification"},
                         "dataset": dataset_entry,
-                        # Precision, recall, F1, accuracy, loss; float(): safe_dump refuses numpy.
+                        # The scores, then the loss; float(): safe_dump refuses numpy.
                         "metrics": [
                             {"name": label, "type": key, "value": float(last[f"eval_{key}"])}
-                            for label, key in SUMMARY_METRICS[1:] + SUMMARY_METRICS[:1]
+                            for label, key in sorted(SUMMARY_METRICS, key=lambda m: m[1] == "loss")
                         ],
                     }
                 ],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -152,73 +153,84 @@ def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
     atomic.replace_dir(out_dir, fill, "exported model")
 
 
-def save_run(
-    directory: Path,
-    model,
-    optimizer,
-    scheduler,
-    scaler,
-    progress: dict,
-    history: list,
-    rngs: list,
-    labels: list[str],
-    config_yaml: str,
-    best_improved: bool,
-    keep_steps: int,
-) -> None:
-    """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically."""
-    state = model.state_dict()
-    atomic_save(
-        {
+@dataclass
+class Progress:
+    """Where the loop stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in the current epoch
+    global_step: int = 0
+    best: float | None = None
+    best_epoch: float | None = None
+    evals_without_improvement: int = 0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
+    epoch_loss_sum: float = 0.0  # summed over ranks, up to the last checkpoint
+    epoch_loss_count: int = 0
+    # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
+    # a finished run was extended with more epochs (README: "Extending a finished run").
+    schedule: list[list[int]] = field(default_factory=list)
+
+
+@dataclass
+class TrainState:
+    """Everything a run saves and restores, as one object: the checkpoint is its dict."""
+
+    model: torch.nn.Module  # unwrapped (not DDP)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    progress: Progress
+    history: list[dict]  # the log history; the run's RunLog appends to this list
+    labels: list[str]
+    config_yaml: str  # the resolved config
+
+    def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
+        """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
+        `rngs`: every rank's RNG streams, in rank order."""
+        weights = self.model.state_dict()
+        progress = asdict(self.progress)
+        common = {
             "format": FORMAT_VERSION,
-            "model": state,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
+            "model": weights,
+            "labels": self.labels,
+            "config": self.config_yaml,
             "progress": progress,
-            "history": history,
+        }
+        last = {
+            **common,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
             "rng": rngs,
-            "labels": labels,
-            "config": config_yaml,
-        },
-        directory / "last.pt",
-    )
-    if keep_steps:
-        step_file = directory / f"step-{progress['global_step']}.pt"
-        step_file.unlink(missing_ok=True)
-        os.link(directory / "last.pt", step_file)  # a second name, not a second write
-        prune_steps(directory, keep_steps)
-    if best_improved:
-        atomic_save(
-            {
-                "format": FORMAT_VERSION,
-                "model": state,
-                "labels": labels,
-                "config": config_yaml,
-                "progress": progress,
-            },
-            directory / "best.pt",
-        )
+        }
+        atomic_save(last, directory / "last.pt")
+        if keep_steps:
+            step_file = directory / f"step-{self.progress.global_step}.pt"
+            step_file.unlink(missing_ok=True)
+            os.link(directory / "last.pt", step_file)  # a second name, not a second write
+            prune_steps(directory, keep_steps)
+        if best_improved:
+            atomic_save(common, directory / "best.pt")
 
-
-def restore(
-    ckpt: dict, path: Path, labels: list[str], model, optimizer, scheduler, scaler, env
-) -> tuple[dict, list]:
-    """Load a checkpoint's states into the run; return (loop progress, log history).
-
-    RNG streams are restored exactly when the world size is unchanged."""
-    check_compatible(ckpt, path, labels, model)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    rngs = ckpt["rng"]
-    if len(rngs) == env.world_size:
-        set_rng_state(rngs[env.rank], env.device)
-    elif env.is_main:
-        print(
-            f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
-            "batches are the same, dropout streams are not",
-            file=sys.stderr,
-        )
-    return ckpt["progress"], ckpt["history"]
+    def restore(self, ckpt: dict, path: Path, env) -> None:
+        """Load a checkpoint into this state. RNG streams are restored exactly when the world
+        size is unchanged."""
+        check_compatible(ckpt, path, self.labels, self.model)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        saved = {"schedule": self.progress.schedule, **ckpt["progress"]}
+        self.progress = Progress(**saved)
+        self.history[:] = ckpt["history"]
+        rngs = ckpt["rng"]
+        if len(rngs) == env.world_size:
+            set_rng_state(rngs[env.rank], env.device)
+        elif env.is_main:
+            print(
+                f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
+                "batches are the same, dropout streams are not",
+                file=sys.stderr,
+            )

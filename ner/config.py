@@ -294,6 +294,14 @@ def check(cfg: Any) -> None:
     for ok, key, value, why in rules:
         if not ok:
             raise UserError(f"config: {key}={value} {why}")
+    from ner.metrics import mode_of
+
+    if str(t.monitor_mode) != mode_of(t.monitor):
+        raise UserError(
+            f"config: trainer.monitor_mode={t.monitor_mode} picks the worst epoch: "
+            f"{t.monitor} is better when {'higher' if mode_of(t.monitor) == 'max' else 'lower'}; "
+            f"set trainer.monitor_mode={mode_of(t.monitor)}"
+        )
     if t.device == "cuda":
         import torch
 
@@ -323,9 +331,9 @@ def run_name(cfg: Any) -> str:
 
 def monitorable() -> list[str]:
     """The log keys trainer.monitor may name: the validation metrics of every epoch."""
-    from ner.runlog import EVAL_KEYS
+    from ner.metrics import NAMES
 
-    return [f"eval_{key}" for key in EVAL_KEYS]
+    return [f"eval_{name}" for name in NAMES]
 
 
 def check_schedule(cfg: Any, total_steps: int) -> None:
@@ -335,113 +343,3 @@ def check_schedule(cfg: Any, total_steps: int) -> None:
             f"config: optim.warmup_steps={cfg.optim.warmup_steps} is not shorter than training "
             f"({total_steps} optimizer steps)"
         )
-
-
-MAX_PRECHECKED_JOBS = 64  # sweep jobs composed by precheck; a larger sweep checks its first 64
-
-
-def quote_override_value(value: str) -> str:
-    """Quote `value` for Hydra's override grammar so that it parses back to exactly `value`."""
-    import re
-
-    # Inside quotes a backslash is literal except before a quote or at the end of the string,
-    # where it must be doubled; quotes themselves are escaped.
-    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
-    return "'" + escaped.replace("'", "\\'") + "'"
-
-
-def precheck(argv: list[str], conf_dir: str) -> str | None:
-    """Compose the config of a command line before Hydra runs it; return an error line or None.
-
-    Why not leave it to Hydra: Hydra reports a bad override over several lines from inside
-    `hydra.main`, with no hook to shorten it; this gives the same finding as one line
-    (`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2. A sweep
-    (`a=1,2`, `choice(...)`, `range(...)`) is checked job by job; intervals and globs are left to
-    the sweeper. Then what can be known before any work: a resume checkpoint that cannot resume,
-    a model or dataset the offline hub cannot give.
-    """
-    import itertools
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    args = [a for a in argv if not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(args)
-    except HydraException as e:
-        return f"config: {str(e).splitlines()[0]}"
-    own = [o for o in parsed if not (o.key_or_group or "").startswith("hydra")]
-    plain = [o.input_line for o in own if not o.is_sweep_override()]
-    sweeps = []
-    for o in own:
-        if o.is_sweep_override():
-            try:
-                values = list(o.sweep_string_iterator()) if o.is_discrete_sweep() else []
-            except HydraException:  # a glob needs the config loader: the sweeper expands it
-                values = []
-            key = o.input_line.split("=", 1)[0]
-            if values:
-                sweeps.append([f"{key}={quote_override_value(v)}" for v in values])
-    jobs = itertools.islice(itertools.product(*sweeps), MAX_PRECHECKED_JOBS)
-    for job in jobs:
-        problem = _precheck_one([*plain, *job], conf_dir)
-        if problem:
-            return problem + (f" (in the sweep job {' '.join(job)})" if job else "")
-    return None
-
-
-def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-        check(cfg)
-        check_sources(cfg)
-    except UserError as e:
-        return str(e)
-    except (HydraException, OmegaConfBaseException) as e:
-        text = str(e.__cause__ if e.__cause__ is not None else e).strip()
-        key = next(
-            (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None
-        )
-        where = next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), None)
-        where = where or next((o for o in overrides if f"'{o.split('=')[0]}'" in str(e)), None)
-        first = text.splitlines()[0]
-        return f"config: {where}: {first}" if where else f"config: {first}"
-    return None
-
-
-def check_sources(cfg: Any) -> None:
-    """What is known before any work: a resume checkpoint that cannot resume a run, a model or
-    dataset that the hub cannot give in offline mode and no local cache holds."""
-    import os
-    from pathlib import Path
-
-    resume = cfg.trainer.resume
-    if resume not in ("auto", "never"):
-        from ner.checkpoint import load_resumable
-
-        load_resumable(resume)
-    offline = any(
-        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-    if not offline:
-        return
-    name = cfg.model.name_or_path
-    if name is not None and not Path(name).expanduser().is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise UserError(
-                f"config: model.name_or_path={name}: not a local directory, not in the Hugging "
-                "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
-            )
-    data = cfg.data.name
-    if data not in (None, "demo") and not Path(data).expanduser().is_dir():
-        from ner.data import check_reachable
-
-        check_reachable(data, cfg.data.config)

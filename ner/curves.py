@@ -15,13 +15,10 @@ from matplotlib.ticker import MaxNLocator
 
 from ner import atomic
 from ner.card import best_epoch, split_history
+from ner.metrics import METRICS
 
-METRIC_LINES = [
-    ("eval_precision", "precision"),
-    ("eval_recall", "recall"),
-    ("eval_f1", "F1"),
-    ("eval_accuracy", "accuracy"),
-]
+# Every score of ner.metrics.METRICS (the loss has the left panel).
+METRIC_LINES = [(f"eval_{m.name}", m.label) for m in METRICS if m.name != "loss"]
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike) -> None:

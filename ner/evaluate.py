@@ -15,19 +15,19 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 
-from ner.batching import eval_shard
+from ner.batching import Collator, eval_shard
 from ner.distributed import Env, all_gather_objects, all_reduce_sum
-from ner.features import IGNORE, Collator, gather_word_predictions
+from ner.features import IGNORE, gather_word_predictions
+from ner.loss import token_loss
 from ner.metrics import entity_metrics
 
 
 def autocast(device: torch.device, precision: str):
     """Mixed precision on CUDA for bf16/fp16; fp32 (and CPU) runs without autocast."""
-    if precision == "fp32" or device.type != "cuda":
+    if str(precision) == "fp32" or device.type != "cuda":
         return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if str(precision) == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
@@ -57,7 +57,7 @@ def predict_features(
             logits = model(**batch).logits
         logits = logits.float()
         scored = labels != IGNORE
-        loss_sum += F.cross_entropy(logits[scored], labels[scored], reduction="sum").double()
+        loss_sum += token_loss(logits[scored], labels[scored]).double()
         n_labels += scored.sum()
         preds_dev.append(logits.argmax(-1)[scored])  # only the scored ids leave the device
         counts.extend(scored.sum(1).tolist())
@@ -88,23 +88,19 @@ def evaluate(
     env: Env,
     precision: str = "fp32",
 ) -> dict:
-    """Loss, precision, recall, F1, accuracy and per-type results over every word of `gold`."""
+    """The metrics of ner.metrics.METRICS and per-type results over every word of `gold`."""
     start = time.perf_counter()
     preds, loss_sum, n = predict_features(model, features, batch_size, collator, env, precision)
     words = gather_word_predictions(features, preds, len(gold))
     pred_tags = [[labels[i] for i in sent] for sent in words]
     for k, (g, p) in enumerate(zip(gold, pred_tags, strict=True)):
         assert len(g) == len(p), f"example {k}: {len(g)} words but {len(p)} predictions"
-    metrics = entity_metrics(gold, pred_tags)
+    metrics = entity_metrics(gold, pred_tags)  # every metric of ner.metrics.METRICS but the loss
     runtime = time.perf_counter() - start
     return {
         "loss": loss_sum / max(n, 1),
-        "precision": metrics["precision"],
-        "recall": metrics["recall"],
-        "f1": metrics["f1"],
-        "accuracy": metrics["accuracy"],
+        **metrics,
         "runtime": runtime,
         "samples_per_second": len(gold) / runtime if runtime > 0 else 0.0,
-        "per_type": metrics["per_type"],
         "predictions": pred_tags,
     }

@@ -30,10 +30,12 @@ from transformers.utils import logging as hf_logging
 
 from ner import distributed, loading
 from ner.atomic import write_json
+from ner.batching import Collator
 from ner.config import DataConfig
 from ner.errors import UserError
 from ner.evaluate import evaluate
-from ner.features import Collator, encode_split
+from ner.features import encode_split
+from ner.metrics import METRICS
 from ner.validate import Sentence, validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")
@@ -131,8 +133,7 @@ def summary(metrics: dict) -> str:
     lines = [
         f"{metrics['target']} ({at}) on {metrics['data']}, split {metrics['split']}: "
         f"{metrics['sentences']} sentences, {metrics['words']} words",
-        "loss {loss:.4f}  precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  "
-        "accuracy {accuracy:.4f}".format(**metrics),
+        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in METRICS),
         f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
     ]
     for name, r in metrics["per_type"].items():
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
     )
     if env.is_main and stats.split_sentences + stats.empty_words + stats.capped_words:
         print("\n".join(stats.lines(args.split)), file=out, flush=True)
-    collate = Collator(loaded.tokenizer.pad_token_id, 8 if env.device.type == "cuda" else None)
+    collate = Collator.for_device(loaded.tokenizer, env.device)
     gold = [list(s.tags) for s in sentences]
     result = evaluate(
         loaded.model,

@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
-
-IGNORE = (
-    -100
-)  # label of positions that are not scored (sub-tokens after the first, context, padding)
+# The label of positions that are not scored: sub-tokens after a word's first, context, padding.
+IGNORE = -100
 
 
 @dataclass(frozen=True)
@@ -211,25 +208,3 @@ def gather_word_predictions(
     for i in order:
         words[features[i]["example"]].extend(predictions[i])
     return words
-
-
-class Collator:
-    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU)."""
-
-    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
-        self.pad_id = pad_id
-        self.multiple = pad_to_multiple_of
-
-    def __call__(self, batch: Sequence[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(f["input_ids"]) for f in batch)
-        if self.multiple:
-            width = -(-width // self.multiple) * self.multiple
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, f in enumerate(batch):
-            n = len(f["input_ids"])
-            ids[row, :n] = torch.tensor(f["input_ids"])
-            labels[row, :n] = torch.tensor(f["labels"])
-            mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -6,109 +6,70 @@ and never takes part in model selection.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transformers.utils import logging as hf_logging
 
 from ner import atomic, checkpoint, config, distributed
 from ner.card import render_card
 from ner.curves import plot_curves
 from ner.evaluate import evaluate
-from ner.rundir import RunDir, framework_versions
+from ner.hparams import card_hyperparameters
+from ner.metrics import NAMES
+from ner.rundir import framework_versions
+
+if TYPE_CHECKING:
+    from ner.train import TrainingRun
 
 
-def schedule_text(schedule: list[list[int]]) -> str:
-    """Which steps ran under which linear schedule, when a finished run was extended."""
-    parts = []
-    for k, (first, total) in enumerate(schedule):
-        last = schedule[k + 1][0] if k + 1 < len(schedule) else total
-        parts.append(f"steps {first + 1}-{last} decay linearly to 0 at step {total}")
-    return "; ".join(parts)
-
-
-def hyperparameters(cfg, env: distributed.Env, schedule: list[list[int]] | None = None) -> dict:
-    """The card's hyperparameter list, in the reference card's order and wording."""
-    t, o = cfg.trainer, cfg.optim
-    extended = {"lr_scheduler_segments": schedule_text(schedule)} if len(schedule or []) > 1 else {}
-    return {
-        "learning_rate": o.lr,
-        "train_batch_size": t.batch_size,
-        "eval_batch_size": t.eval_batch_size,
-        "seed": cfg.seed,
-        "distributed_type": "multi-GPU"
-        if env.distributed and env.device.type == "cuda"
-        else "multi-process (gloo)"
-        if env.distributed
-        else "single process",
-        "num_processes": env.world_size,
-        "gradient_accumulation_steps": t.grad_accum_steps,
-        "total_train_batch_size": t.batch_size * env.world_size * t.grad_accum_steps,
-        "optimizer": f"Adam with betas=({o.betas[0]},{o.betas[1]}) and epsilon={o.eps}"
-        + (f", decoupled weight decay {o.weight_decay}" if o.weight_decay else ""),
-        "lr_scheduler_type": "linear",
-        "lr_scheduler_warmup_steps": o.warmup_steps,
-        **extended,
-        "num_epochs": t.epochs,
-        "precision": t.precision,
-        "max_grad_norm": o.max_grad_norm,
-    }
-
-
-def finish(
-    cfg, env, owner: RunDir, run, model, log, progress: dict, n_train: int, collate, say
-) -> None:
-    """Rank 0 writes; every rank evaluates."""
-    t, run_dir = cfg.trainer, owner.path
-    best_path = run_dir / "checkpoints" / "best.pt"
-    best = checkpoint.load(best_path)  # every rank: the test split is sharded too
-    model.load_state_dict(best["model"])
+def finish(run: TrainingRun) -> None:
+    """Rank 0 writes; every rank evaluates (the test split is sharded too)."""
+    cfg, env, data, log, t = run.cfg, run.env, run.data, run.log, run.t
+    p, model, run_dir = run.state.progress, run.state.model, run.owner.path
+    model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
     test = None
-    if t.eval_test and run.gold.get("test"):
+    if t.eval_test and data.gold.get("test"):
         result = evaluate(
             model,
-            run.features["test"],
-            run.gold["test"],
-            run.labels,
+            data.features["test"],
+            data.gold["test"],
+            data.labels,
             t.eval_batch_size,
-            collate,
+            run.collate,
             env,
             t.precision,
         )
-        entry = log.evaluation("test", progress["best_epoch"], progress["global_step"], result)
+        entry = log.evaluation("test", p.best_epoch, p.global_step, result)
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
-        say(
-            f"test (best epoch {progress['best_epoch']:g}): precision {result['precision']:.4f}, "
-            f"recall {result['recall']:.4f}, F1 {result['f1']:.4f}, accuracy {result['accuracy']:.4f}"
-        )
-    seconds = progress["train_seconds"]
+        scores = ", ".join(f"{name} {result[name]:.4f}" for name in NAMES if name != "loss")
+        run.say(f"test (best epoch {p.best_epoch:g}): {scores}")
+    seconds, n_train = p.train_seconds, len(run.lengths)
     log.final(
         {
-            "epoch": float(progress["epoch"]),
-            "step": progress["global_step"],
+            "epoch": float(p.epoch),
+            "step": p.global_step,
             "train_runtime": round(seconds, 4),
-            "train_samples_per_second": round(n_train * progress["epoch"] / seconds, 3)
-            if seconds
-            else 0.0,
-            "best_epoch": progress["best_epoch"],
-            "best_metric": progress["best"],
+            "train_samples_per_second": round(n_train * p.epoch / seconds, 3) if seconds else 0.0,
+            "best_epoch": p.best_epoch,
+            "best_metric": p.best,
             "monitor": t.monitor,
-            "lr_schedule": progress["schedule"],
+            "lr_schedule": p.schedule,
         }
     )
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
-        checkpoint.export_hf(
-            model, run.tokenizer, run_dir / "best_model"
-        )  # best weights, loaded above
+        checkpoint.export_hf(model, data.tokenizer, run_dir / "best_model")  # the best weights
         info = {
             "model_name": config.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
-            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else run.splits.source,
+            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.splits.source,
             "dataset_config": cfg.data.config,
-            "hyperparameters": hyperparameters(cfg, env, progress["schedule"]),
+            "hyperparameters": card_hyperparameters(cfg, env, p.schedule),
             "versions": framework_versions(),
             "data_summary": "; ".join(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
-                for split, s in run.stats.items()
+                for split, s in data.stats.items()
             ),
         }
         card = render_card(log.history, info)
@@ -116,21 +77,22 @@ def finish(
         plot_curves(log.history, run_dir / "curves.png")
         log.text("model_card", card)
         final_eval = [e for e in log.history if "eval_f1" in e][-1]
-        owner.finished(
+        run.owner.finished(
             {
                 "status": "finished",
                 "monitor": t.monitor,
-                "best": progress["best"],
-                "best_epoch": progress["best_epoch"],
+                "monitor_mode": str(t.monitor_mode),
+                "best": p.best,
+                "best_epoch": p.best_epoch,
                 "final": {
                     k: v
                     for k, v in final_eval.items()
                     if k.startswith("eval_") and k != "eval_per_type"
                 },
                 "test": {k: v for k, v in (test or {}).items() if k != "test_per_type"} or None,
-                "wall_time_s": round(progress["wall_seconds"], 1),
-            },
+                "wall_time_s": round(p.wall_seconds, 1),
+            }
         )
-        say(f"run directory: {run_dir}")
+        run.say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)

@@ -1,32 +1,58 @@
-"""Entity metrics (seqeval, default mode, like run_ner) and word accuracy.
+"""What an evaluation measures, and which epoch is best: the one place for both.
 
-Pure functions over label strings: one gold and one predicted tag per word of every sentence.
+`METRICS` lists the scalar metrics of an evaluation, in the reference card's column order. The
+log (`eval_<name>`), TensorBoard (`eval/<name>`), the model card, the curves, `ner-report` and
+`ner-evaluate` all iterate over it, so a new scalar metric is one entry here. Each is computed
+from one seqeval classification report (entity-level, default mode, like run_ner) plus word
+accuracy: seqeval runs once per evaluation. The loss is the exception: `ner.evaluate` sums it
+while predicting.
+
+`is_better` and `best_entry` are the one rule for the best epoch (trainer.monitor and
+trainer.monitor_mode); the loop, the card, the curves and the report all use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from seqeval.metrics import (
-    accuracy_score,
-    classification_report,
-    f1_score,
-    precision_score,
-    recall_score,
+from seqeval.metrics import accuracy_score, classification_report
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the log key is eval_<name> (test_<name> on the test split)
+    label: str  # column header on the card and in reports
+    higher_is_better: bool
+    # From {"report": seqeval's classification_report(output_dict=True), "accuracy": word
+    # accuracy, "gold", "pred"}; None for the loss, which evaluate() sums while predicting.
+    compute: Callable[[dict], float] | None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("loss", "Loss", False, None),
+    Metric("precision", "Precision", True, lambda s: s["report"]["micro avg"]["precision"]),
+    Metric("recall", "Recall", True, lambda s: s["report"]["micro avg"]["recall"]),
+    Metric("f1", "F1", True, lambda s: s["report"]["micro avg"]["f1-score"]),
+    Metric("accuracy", "Accuracy", True, lambda s: s["accuracy"]),
 )
+NAMES = tuple(m.name for m in METRICS)
+BY_NAME = {m.name: m for m in METRICS}
 
 
 def entity_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
-    """precision, recall, f1 (micro over entities), accuracy (over words) and per-type results.
+    """Every computed metric of METRICS (all but the loss) and per-type results.
 
-    Returns {"precision", "recall", "f1", "accuracy", "per_type": {TYPE: {"precision", "recall",
-    "f1", "support"}}}. An empty prediction set scores 0, not an error (seqeval's zero_division).
+    Returns {name: value for each metric but the loss, "per_type": {TYPE: {"precision",
+    "recall", "f1", "support"}}}. An empty prediction set scores 0, not an error (seqeval's
+    zero_division).
     """
     assert len(gold) == len(pred), f"{len(gold)} gold sentences but {len(pred)} predicted"
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
         assert len(g) == len(p), f"sentence {i}: {len(g)} gold tags but {len(p)} predicted"
     gold, pred = [list(g) for g in gold], [list(p) for p in pred]
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    scores = {"report": report, "accuracy": accuracy_score(gold, pred), "gold": gold, "pred": pred}
     per_type = {
         name: {
             "precision": float(r["precision"]),
@@ -37,10 +63,31 @@ def entity_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
         for name, r in sorted(report.items())
         if not name.endswith(" avg")
     }
-    return {
-        "precision": float(precision_score(gold, pred, zero_division=0)),
-        "recall": float(recall_score(gold, pred, zero_division=0)),
-        "f1": float(f1_score(gold, pred, zero_division=0)),
-        "accuracy": float(accuracy_score(gold, pred)),
-        "per_type": per_type,
-    }
+    values = {m.name: float(m.compute(scores)) for m in METRICS if m.compute is not None}
+    return {**values, "per_type": per_type}
+
+
+def mode_of(key: str) -> str:
+    """ "max" or "min": how a metric's log key (eval_f1, eval_loss, test_f1, ...) improves."""
+    names = sorted((m for m in METRICS if key.endswith(f"_{m.name}")), key=lambda m: -len(m.name))
+    if not names:
+        raise KeyError(f"{key} names no metric of {', '.join(NAMES)}")
+    return "max" if names[0].higher_is_better else "min"
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    """Does `value` improve on `best` under trainer.monitor_mode ("max" or "min")?"""
+    return best is None or (value > best if str(mode) == "max" else value < best)
+
+
+def best_entry(entries: Sequence[dict], monitor: str, mode: str) -> dict | None:
+    """The first entry with the best value of `monitor` (ties: the earliest epoch, as the loop
+    keeps the first best)."""
+    best = None
+    for entry in entries:
+        value = entry.get(monitor)
+        if isinstance(value, (int, float)) and (
+            best is None or is_better(value, best[monitor], mode)
+        ):
+            best = entry
+    return best

@@ -30,9 +30,10 @@ from seqeval.metrics.sequence_labeling import get_entities
 from transformers.utils import logging as hf_logging
 
 from ner import distributed, loading
+from ner.batching import Collator
 from ner.errors import UserError
 from ner.evaluate import predict_features
-from ner.features import Collator, encode_split, gather_word_predictions
+from ner.features import encode_split, gather_word_predictions
 from ner.words import split_words
 
 CHUNK_LINES = 512  # lines tagged (and written) at a time, so large inputs stream
@@ -76,7 +77,7 @@ def tag_lines(
             loaded.max_length,
             loaded.stride,
         )
-        collate = Collator(loaded.tokenizer.pad_token_id, 8 if env.device.type == "cuda" else None)
+        collate = Collator.for_device(loaded.tokenizer, env.device)
         preds, _, _ = predict_features(
             loaded.model, features, batch_size, collate, env, loaded.precision
         )

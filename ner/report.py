@@ -31,8 +31,11 @@ from typing import Any
 import yaml
 
 from ner.errors import UserError
+from ner.metrics import METRICS as ALL_METRICS
+from ner.metrics import best_entry, mode_of
 
-METRICS = ("f1", "precision", "recall", "accuracy")
+# The scores of ner.metrics.METRICS, F1 first: the one people compare.
+METRICS = sorted((m.name for m in ALL_METRICS if m.name != "loss"), key=lambda n: n != "f1")
 
 
 def find_job_dirs(root: Path) -> list[Path]:
@@ -141,10 +144,7 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
         row["status"], row["error"] = "running", ""
     row["epochs"] = len(evals) if epochs_known else None
 
-    scored = [e for e in evals if isinstance(e.get(monitor), (int, float))]
-    lower_is_better = "loss" in monitor
-    best = min(scored, key=lambda e: e[monitor]) if lower_is_better and scored else None
-    best = max(scored, key=lambda e: e[monitor]) if not lower_is_better and scored else best
+    best = best_entry(evals, monitor, mode_of(monitor))  # the loop's rule for the best epoch
     final = evals[-1] if evals else None
     row["monitor_best"] = float(best[monitor]) if best else None
     row["best_epoch"] = best.get("epoch") if best else None
@@ -169,7 +169,7 @@ def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
     if not jobs:
         raise UserError(f"{root}: no job directories (directories holding .hydra/) under it")
     rows = [job_row(job, root, monitor) for job in jobs]
-    sign = 1.0 if "loss" in monitor else -1.0
+    sign = 1.0 if mode_of(monitor) == "min" else -1.0
     return sorted(
         rows,
         key=lambda r: (r["monitor_best"] is None, sign * (r["monitor_best"] or 0.0), r["job"]),

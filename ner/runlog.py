@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ner.atomic import write_json
-
-EVAL_KEYS = ("loss", "precision", "recall", "f1", "accuracy")
+from ner.metrics import NAMES
 
 
 class RunLog:
@@ -25,7 +24,7 @@ class RunLog:
     ):
         self.run_dir = run_dir
         self.enabled = enabled
-        self.history: list[dict] = list(history or [])
+        self.history: list[dict] = history if history is not None else []
         self.tb = None
         self._session_end = None
         if enabled:
@@ -47,14 +46,14 @@ class RunLog:
     ) -> dict:
         """Record an evaluation (prefix `eval` per epoch, `test` at the end); returns the entry."""
         entry = {"epoch": epoch, "step": step, **(extra or {})}
-        for key in EVAL_KEYS:
+        for key in NAMES:
             entry[f"{prefix}_{key}"] = result[key]
         entry[f"{prefix}_runtime"] = round(result["runtime"], 4)
         entry[f"{prefix}_samples_per_second"] = round(result["samples_per_second"], 3)
         entry[f"{prefix}_per_type"] = result["per_type"]
         if self.enabled:
             self.history.append(entry)
-            for key in EVAL_KEYS:
+            for key in NAMES:
                 # x axis: the epoch (an integer for per-epoch curves) ...
                 self.tb.add_scalar(f"{prefix}/{key}", result[key], int(round(epoch)))
                 # ... and the optimizer step, to line up with train/loss
@@ -126,24 +125,3 @@ class Printer:
             dynamic_ncols=True,
             leave=False,
         )
-
-
-def hparam_values(cfg, world_size: int) -> dict:
-    """What the HParams dashboard lists per run: the keys people sweep, as plain values."""
-    t, o, m = cfg.trainer, cfg.optim, cfg.model
-    return {
-        "lr": o.lr,
-        "batch_size": t.batch_size,
-        "world_size": world_size,
-        "global_batch": t.batch_size * world_size * t.grad_accum_steps,
-        "epochs": t.epochs,
-        "seed": cfg.seed,
-        "warmup_steps": o.warmup_steps,
-        "weight_decay": o.weight_decay,
-        "max_grad_norm": o.max_grad_norm,
-        "dropout": -1.0 if m.dropout is None else m.dropout,
-        "precision": t.precision,
-        "model": str(m.name_or_path or "tiny"),
-        "data": str(cfg.data.name or cfg.data.train_file),
-        "group_by_length": t.group_by_length,
-    }

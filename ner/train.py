@@ -1,78 +1,50 @@
-"""Hydra entry point and the training loop.
+"""The training loop.
 
     python -m ner.train                                          # the demo, one process
     torchrun --standalone --nproc_per_node=2 -m ner.train         # the same on 2 processes
     torchrun --nproc_per_node=N -m ner.train experiment=wikiann_he_card
 
-`main` (Hydra) sets up the process group, calls `train(cfg, env, run_dir)` and tears down;
-tests call `train` directly. The loop: per epoch, steps of `grad_accum_steps` micro-batches (no
-DDP sync but on the last), loss summed over labelled tokens and divided by the *global* count of
-labelled tokens of the step, so N ranks at batch B update exactly like 1 rank at batch N*B;
-clip, step, schedule; then exact evaluation on every rank, logs and checkpoint on rank 0.
+The command line and Hydra's entry point are in ner/cli.py; it joins the process group and calls
+`train(cfg, env, run_dir)`, as the tests do. A run first takes its directory and decides where it
+starts
+(ner/rundir.py). Then the story: set up the data, model, optimizer and schedule (and restore a
+checkpoint); for each epoch, optimizer steps (`train_step`: micro-batches without DDP sync but
+on the last, loss over the step's labelled tokens of every rank, clip, step, schedule), then the
+epoch's end (evaluate on every rank, log, keep the best, checkpoint); then `finish` (test, export,
+card). A signal stops every rank after the same step, with a checkpoint (ner/preemption.py).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import hydra
 import torch
-import torch.nn.functional as F
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
 
-from ner import checkpoint, config, distributed, rundir
-from ner.batching import epoch_plan, steps_per_epoch
-from ner.errors import UserError
+from ner import config, distributed, rundir
+from ner.batching import Collator, EpochSteps, epoch_plan, steps_per_epoch
+from ner.checkpoint import Progress, TrainState, rng_state
 from ner.evaluate import autocast, evaluate
-from ner.features import IGNORE, Collator
+from ner.features import IGNORE
+from ner.finish import finish
+from ner.hparams import dashboard_hyperparameters
+from ner.loss import LossTracker, token_loss
+from ner.metrics import NAMES, is_better
 from ner.optimization import build_optimizer, build_schedule, replan
-from ner.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
+from ner.preemption import StopRequests
 from ner.prepare import prepare
-from ner.runlog import Printer, RunLog, hparam_values
-
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-config.register()
-OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
-
-
-class Diverged(UserError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
-class Progress:
-    """Where the loop stands; saved in every checkpoint."""
-
-    epoch: int = 0  # epochs completed
-    step_in_epoch: int = 0  # optimizer steps done in the current epoch
-    global_step: int = 0
-    best: float | None = None
-    best_epoch: float | None = None
-    evals_without_improvement: int = 0
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
-    epoch_loss_sum: float = 0.0  # summed over ranks, up to the last sync
-    epoch_loss_count: int = 0
-    # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
-    # a finished run was extended with more epochs (README: "Extending a finished run").
-    schedule: list[list[int]] = field(default_factory=list)
+from ner.runlog import Printer, RunLog
 
 
 def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     """Train and evaluate in `run_dir`; return the best value of trainer.monitor.
 
-    The run first takes the directory and decides where it starts; a refused run writes
-    nothing there (ner/rundir.py). Returns None when trainer.stop_after_steps cut it short;
-    raises `Interrupted` when a signal stopped it (a checkpoint was written at that step).
+    A refused run writes nothing in `run_dir` (ner/rundir.py). Returns None when
+    trainer.stop_after_steps cut the run short; raises `Interrupted` when a signal stopped it
+    (after a checkpoint at that step).
     """
     config.check(cfg)
     if cfg.trainer.threads:
@@ -80,370 +52,270 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     with StopRequests() as stop, rundir.RunDir(run_dir, env) as owner:
         start = owner.start(cfg)
         if start.kind == "finished":
+            result = start.result
             distributed.print0(
                 env,
-                f"run dir {run_dir} holds a finished run (best {start.result.get('monitor')} "
-                f"{start.result.get('best')}); nothing to do. To train it longer, raise "
-                "trainer.epochs",
+                f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
+                f"{result.get('best')}); nothing to do. To train it longer, raise trainer.epochs",
             )
-            return start.result.get("best")
+            return result.get("best")
         owner.accept(cfg, start)
-        return _run(cfg, env, owner, start, stop)
+        return TrainingRun(cfg, env, owner, stop).run(start)
 
 
-def _run(
-    cfg: DictConfig,
-    env: distributed.Env,
-    owner: rundir.RunDir,
-    start: rundir.Start,
-    stop: StopRequests,
-) -> float | None:
-    t, run_dir = cfg.trainer, owner.path
-    started = time.time()
-    say = Printer(run_dir, env.is_main)
-    run = prepare(cfg, env, run_dir, say)  # data, tokenizer, features, model (seeded)
-    model, device = run.model.to(env.device), env.device
-    ddp = (
-        DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None)
-        if env.distributed
-        else model
-    )
-    forward = torch.compile(ddp) if t.compile else ddp
-    optimizer = build_optimizer(cfg.optim, model, device)
-    n_train = len(run.features["train"])
-    per_epoch = steps_per_epoch(n_train, t.batch_size, env.world_size, t.grad_accum_steps)
-    total_steps = per_epoch * t.epochs
-    config.check_schedule(cfg, total_steps)
-    scheduler = build_schedule(optimizer, cfg.optim.warmup_steps, total_steps)
-    scaler = torch.amp.GradScaler(
-        device.type, enabled=t.precision == "fp16" and device.type == "cuda"
-    )
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+class TrainingRun:
+    """One attempt at a run: what the loop holds, and the loop."""
 
-    progress, history = Progress(schedule=[[0, total_steps]]), []
-    resumed = start.kind == "resume"
-    if resumed:
-        saved, history = checkpoint.restore(
-            start.checkpoint, start.path, run.labels, model, optimizer, scheduler, scaler, env
+    def __init__(self, cfg: DictConfig, env: distributed.Env, owner: rundir.RunDir, stop):
+        self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
+        self.t, device = cfg.trainer, env.device
+        self.started, self.wall_before = time.time(), 0.0
+        self.say = Printer(owner.path, env.is_main)
+        self.data = prepare(cfg, env, owner.path, self.say)  # data, tokenizer, features, model
+        model = self.data.model.to(device)
+        if env.distributed:
+            self.ddp = DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None)
+        else:
+            self.ddp = model
+        self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
+        self.lengths = [len(f["input_ids"]) for f in self.data.features["train"]]
+        self.per_epoch = steps_per_epoch(
+            len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
         )
-        progress = Progress(**{"schedule": [[0, total_steps]], **saved})
-        if progress.schedule[-1][1] != total_steps:  # extended: plan the rest for the new total
-            progress.schedule.append([progress.global_step, total_steps])
-            replan(optimizer, scheduler, progress.global_step)
-    # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
-    # finished attempt that this one extends.
-    wall_before = max(progress.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
-    log = RunLog(
-        run_dir, env.is_main, history, purge_step=progress.global_step + 1 if resumed else None
-    )
-    global_batch = t.batch_size * env.world_size * t.grad_accum_steps
-    log.hparams(
-        hparam_values(cfg, env.world_size),
-        [
-            f"best/{t.monitor}",
-            *(f"eval/{k}" for k in ("f1", "precision", "recall", "accuracy", "loss")),
-            "test/f1",
-        ],
-    )
-    say(
-        f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
-        f"{t.grad_accum_steps} = global batch {global_batch}; {n_train} training windows, "
-        f"{per_epoch} steps per epoch, {total_steps} steps in {t.epochs} epochs; device {device}"
-        + (f"; resuming at epoch {progress.epoch} step {progress.global_step}" if resumed else "")
-    )
-    if len(progress.schedule) > 1 and progress.schedule[-1][0] == progress.global_step:
-        say(
-            f"extended to {t.epochs} epochs: steps after {progress.global_step} follow the linear "
-            f"schedule planned for {total_steps} steps"
+        self.total_steps = self.per_epoch * self.t.epochs
+        config.check_schedule(cfg, self.total_steps)
+        optimizer = build_optimizer(cfg.optim, model, device)
+        fp16 = self.t.precision == "fp16" and device.type == "cuda"
+        self.state = TrainState(
+            model=model,
+            optimizer=optimizer,
+            scheduler=build_schedule(optimizer, cfg.optim.warmup_steps, self.total_steps),
+            scaler=torch.amp.GradScaler(device.type, enabled=fp16),
+            progress=Progress(schedule=[[0, self.total_steps]]),
+            history=[],
+            labels=self.data.labels,
+            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         )
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.collate = Collator.for_device(self.data.tokenizer, device)
+        self.losses = LossTracker(device)
+        self.saved_at = -1  # the global step of the newest checkpoint
+        self.tic = time.perf_counter()  # start of the training time being counted
 
-    collate = Collator(run.tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
-    lengths = [len(f["input_ids"]) for f in run.features["train"]]
-    # Loss bookkeeping stays on the device; it is read at log, checkpoint and epoch ends only.
-    # Sums of cross-entropy are this rank's; counts of labelled tokens are already global.
-    bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step
-    window_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the last log
-    window_count = torch.zeros((), dtype=torch.long, device=device)
-    epoch_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the last sync
-    epoch_count = torch.zeros((), dtype=torch.long, device=device)
-    interrupted = False
-    saved_at = progress.global_step if resumed else -1  # the step of the newest checkpoint
+    def run(self, start: rundir.Start) -> float | None:
+        resumed = start.kind == "resume"
+        if resumed:
+            self.restore(start)
+        p, t = self.state.progress, self.t
+        purge = p.global_step + 1 if resumed else None  # drop events logged after the checkpoint
+        self.log = RunLog(self.owner.path, self.env.is_main, self.state.history, purge)
+        self.log.hparams(
+            dashboard_hyperparameters(self.cfg, self.env),
+            [f"best/{t.monitor}", *(f"eval/{name}" for name in NAMES), "test/f1"],
+        )
+        self.announce(resumed)
+        self.state.model.train()
+        self.stop.deferred = True  # from here a signal stops the run at the next step boundary
+        for epoch in range(p.epoch, t.epochs):
+            if not self.train_epoch(epoch):
+                self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
+                self.log.close()
+                return None
+            if self.end_of_epoch(epoch):
+                break
+        self.stop.deferred = False
+        self.stop.settle()
+        p.wall_seconds = self.wall_before + time.time() - self.started
+        finish(self)
+        return p.best
 
-    def fold_epoch_loss() -> None:
-        """Move the device-side epoch loss (summed over ranks) into `progress`, which is saved."""
-        progress.epoch_loss_sum += float(distributed.all_reduce_sum(epoch_loss.clone(), env))
-        progress.epoch_loss_count += int(epoch_count)
-        epoch_loss.zero_()
-        epoch_count.zero_()
+    def restore(self, start: rundir.Start) -> None:
+        self.state.restore(start.checkpoint, start.path, self.env)
+        p = self.state.progress
+        if p.schedule[-1][1] != self.total_steps:  # extended: plan the rest for the new total
+            p.schedule.append([p.global_step, self.total_steps])
+            replan(self.state.optimizer, self.state.scheduler, p.global_step)
+        self.saved_at = p.global_step
+        # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
+        # finished attempt that this one extends.
+        self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
 
-    def save(best_improved: bool = False) -> None:
-        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
-        nonlocal saved_at
-        check_finite(bad_step, progress, env)
-        fold_epoch_loss()
-        rngs = distributed.all_gather_objects(checkpoint.rng_state(device), env)
-        progress.wall_seconds = wall_before + time.time() - started
-        if env.is_main:
-            owner.ensure_owned()
-            checkpoint.save_run(
-                run_dir / "checkpoints",
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                asdict(progress),
-                log.history,
-                rngs,
-                run.labels,
-                OmegaConf.to_yaml(cfg, resolve=True),
-                best_improved,
-                t.keep_last if t.save_every_steps else 0,
+    def announce(self, resumed: bool) -> None:
+        t, p, env = self.t, self.state.progress, self.env
+        global_batch = t.batch_size * env.world_size * t.grad_accum_steps
+        self.say(
+            f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
+            f"{t.grad_accum_steps} = global batch {global_batch}; {len(self.lengths)} training "
+            f"windows, {self.per_epoch} steps per epoch, {self.total_steps} steps in {t.epochs} "
+            f"epochs; device {env.device}"
+            + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
+        )
+        if len(p.schedule) > 1 and p.schedule[-1][0] == p.global_step:
+            self.say(
+                f"extended to {t.epochs} epochs: steps after {p.global_step} follow the linear "
+                f"schedule planned for {self.total_steps} steps"
             )
-        distributed.barrier(env)
-        saved_at = progress.global_step
 
-    def stop_if_asked(epoch: int) -> None:
-        """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
-        signum = stop.agreed(env)
-        if not signum:
-            return
-        stop.settle()
-        if saved_at != progress.global_step:
-            progress.train_seconds += time.perf_counter() - tic
-            save()
-        raise stop.interrupted(
-            f"after step {progress.global_step} (epoch {epoch + 1} of {t.epochs}); the checkpoint "
-            f"{run_dir / 'checkpoints' / 'last.pt'} resumes there: run the same command "
-            f"(with hydra.run.dir={run_dir})",
-            signum,
-            global_step=progress.global_step,
-            epoch=epoch + progress.step_in_epoch / max(len(plan), 1),
-        )
-
-    model.train()
-    stop.deferred = True  # from here a signal stops the run at the next step boundary
-    for epoch in range(progress.epoch, t.epochs):
+    def train_epoch(self, epoch: int) -> bool:
+        """The epoch's optimizer steps (from where a resumed run stopped); False when
+        trainer.stop_after_steps cut it short."""
+        p, t, env = self.state.progress, self.t, self.env
         plan = epoch_plan(
-            lengths,
+            self.lengths,
             t.batch_size,
             env.world_size,
             t.grad_accum_steps,
-            cfg.seed,
+            self.cfg.seed,
             epoch,
             t.group_by_length,
         )
-        todo = plan[progress.step_in_epoch :]
-        # An empty share of a micro-step becomes example 0 with every label masked (DDP needs a backward).
-        mine = [micro[env.rank] or [0] for step in todo for micro in step]
-        empty = [not micro[env.rank] for step in todo for micro in step]
-        loader = DataLoader(
-            run.features["train"],
-            batch_sampler=mine,
-            collate_fn=collate,
-            num_workers=t.num_workers,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator(),  # its seed draw must not consume the global (dropout) RNG
-        )
-        batches, flags = iter(loader), iter(empty)
-        bar = say.progress(
-            total=len(plan),
-            initial=progress.step_in_epoch,
-            desc=f"epoch {epoch + 1}/{t.epochs}",
-            enabled=t.progress,
-        )
-        tic = time.perf_counter()
-        for step in todo:
-            micro = [next(batches) for _ in step]
-            for batch, is_empty in zip(micro, [next(flags) for _ in step], strict=True):
-                if is_empty:
-                    batch["labels"].fill_(IGNORE)
-            micro = [{k: v.to(device, non_blocking=True) for k, v in b.items()} for b in micro]
-            # Labelled tokens of this optimizer step, over every rank and micro-step (counted on
-            # the device: no host-device synchronisation).
-            n_step = distributed.all_reduce_sum(
-                sum((b["labels"] != IGNORE).sum() for b in micro), env
-            ).clamp(min=1)
-            for j, batch in enumerate(micro):
-                last_micro = j == len(micro) - 1
-                sync = nullcontext() if last_micro or not env.distributed else ddp.no_sync()
-                with sync:
-                    with autocast(device, t.precision):
-                        logits = forward(
-                            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                        ).logits
-                    # Sum over this rank's labelled tokens / the step's global count; DDP then
-                    # averages over ranks, so scale by world size: the update is the global mean.
-                    loss_sum = F.cross_entropy(
-                        logits.float().flatten(0, 1),
-                        batch["labels"].flatten(),
-                        ignore_index=IGNORE,
-                        reduction="sum",
-                    )
-                    scaler.scale(loss_sum * env.world_size / n_step).backward()
-                window_loss += loss_sum.detach()
-                epoch_loss += loss_sum.detach()
-            window_count += n_step
-            epoch_count += n_step
-            bad_step = torch.where(
-                torch.isfinite(window_loss) | (bad_step >= 0), bad_step, progress.global_step + 1
-            )
-            if cfg.optim.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            progress.global_step += 1
-            progress.step_in_epoch += 1
+        steps = EpochSteps(self.data.features["train"], plan, env.rank, self.collate)
+        loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
+        desc = f"epoch {epoch + 1}/{t.epochs}"
+        bar = self.say.progress(len(plan), p.step_in_epoch, desc, t.progress)
+        self.tic = time.perf_counter()
+        completed = True
+        for micro_batches in loader:
+            self.train_step(micro_batches)
             bar.update(1)
-
-            if progress.global_step % t.log_every == 0:
-                check_finite(bad_step, progress, env)
-                loss = float(distributed.all_reduce_sum(window_loss.clone(), env)) / max(
-                    int(window_count), 1
-                )
-                epoch_f = epoch + progress.step_in_epoch / len(plan)
-                log.train(progress.global_step, epoch_f, loss, scheduler.get_last_lr()[0])
-                bar.set_postfix(loss=f"{loss:.4f}")
-                window_loss.zero_()
-                window_count.zero_()
-            if t.save_every_steps and progress.global_step % t.save_every_steps == 0:
-                progress.train_seconds += time.perf_counter() - tic
-                save()
-                tic = time.perf_counter()
-            stop_if_asked(epoch)
-            if t.stop_after_steps and progress.global_step >= t.stop_after_steps:
-                interrupted = True
+            self.after_step(epoch, len(plan), bar)
+            if t.stop_after_steps and p.global_step >= t.stop_after_steps:
+                completed = False
                 break
-        progress.train_seconds += time.perf_counter() - tic
+        p.train_seconds += time.perf_counter() - self.tic
         bar.close()
-        if interrupted:
-            say(f"stopped after {progress.global_step} steps (trainer.stop_after_steps)")
-            break
+        return completed
 
-        # End of epoch: fold this epoch's loss into the total, then evaluate.
-        check_finite(bad_step, progress, env)
-        fold_epoch_loss()
-        train_loss = progress.epoch_loss_sum / max(progress.epoch_loss_count, 1)
-        progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
+    def train_step(self, micro_batches: list[dict]) -> None:
+        """One optimizer step over this rank's micro-batches of it."""
+        env, s = self.env, self.state
+        micro_batches = [
+            {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
+        ]
+        # Labelled tokens of the whole step, over every rank and micro-batch (counted on the
+        # device: no host-device synchronisation).
+        n_step = distributed.all_reduce_sum(
+            sum((b["labels"] != IGNORE).sum() for b in micro_batches), env
+        ).clamp(min=1)
+        for j, batch in enumerate(micro_batches):
+            last = j == len(micro_batches) - 1
+            with nullcontext() if last or not env.distributed else self.ddp.no_sync():
+                with autocast(env.device, self.t.precision):
+                    logits = self.forward(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    ).logits
+                loss_sum = token_loss(logits.float().flatten(0, 1), batch["labels"].flatten())
+                # DDP averages gradients over ranks; scaling by the world size makes the update
+                # the mean over the step's global labelled tokens.
+                s.scaler.scale(loss_sum * env.world_size / n_step).backward()
+            self.losses.add(loss_sum)
+        self.losses.step_done(s.progress.global_step + 1, n_step)
+        if self.cfg.optim.max_grad_norm > 0:
+            s.scaler.unscale_(s.optimizer)
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), self.cfg.optim.max_grad_norm)
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+        s.scheduler.step()
+        s.optimizer.zero_grad(set_to_none=True)
+        s.progress.global_step += 1
+        s.progress.step_in_epoch += 1
+
+    def after_step(self, epoch: int, steps_in_epoch: int, bar) -> None:
+        """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
+        p, t = self.state.progress, self.t
+        if p.global_step % t.log_every == 0:
+            self.losses.check_finite(p.epoch, self.env)
+            loss = self.losses.window_mean(self.env)
+            epoch_f = epoch + p.step_in_epoch / steps_in_epoch
+            self.log.train(p.global_step, epoch_f, loss, self.state.scheduler.get_last_lr()[0])
+            bar.set_postfix(loss=f"{loss:.4f}")
+        if t.save_every_steps and p.global_step % t.save_every_steps == 0:
+            p.train_seconds += time.perf_counter() - self.tic
+            self.save()
+            self.tic = time.perf_counter()
+        self.stop_if_asked(epoch, steps_in_epoch)
+
+    def end_of_epoch(self, epoch: int) -> bool:
+        """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
+        p, t, data = self.state.progress, self.t, self.data
+        self.losses.check_finite(p.epoch, self.env)
+        self.fold_loss()
+        train_loss = p.epoch_loss_sum / max(p.epoch_loss_count, 1)
+        p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
         result = evaluate(
-            model,
-            run.features["validation"],
-            run.gold["validation"],
-            run.labels,
+            self.state.model,
+            data.features["validation"],
+            data.gold["validation"],
+            data.labels,
             t.eval_batch_size,
-            collate,
-            env,
+            self.collate,
+            self.env,
             t.precision,
         )
-        entry = log.evaluation(
-            "eval", float(epoch + 1), progress.global_step, result, {"train_loss": train_loss}
+        entry = self.log.evaluation(
+            "eval", float(epoch + 1), p.global_step, result, {"train_loss": train_loss}
         )
-        value = entry[t.monitor]
-        improved = progress.best is None or (
-            value > progress.best if t.monitor_mode == "max" else value < progress.best
-        )
+        improved = is_better(entry[t.monitor], p.best, t.monitor_mode)
         if improved:
-            progress.best, progress.best_epoch = value, float(epoch + 1)
-        progress.evals_without_improvement = (
-            0 if improved else progress.evals_without_improvement + 1
-        )
-        log.best_so_far(epoch + 1, t.monitor, progress.best)
-        progress.epoch, progress.step_in_epoch = epoch + 1, 0
-        say(
-            f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval loss {result['loss']:.4f}, "
-            f"precision {result['precision']:.4f}, recall {result['recall']:.4f}, "
-            f"F1 {result['f1']:.4f}, accuracy {result['accuracy']:.4f}"
-            + (" (best)" if improved else "")
-        )
-        log.save()
-        save(best_improved=improved)
-        stop_if_asked(epoch)
+            p.best, p.best_epoch = entry[t.monitor], float(epoch + 1)
+        p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
+        self.log.best_so_far(epoch + 1, t.monitor, p.best)
+        p.epoch, p.step_in_epoch = epoch + 1, 0
+        scores = ", ".join(f"{name} {result[name]:.4f}" for name in NAMES)
+        best = " (best)" if improved else ""
+        self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
+        self.log.save()
+        self.save(best_improved=improved)
+        self.stop_if_asked(epoch, 1)
         patience = t.early_stopping_patience
-        if patience and progress.evals_without_improvement >= patience:
-            say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
-            break
+        if patience and p.evals_without_improvement >= patience:
+            self.say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
+            return True
+        return False
 
-    stop.deferred = False
-    stop.settle()
-    if interrupted:
-        log.close()
-        return None
-    from ner.finish import finish
+    def fold_loss(self) -> None:
+        """Move the device-side epoch loss (summed over ranks) into the progress, which is saved."""
+        total, count = self.losses.fold(self.env)
+        self.state.progress.epoch_loss_sum += total
+        self.state.progress.epoch_loss_count += count
 
-    progress.wall_seconds = wall_before + time.time() - started
-    finish(cfg, env, owner, run, model, log, asdict(progress), n_train, collate, say)
-    return progress.best
+    def save(self, best_improved: bool = False) -> None:
+        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
+        p = self.state.progress
+        self.losses.check_finite(p.epoch, self.env)
+        self.fold_loss()
+        rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
+        p.wall_seconds = self.wall_before + time.time() - self.started
+        if self.env.is_main:
+            self.owner.ensure_owned()
+            keep = self.t.keep_last if self.t.save_every_steps else 0
+            self.state.save(self.owner.path / "checkpoints", rngs, best_improved, keep)
+        distributed.barrier(self.env)
+        self.saved_at = p.global_step
 
-
-def check_finite(bad_step: torch.Tensor, progress: Progress, env: distributed.Env) -> None:
-    """Stop (before any checkpoint is written) if a step's loss was NaN or infinite on any rank."""
-    step = int(distributed.all_reduce_max(bad_step.clone(), env))
-    if step >= 0:
-        raise Diverged(
-            f"training diverged: non-finite loss at optimizer step {step} (epoch {progress.epoch + 1}); "
-            "the last checkpoint, from before that step, is kept; lower optim.lr or check the data"
+    def stop_if_asked(self, epoch: int, steps_in_epoch: int) -> None:
+        """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
+        signum = self.stop.agreed(self.env)
+        if not signum:
+            return
+        self.stop.settle()
+        p = self.state.progress
+        if self.saved_at != p.global_step:
+            p.train_seconds += time.perf_counter() - self.tic
+            self.save()
+        last = self.owner.path / "checkpoints" / "last.pt"
+        raise self.stop.interrupted(
+            f"after step {p.global_step} (epoch {epoch + 1} of {self.t.epochs}); the checkpoint "
+            f"{last} resumes there: run the same command (with hydra.run.dir={self.owner.path})",
+            signum,
+            global_step=p.global_step,
+            epoch=epoch + p.step_in_epoch / steps_in_epoch,
         )
-
-
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float | None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    env = None
-    try:
-        env = distributed.setup(cfg.trainer.device)
-        return train(cfg, env, run_dir)
-    except Interrupted as e:
-        if env is None or env.is_main:
-            print(e, file=sys.stderr, flush=True)
-        e.hand_over()  # submitit's handler requeues the Slurm job
-        sys.exit(EXIT_INTERRUPTED)
-    except UserError as e:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # Hydra marks this job failed and runs the others
-        if env is None or env.is_main:
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    finally:
-        distributed.teardown()
-
-
-def main() -> None:
-    """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
-    special = {
-        "--help",
-        "-h",
-        "--hydra-help",
-        "--cfg",
-        "-c",
-        "--info",
-        "-i",
-        "--config-name",
-        "-cn",
-        "--config-dir",
-        "-cd",
-        "--config-path",
-        "-cp",
-        "--shell-completion",
-        "-sc",
-        "--package",
-        "-p",
-    }
-    if not special & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's alone
-        problem = config.precheck(sys.argv[1:], CONF_DIR)
-        if problem:
-            if int(os.environ.get("RANK", 0)) == 0:
-                print(f"error: {problem}", file=sys.stderr)
-            sys.exit(2)
-    hydra_main()
 
 
 if __name__ == "__main__":
-    # Run through the importable module, not `__main__`, so launchers that pickle the task
-    # function (submitit for Slurm) pickle a reference to ner.train.hydra_main.
-    from ner.train import main as _main
+    from ner.cli import main
 
-    _main()
+    main()

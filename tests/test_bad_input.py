@@ -104,9 +104,9 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     prediction and the metrics equal seqeval over the complete gold sequences."""
     from seqeval.metrics import f1_score, precision_score, recall_score
 
+    from ner.batching import Collator
     from ner.distributed import Env
     from ner.evaluate import evaluate
-    from ner.features import Collator
     from ner.prepare import prepare
     from ner.validate import entity_counts
 

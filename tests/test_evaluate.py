@@ -48,9 +48,9 @@ def plain_metrics(run) -> dict:
 
 
 def test_fast_path_equals_plain_path(prepared):
+    from ner.batching import Collator
     from ner.distributed import Env
     from ner.evaluate import evaluate
-    from ner.features import Collator
 
     plain = plain_metrics(prepared)
     assert 0 < plain["f1"] < 1  # a meaningful comparison: some entities right, some wrong

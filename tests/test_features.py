@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner.features import IGNORE, Collator, encode_sentence, gather_word_predictions, plan_windows
+from ner.batching import Collator
+from ner.features import IGNORE, encode_sentence, gather_word_predictions, plan_windows
 
 CLS, SEP, UNK = 0, 2, 3
 

@@ -1,0 +1,80 @@
+"""The training objective and its bookkeeping: change the loss here.
+
+`token_loss` is the summed cross-entropy over the labelled positions of a batch (every position
+labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). The loop divides
+it by the number of labelled positions of the whole optimizer step over every rank, so N ranks
+at batch B update exactly like 1 rank at batch N*B; evaluation sums it over a split.
+
+`LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
+since the last log and over the epoch, and the first step whose loss was not finite.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ner import distributed
+from ner.errors import UserError
+from ner.features import IGNORE
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropy over labelled positions; logits (N, L) in float32, labels (N,)."""
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+
+
+class Diverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+class LossTracker:
+    """Device-side sums of the training loss; read at logs, checkpoints and epoch ends only.
+
+    Loss sums are this rank's; counts of labelled tokens are already global (summed over ranks
+    by the loop), so a global mean is all_reduce(sum) / count.
+    """
+
+    def __init__(self, device: torch.device):
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite
+        self.window = torch.zeros((), dtype=torch.float64, device=device)  # since the last log
+        self.window_count = torch.zeros((), dtype=torch.long, device=device)
+        self.epoch = torch.zeros((), dtype=torch.float64, device=device)  # since the last fold
+        self.epoch_count = torch.zeros((), dtype=torch.long, device=device)
+
+    def add(self, loss_sum: torch.Tensor) -> None:
+        """One micro-batch's summed loss."""
+        self.window += loss_sum.detach()
+        self.epoch += loss_sum.detach()
+
+    def step_done(self, step: int, n_tokens: torch.Tensor) -> None:
+        """After optimizer step `step`: count its global labelled tokens, note a non-finite loss."""
+        self.window_count += n_tokens
+        self.epoch_count += n_tokens
+        finite = torch.isfinite(self.window) | (self.bad_step >= 0)
+        self.bad_step = torch.where(finite, self.bad_step, step)
+
+    def check_finite(self, epoch: int, env: distributed.Env) -> None:
+        """Stop (before any checkpoint is written) if a step's loss was not finite on any rank."""
+        step = int(distributed.all_reduce_max(self.bad_step.clone(), env))
+        if step >= 0:
+            raise Diverged(
+                f"training diverged: non-finite loss at optimizer step {step} (epoch {epoch + 1}); "
+                "the last checkpoint, from before that step, is kept; lower optim.lr or check the data"
+            )
+
+    def window_mean(self, env: distributed.Env) -> float:
+        """The mean loss since the last call (a collective), and start a new window."""
+        loss = float(distributed.all_reduce_sum(self.window.clone(), env))
+        mean = loss / max(int(self.window_count), 1)
+        self.window.zero_()
+        self.window_count.zero_()
+        return mean
+
+    def fold(self, env: distributed.Env) -> tuple[float, int]:
+        """The epoch's loss sum over ranks and token count since the last fold (a collective)."""
+        total = float(distributed.all_reduce_sum(self.epoch.clone(), env))
+        count = int(self.epoch_count)
+        self.epoch.zero_()
+        self.epoch_count.zero_()
+        return total, count

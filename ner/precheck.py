@@ -1,0 +1,136 @@
+"""Before Hydra runs: the command line's config, composed and checked, as one line.
+
+Why not leave it to Hydra: Hydra reports a bad override over several lines from inside
+`hydra.main`, with no hook to shorten them; this gives the same finding as one line
+(`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2 (ner/cli.py). A
+sweep (`a=1,2`, `choice(...)`, `range(...)`) is checked job by job; intervals and globs are left
+to the sweeper. Then what can be known before any work: a resume checkpoint that cannot resume,
+a model or dataset the offline hub cannot give.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ner.config import check
+from ner.errors import UserError
+
+# Hydra's own modes (help, printing the config, ...): the command line is Hydra's alone then.
+HYDRA_FLAGS = frozenset(
+    [
+        "--help",
+        "-h",
+        "--hydra-help",
+        "--cfg",
+        "-c",
+        "--info",
+        "-i",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--config-path",
+        "-cp",
+        "--shell-completion",
+        "-sc",
+        "--package",
+        "-p",
+    ]
+)
+MAX_PRECHECKED_JOBS = 64  # sweep jobs composed by precheck; a larger sweep checks its first 64
+
+
+def quote_override_value(value: str) -> str:
+    """Quote `value` for Hydra's override grammar so that it parses back to exactly `value`."""
+    # Inside quotes a backslash is literal except before a quote or at the end of the string,
+    # where it must be doubled; quotes themselves are escaped.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def precheck(argv: list[str], conf_dir: str) -> str | None:
+    """Compose the config(s) of a command line before Hydra runs it; an error line or None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    args = [a for a in argv if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException as e:
+        return f"config: {str(e).splitlines()[0]}"
+    own = [o for o in parsed if not (o.key_or_group or "").startswith("hydra")]
+    plain = [o.input_line for o in own if not o.is_sweep_override()]
+    sweeps = []
+    for o in own:
+        if o.is_sweep_override():
+            try:
+                values = list(o.sweep_string_iterator()) if o.is_discrete_sweep() else []
+            except HydraException:  # a glob needs the config loader: the sweeper expands it
+                values = []
+            key = o.input_line.split("=", 1)[0]
+            if values:
+                sweeps.append([f"{key}={quote_override_value(v)}" for v in values])
+    jobs = itertools.islice(itertools.product(*sweeps), MAX_PRECHECKED_JOBS)
+    for job in jobs:
+        problem = _precheck_one([*plain, *job], conf_dir)
+        if problem:
+            return problem + (f" (in the sweep job {' '.join(job)})" if job else "")
+    return None
+
+
+def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        check(cfg)
+        check_sources(cfg)
+    except UserError as e:
+        return str(e)
+    except (HydraException, OmegaConfBaseException) as e:
+        text = str(e.__cause__ if e.__cause__ is not None else e).strip()
+        key = next(
+            (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None
+        )
+        where = next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), None)
+        where = where or next((o for o in overrides if f"'{o.split('=')[0]}'" in str(e)), None)
+        first = text.splitlines()[0]
+        return f"config: {where}: {first}" if where else f"config: {first}"
+    return None
+
+
+def check_sources(cfg: Any) -> None:
+    """What is known before any work: a resume checkpoint that cannot resume a run, a model or
+    dataset that the hub cannot give in offline mode and no local cache holds."""
+    resume = cfg.trainer.resume
+    if resume not in ("auto", "never"):
+        from ner.checkpoint import load_resumable
+
+        load_resumable(resume)
+    offline = any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+    if not offline:
+        return
+    name = cfg.model.name_or_path
+    if name is not None and not Path(name).expanduser().is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise UserError(
+                f"config: model.name_or_path={name}: not a local directory, not in the Hugging "
+                "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
+            )
+    data = cfg.data.name
+    if data not in (None, "demo") and not Path(data).expanduser().is_dir():
+        from ner.data import check_reachable
+
+        check_reachable(data, cfg.data.config)
