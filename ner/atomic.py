@@ -144,3 +144,11 @@ def replace_dir(out_dir: Path, fill: Callable[[Path], None], what: str = "direct
         if _out_of_space(e):
             raise no_space(out_dir, None, what) from None
         raise
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or not (yet) complete JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -14,66 +14,28 @@ from typing import Any
 
 import yaml
 
-from ner.metrics import METRICS, best_entry
+from ner import metrics
+from ner.history import best_epoch, split_history
+from ner.tables import markdown_table
 
-# (header, log key) of the "Training results" table, in the reference card's column order: the
-# training loss, the epoch and step, then every metric of ner.metrics.METRICS.
-RESULTS_COLUMNS: list[tuple[str, str]] = [
-    ("Training Loss", "train_loss"),
-    ("Epoch", "epoch"),
-    ("Step", "step"),
-    *(
+
+def results_columns() -> list[tuple[str, str]]:
+    """(header, log key) of the "Training results" table, in the reference card's order: the
+    training loss, the epoch and step, then every metric of ner.metrics.METRICS."""
+    scores = [
         (f"Validation {m.label}" if m.name == "loss" else m.label, f"eval_{m.name}")
-        for m in METRICS
-    ),
-]
-# (label, metric name) of the summary lists and of the model-index metrics.
-SUMMARY_METRICS: list[tuple[str, str]] = [(m.label, m.name) for m in METRICS]
+        for m in metrics.METRICS
+    ]
+    return [("Training Loss", "train_loss"), ("Epoch", "epoch"), ("Step", "step"), *scores]
+
+
+def summary_metrics() -> list[tuple[str, str]]:
+    """(label, metric name) of the summary lists and of the model-index metrics."""
+    return [(m.label, m.name) for m in metrics.METRICS]
+
+
 NO_LOG = "No log"  # what the Trainer writes for an epoch with no logged training loss
 MORE_INFO = "More information needed"
-
-
-def split_history(history: list[dict]) -> tuple[list[dict], list[dict], dict | None, dict | None]:
-    """Split a log history into (train entries, eval entries by epoch, test entry, final entry).
-
-    Train entries keep their logged order. If several test or final entries exist, the last wins
-    (the history is rewritten every epoch, so the last one is the newest).
-    """
-    train, evals, test, final = [], [], None, None
-    for entry in history:
-        if "eval_f1" in entry:
-            evals.append(entry)
-        elif any(key.startswith("test_") for key in entry):
-            test = entry
-        elif "best_epoch" in entry or "train_runtime" in entry:
-            final = entry
-        elif "loss" in entry:
-            train.append(entry)
-    evals.sort(key=lambda e: e["epoch"])
-    epochs = [e["epoch"] for e in evals]
-    duplicated = sorted({e for e in epochs if epochs.count(e) > 1})
-    if duplicated:
-        raise ValueError(f"log history has several eval entries for epoch(s) {duplicated}")
-    return train, evals, test, final
-
-
-def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]:
-    """Return (eval entry of the best epoch, monitored key, its value).
-
-    The final entry names the best epoch and the monitored metric; a history without one (a run
-    still in progress) falls back to the epoch with the highest eval_f1.
-    """
-    if final is not None and "best_epoch" in final:
-        monitor = final.get("monitor", "eval_f1")
-        for entry in evals:
-            if entry["epoch"] == final["best_epoch"]:
-                return entry, monitor, float(final.get("best_metric", entry[monitor]))
-        raise ValueError(
-            f"final log entry names best_epoch {final['best_epoch']}, "
-            "but the log history has no eval entry for that epoch"
-        )
-    entry = best_entry(evals, "eval_f1", "max")
-    return entry, "eval_f1", float(entry["eval_f1"])
 
 
 def render_card(history: list[dict], info: dict) -> str:
@@ -132,7 +94,7 @@ def parse_results_table(card_text: str) -> list[dict]:
     "eval_recall", "eval_f1", "eval_accuracy"}; a "No log" training loss becomes None.
     """
     lines = [line.strip() for line in card_text.splitlines()]
-    header = [h for h, _ in RESULTS_COLUMNS]
+    header = [h for h, _ in results_columns()]
     start = next(
         (i for i, line in enumerate(lines) if line.startswith("|") and _cells(line) == header),
         None,
@@ -147,7 +109,7 @@ def parse_results_table(card_text: str) -> list[dict]:
         if len(cells) != len(header):
             raise ValueError(f"card line {number}: expected {len(header)} cells, got {cells}")
         row: dict[str, Any] = {}
-        for (_, key), cell in zip(RESULTS_COLUMNS, cells, strict=True):
+        for (_, key), cell in zip(results_columns(), cells, strict=True):
             if key == "train_loss" and cell == NO_LOG:
                 row[key] = None
             else:
@@ -186,7 +148,9 @@ def _front_matter(info: dict, last: dict) -> str:
                         # The scores, then the loss; float(): safe_dump refuses numpy.
                         "metrics": [
                             {"name": label, "type": key, "value": float(last[f"eval_{key}"])}
-                            for label, key in sorted(SUMMARY_METRICS, key=lambda m: m[1] == "loss")
+                            for label, key in sorted(
+                                summary_metrics(), key=lambda m: m[1] == "loss"
+                            )
                         ],
                     }
                 ],
@@ -197,7 +161,9 @@ def _front_matter(info: dict, last: dict) -> str:
 
 
 def _metric_list(entry: dict, prefix: str) -> str:
-    return "\n".join(f"- {label}: {entry[f'{prefix}_{key}']:.4f}" for label, key in SUMMARY_METRICS)
+    return "\n".join(
+        f"- {label}: {entry[f'{prefix}_{key}']:.4f}" for label, key in summary_metrics()
+    )
 
 
 def _entity_types(entry: dict) -> str:
@@ -217,17 +183,6 @@ def _hyperparameters(info: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """A markdown table padded like the reference card's: cells left-justified to column width."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    separator = "|" + "|".join(f":{'-' * w}:" for w in widths) + "|"
-    return "\n".join([line(header), separator, *(line(r) for r in rows)])
-
-
 def _results_table(evals: list[dict]) -> str:
     rows = []
     for entry in evals:
@@ -237,10 +192,10 @@ def _results_table(evals: list[dict]) -> str:
                 NO_LOG if train_loss is None else f"{train_loss:.4f}",
                 f"{entry['epoch']:.1f}",
                 str(int(entry["step"])),
-                *(f"{entry[key]:.4f}" for _, key in RESULTS_COLUMNS[3:]),
+                *(f"{entry[key]:.4f}" for _, key in results_columns()[3:]),
             ]
         )
-    return _table([h for h, _ in RESULTS_COLUMNS], rows)
+    return markdown_table([h for h, _ in results_columns()], rows)
 
 
 def _best_epoch_text(best: dict, monitor: str, value: float, final: dict | None) -> str:
@@ -272,7 +227,7 @@ def _per_type_table(per_type: dict) -> str:
         ]
         for name, scores in per_type.items()
     ]
-    return _table(["Type", "Precision", "Recall", "F1", "Support"], rows)
+    return markdown_table(["Type", "Precision", "Recall", "F1", "Support"], rows)
 
 
 def _per_type_text(last: dict, test: dict | None) -> str:

@@ -185,6 +185,28 @@ class TrainState:
     labels: list[str]
     config_yaml: str  # the resolved config
 
+    @classmethod
+    def start(
+        cls, cfg, model: torch.nn.Module, labels: list[str], total_steps: int, device
+    ) -> TrainState:
+        """A fresh run's state: the optimizer and schedule of cfg.optim (ner/optimization.py)."""
+        from omegaconf import OmegaConf
+
+        from ner.optimization import build_optimizer, build_schedule
+
+        optimizer = build_optimizer(cfg.optim, model, device)
+        fp16 = cfg.trainer.precision == "fp16" and device.type == "cuda"
+        return cls(
+            model=model,
+            optimizer=optimizer,
+            scheduler=build_schedule(optimizer, cfg.optim.warmup_steps, total_steps),
+            scaler=torch.amp.GradScaler(device.type, enabled=fp16),
+            progress=Progress(schedule=[[0, total_steps]]),
+            history=[],
+            labels=labels,
+            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        )
+
     def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
         `rngs`: every rank's RNG streams, in rank order."""

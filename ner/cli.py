@@ -50,7 +50,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
-    from ner.precheck import HYDRA_FLAGS, precheck
+    from ner.checks import HYDRA_FLAGS, precheck
 
     if not HYDRA_FLAGS & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's
         problem = precheck(sys.argv[1:], CONF_DIR)

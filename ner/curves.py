@@ -13,12 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ner import atomic
-from ner.card import best_epoch, split_history
-from ner.metrics import METRICS
-
-# Every score of ner.metrics.METRICS (the loss has the left panel).
-METRIC_LINES = [(f"eval_{m.name}", m.label) for m in METRICS if m.name != "loss"]
+from ner import atomic, metrics
+from ner.history import best_epoch, split_history
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
@@ -63,8 +59,10 @@ def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
             color="tab:orange",
             label="validation loss",
         )
-        for key, label in METRIC_LINES:
-            metric_ax.plot(epochs, [e[key] for e in evals], "o-", markersize=3, label=label)
+        for m in metrics.METRICS:  # every score (the loss has the left panel)
+            if m.name != "loss":
+                values = [e[f"eval_{m.name}"] for e in evals]
+                metric_ax.plot(epochs, values, "o-", markersize=3, label=m.label)
 
         best, monitor, value = best_epoch(evals, final)
         # Put the label on the side of the line with more room, so it stays inside the panel.

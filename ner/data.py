@@ -11,13 +11,8 @@ from dataclasses import dataclass, field
 
 from ner import LABELS_WIKIANN
 from ner.errors import DataError
-from ner.validate import (
-    Sentence,
-    ValidationReport,
-    check_iob2_tags,
-    check_label_sets,
-    validate_split,
-)
+from ner.sentences import Sentence
+from ner.validate import ValidationReport, check_iob2_tags, check_label_sets, validate_split
 
 SPLITS = ("train", "validation", "test")
 

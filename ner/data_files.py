@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ner.errors import DataError
-from ner.validate import Sentence
+from ner.sentences import Sentence
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 CONLL_SUFFIXES = (".conll", ".txt", ".tsv", ".iob")

@@ -5,7 +5,7 @@
     ner-evaluate outputs/demo/best_model --data-file data/dev.conll --predictions dev.pred.conll
     torchrun --standalone --nproc_per_node=2 -m ner.evaluate_cli outputs/demo --split test
 
-TARGET is a run directory, a checkpoint file or an exported model directory (ner/loading.py).
+TARGET is a run directory, a checkpoint file or an exported model directory (ner/trained.py).
 The data is the run's own (its data config, `max_eval_samples` included, so the numbers match
 its log), or `--data-file` (JSON lines or CoNLL), or `--data-name/--data-config` (a `datasets`
 name or local directory). Sentences are windowed as in training and scored with
@@ -28,15 +28,16 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import distributed, loading
+from ner import distributed, trained
+from ner import metrics as registry
 from ner.atomic import write_json
 from ner.batching import Collator
 from ner.config import DataConfig
 from ner.errors import UserError
 from ner.evaluate import evaluate
 from ner.features import encode_split
-from ner.metrics import METRICS
-from ner.validate import Sentence, validate_split
+from ner.sentences import Sentence
+from ner.validate import validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")
 
@@ -69,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_sentences(args: argparse.Namespace, loaded: loading.Loaded) -> tuple[list[Sentence], str]:
+def load_sentences(args: argparse.Namespace, loaded: trained.Loaded) -> tuple[list[Sentence], str]:
     """The sentences to score, checked against the model's labels, and where they came from."""
     from ner.data import load_splits
     from ner.data_files import read_sentences
@@ -103,7 +104,7 @@ def load_sentences(args: argparse.Namespace, loaded: loading.Loaded) -> tuple[li
     return sentences, source
 
 
-def default_output(args: argparse.Namespace, loaded: loading.Loaded) -> Path | None:
+def default_output(args: argparse.Namespace, loaded: trained.Loaded) -> Path | None:
     """`<run dir>/eval_<split>_<checkpoint>[_<data>].json` for a run's checkpoint, else None."""
     if loaded.run_dir is None or loaded.checkpoint == "hf":
         return None
@@ -133,7 +134,7 @@ def summary(metrics: dict) -> str:
     lines = [
         f"{metrics['target']} ({at}) on {metrics['data']}, split {metrics['split']}: "
         f"{metrics['sentences']} sentences, {metrics['words']} words",
-        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in METRICS),
+        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
         f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
     ]
     for name, r in metrics["per_type"].items():
@@ -147,7 +148,7 @@ def summary(metrics: dict) -> str:
 def run(args: argparse.Namespace, env: distributed.Env) -> dict:
     """Evaluate on every rank; rank 0 writes the files. Returns the metrics."""
     out = sys.stderr if args.output == "-" else sys.stdout  # keep stdout for the JSON then
-    loaded = loading.load(args.target, args.checkpoint, env.device)
+    loaded = trained.load(args.target, args.checkpoint, env.device)
     sentences, source = load_sentences(args, loaded)
     label_id = {name: i for i, name in enumerate(loaded.labels)}
     features, stats = encode_split(

@@ -13,10 +13,9 @@ from transformers.utils import logging as hf_logging
 from ner import atomic, checkpoint, config, distributed
 from ner.card import render_card
 from ner.curves import plot_curves
-from ner.evaluate import evaluate
 from ner.hparams import card_hyperparameters
-from ner.metrics import NAMES
-from ner.rundir import framework_versions
+from ner.metrics import names
+from ner.runlog import framework_versions
 
 if TYPE_CHECKING:
     from ner.train import TrainingRun
@@ -29,19 +28,10 @@ def finish(run: TrainingRun) -> None:
     model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
     test = None
     if t.eval_test and data.gold.get("test"):
-        result = evaluate(
-            model,
-            data.features["test"],
-            data.gold["test"],
-            data.labels,
-            t.eval_batch_size,
-            run.collate,
-            env,
-            t.precision,
-        )
+        result = run.evaluate("test")
         entry = log.evaluation("test", p.best_epoch, p.global_step, result)
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
-        scores = ", ".join(f"{name} {result[name]:.4f}" for name in NAMES if name != "loss")
+        scores = ", ".join(f"{name} {result[name]:.4f}" for name in names() if name != "loss")
         run.say(f"test (best epoch {p.best_epoch:g}): {scores}")
     seconds, n_train = p.train_seconds, len(run.lengths)
     log.final(

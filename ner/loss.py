@@ -71,10 +71,10 @@ class LossTracker:
         self.window_count.zero_()
         return mean
 
-    def fold(self, env: distributed.Env) -> tuple[float, int]:
-        """The epoch's loss sum over ranks and token count since the last fold (a collective)."""
-        total = float(distributed.all_reduce_sum(self.epoch.clone(), env))
-        count = int(self.epoch_count)
+    def fold_into(self, progress, env: distributed.Env) -> None:
+        """Add the epoch's loss (summed over ranks) and token count since the last fold to the
+        progress, which checkpoints save (a collective)."""
+        progress.epoch_loss_sum += float(distributed.all_reduce_sum(self.epoch.clone(), env))
+        progress.epoch_loss_count += int(self.epoch_count)
         self.epoch.zero_()
         self.epoch_count.zero_()
-        return total, count

@@ -1,89 +1,35 @@
-"""XLM-R encoder with a token-classification head: from a hub name, a directory, or a config.
+"""XLM-R encoder with a token-classification head: one factory for every way a model is made.
 
-`model.name_or_path` null builds the tiny model of the demo and the tests: an XLM-R-architecture
-model with random (seeded) weights, and a SentencePiece Unigram tokenizer trained with the
-`tokenizers` library on the training sentences, with XLM-R's special tokens.
+`model_config` gives the architecture: the tiny random-init XLM-R of the demo and the tests
+(`model.name_or_path` null), or a pretrained model's (a hub name or a local directory) with this
+run's labels. `build_model` makes the model from it: with the pretrained weights for training,
+without weights when a checkpoint's state dict follows. `load_export` reads an exported model
+directory. The head is a named part (ner/heads.py); `window_length` is the one rule for how many
+sub-tokens a window holds.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
-    AutoTokenizer,
+    PretrainedConfig,
     PreTrainedTokenizerBase,
     XLMRobertaConfig,
-    XLMRobertaForTokenClassification,
 )
 
+from ner import heads
 from ner.errors import UserError
 
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0, 1, 2, 3, last
 
-
-def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Path) -> None:
-    """Train a SentencePiece Unigram tokenizer on sentences of words and save it (HF format)."""
-    from tokenizers import Tokenizer
-    from tokenizers.implementations import SentencePieceUnigramTokenizer
-    from transformers import XLMRobertaTokenizerFast
-
-    sp = SentencePieceUnigramTokenizer()
-    sp.train_from_iterator(
-        (" ".join(s) for s in words),
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS[:4],
-        unk_token="<unk>",
-        show_progress=False,
-    )
-    sp.add_special_tokens(["<mask>"])
-    # The trainer sums piece scores in parallel threads, so their last digits, and the order of
-    # pieces with equal scores, vary run to run. Rounded and sorted (specials first, as trained),
-    # the same sentences give the same tokenizer file, ids and segmentation every time.
-    spec = json.loads(sp.to_str())
-    vocab = spec["model"]["vocab"]
-    n_special = len(SPECIAL_TOKENS) - 1
-    pieces = sorted(([p, round(s, 6)] for p, s in vocab[n_special:]), key=lambda v: (-v[1], v[0]))
-    spec["model"]["vocab"] = vocab[:n_special] + pieces
-    tok = XLMRobertaTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-    )
-    tok.save_pretrained(str(out_dir))
-
-
-def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
-    try:
-        tok = AutoTokenizer.from_pretrained(str(name_or_path))
-    except OSError as e:
-        raise UserError(f"model: cannot load a tokenizer from '{name_or_path}': {e}") from e
-    if not tok.is_fast:
-        raise UserError(f"model: '{name_or_path}' has no fast tokenizer (word_ids() needs one)")
-    return tok
-
-
-def max_length_for(model_cfg, tokenizer: PreTrainedTokenizerBase) -> int:
-    """The window in sub-tokens: model.max_length, else the tokenizer's limit capped at 512."""
-    if model_cfg.max_length is not None:
-        return model_cfg.max_length
-    if model_cfg.name_or_path is None:
-        return model_cfg.max_position_embeddings - 2  # XLM-R positions start after the pad id
-    limit = tokenizer.model_max_length
-    return min(limit, 512) if limit and limit < 10**6 else 512
-
-
-def build_model(model_cfg, labels: list[str], tokenizer, seed: int) -> torch.nn.Module:
-    """The token-classification model; its weights are identical on every rank for one seed."""
+def model_config(
+    model_cfg, labels: list[str], tokenizer, source: str | Path | None = None
+) -> PretrainedConfig:
+    """The architecture with this run's labels. `source`: where a pretrained model's config is
+    read (default model.name_or_path; a run's export avoids the hub)."""
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
     dropout = {}
@@ -92,9 +38,8 @@ def build_model(model_cfg, labels: list[str], tokenizer, seed: int) -> torch.nn.
             "hidden_dropout_prob": model_cfg.dropout,
             "attention_probs_dropout_prob": model_cfg.dropout,
         }
-    torch.manual_seed(seed)  # the head (and the tiny model) start from the same weights everywhere
     if model_cfg.name_or_path is None:
-        config = XLMRobertaConfig(
+        return XLMRobertaConfig(
             vocab_size=len(tokenizer),
             hidden_size=model_cfg.hidden_size,
             num_hidden_layers=model_cfg.num_layers,
@@ -110,17 +55,62 @@ def build_model(model_cfg, labels: list[str], tokenizer, seed: int) -> torch.nn.
             label2id=label2id,
             **dropout,
         )
-        return XLMRobertaForTokenClassification(config)
+    source = source or model_cfg.name_or_path
     try:
-        config = AutoConfig.from_pretrained(
-            model_cfg.name_or_path,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
-            **dropout,
-        )
-        return AutoModelForTokenClassification.from_pretrained(
-            model_cfg.name_or_path, config=config
+        return AutoConfig.from_pretrained(
+            str(source), num_labels=len(labels), id2label=id2label, label2id=label2id, **dropout
         )
     except OSError as e:
-        raise UserError(f"model: cannot load '{model_cfg.name_or_path}': {e}") from e
+        raise UserError(f"model: cannot load '{source}': {e}") from e
+
+
+def build_model(
+    model_cfg, config: PretrainedConfig, seed: int, pretrained: bool = True
+) -> torch.nn.Module:
+    """The model of `config` with the head model.head; its weights are identical on every rank
+    for one seed. `pretrained`: load model.name_or_path's weights (training); else none (a
+    checkpoint's state dict comes next)."""
+    torch.manual_seed(seed)  # the head (and the tiny model) start from the same weights everywhere
+    if pretrained and model_cfg.name_or_path is not None:
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(
+                model_cfg.name_or_path, config=config
+            )
+        except OSError as e:
+            raise UserError(f"model: cannot load '{model_cfg.name_or_path}': {e}") from e
+    else:
+        model = AutoModelForTokenClassification.from_config(config)
+    return heads.attach(model, model_cfg.head)
+
+
+def load_export(directory: Path) -> torch.nn.Module:
+    """An exported model (Hugging Face format), with the head its config names."""
+    try:
+        config = AutoConfig.from_pretrained(str(directory))
+        head = getattr(config, "ner_head", "linear")
+        if head == "linear":
+            return AutoModelForTokenClassification.from_pretrained(str(directory))
+        model = heads.attach(AutoModelForTokenClassification.from_config(config), head)
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        return model
+    except (OSError, ValueError) as e:
+        raise UserError(f"{directory}: cannot load a token-classification model: {e}") from e
+
+
+def window_length(
+    max_length: int | None, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
+) -> int:
+    """Sub-tokens in a window, special tokens included: model.max_length when set, else the
+    tokenizer's limit capped at 512 and at the model's position table."""
+    if max_length is not None:
+        return max_length
+    limit = tokenizer.model_max_length
+    length = min(limit, 512) if limit and limit < 10**6 else 512
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        if "roberta" in config.model_type or config.model_type == "camembert":
+            positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
+        length = min(length, positions)
+    return length

@@ -5,7 +5,7 @@
     echo "משה כהן גר בחיפה" | ner-predict outputs/demo --format text
 
 TARGET is a run directory (its best checkpoint by default), a checkpoint file or an exported
-model directory (ner/loading.py). Input is one sentence per line: the TEXT arguments, else
+model directory (ner/trained.py). Input is one sentence per line: the TEXT arguments, else
 --file, else stdin. Each line is split into words (ner/words.py), tagged through the same
 windows as training (so a long line loses no word), and its entities are decoded from the
 predicted IOB2 tags with seqeval's default-mode rules (an I-X after O or after another type
@@ -29,7 +29,7 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities
 from transformers.utils import logging as hf_logging
 
-from ner import distributed, loading
+from ner import distributed, trained
 from ner.batching import Collator
 from ner.errors import UserError
 from ner.evaluate import predict_features
@@ -61,7 +61,7 @@ def decode_entities(
 
 
 def tag_lines(
-    loaded: loading.Loaded, lines: Sequence[str], batch_size: int, env: distributed.Env
+    loaded: trained.Loaded, lines: Sequence[str], batch_size: int, env: distributed.Env
 ) -> list[dict]:
     """One result dict per line (see the module docstring)."""
     split = [split_words(line) for line in lines]
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # One process: prediction is not sharded, so no process group is joined.
         env = distributed.Env(device=distributed.pick_device(args.device, 0))
-        loaded = loading.load(args.target, args.checkpoint, env.device)
+        loaded = trained.load(args.target, args.checkpoint, env.device)
         batch_size = args.batch_size or loaded.batch_size
         for chunk in chunks(input_lines(args), CHUNK_LINES):
             with torch.inference_mode():

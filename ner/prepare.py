@@ -17,8 +17,9 @@ from ner import distributed
 from ner.data import Splits, load_splits
 from ner.feature_cache import cache_key, cached_features
 from ner.features import FeatureStats, encode_split
-from ner.model import build_model, load_tokenizer, max_length_for, train_tokenizer
-from ner.validate import entity_counts
+from ner.model import build_model, model_config, window_length
+from ner.sentences import entity_counts
+from ner.tokenizer import load_tokenizer, train_tokenizer
 
 
 @dataclass
@@ -50,7 +51,8 @@ def tokenizer_for(model_cfg, splits: Splits, run_dir: Path, env: distributed.Env
 def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
     splits = load_splits(cfg.data)
     tokenizer = tokenizer_for(cfg.model, splits, run_dir, env)
-    max_length = max_length_for(cfg.model, tokenizer)
+    architecture = model_config(cfg.model, splits.labels, tokenizer)
+    max_length = window_length(cfg.model.max_length, tokenizer, architecture)
     label_id = {name: i for i, name in enumerate(splits.labels)}
     features, gold, stats = {}, {}, {}
     say(
@@ -76,7 +78,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
             f"{split}: entities {counts}",
         ]:
             say(line)
-    model = build_model(cfg.model, splits.labels, tokenizer, cfg.seed)
+    model = build_model(cfg.model, architecture, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
     say(
         f"model: {cfg.model.name_or_path or 'tiny XLM-R (random init)'}, {n_params / 1e6:.2f}M parameters"

@@ -2,24 +2,20 @@
 
     ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
 
-A job is any directory holding `.hydra/`. Its row: the overridden hyperparameters (from
-`.hydra/overrides.yaml`, hydra.* excluded), its status (finished: result.json; failed or
-interrupted: error.json, with the message; killed: its run-directory lock names a process that
-died; running: none of these, or only partial files), the epochs done, the best epoch by the
-monitored metric, the validation f1/precision/recall/accuracy at that epoch and at the last one,
-the test f1 when there is one, and the wall time. Rows are sorted best first; jobs without metrics
-come last. Jobs that differ only in a `seed` override are also summarised per group: mean and
-sample standard deviation of the best and final f1 over the group's finished jobs.
-
-Files are read as they are at the moment: a file being rewritten (truncated JSON) counts as
-missing, so the report works while a sweep runs. A job whose process was killed (SIGKILL, a lost
-node) shows as killed once its lock is seen to be stale (ner/ownership.py: at once on the same
-host, after STALE_AFTER_S on another).
+A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
+(hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
+message; killed: its lock names a dead process, ner/ownership.py; running: none of these), the
+epochs done, the best epoch by the monitored metric (the loop's rule, ner/metrics.py), the scores
+at that epoch and at the last one, the test F1 and the wall time. Rows are sorted best first;
+jobs without metrics come last. Jobs that differ only in a `seed` override are summarised per
+group: mean and sample standard deviation of the best and final F1 over the finished jobs.
+Files are read as they are: a file being rewritten counts as missing, so the report works while
+a sweep runs.
 """
 
 import argparse
+import contextlib
 import csv
-import json
 import os
 import statistics
 import sys
@@ -30,23 +26,27 @@ from typing import Any
 
 import yaml
 
+from ner.atomic import read_json
 from ner.errors import UserError
-from ner.metrics import METRICS as ALL_METRICS
-from ner.metrics import best_entry, mode_of
+from ner.metrics import best_entry, mode_of, names
+from ner.tables import markdown_table
 
-# The scores of ner.metrics.METRICS, F1 first: the one people compare.
-METRICS = sorted((m.name for m in ALL_METRICS if m.name != "loss"), key=lambda n: n != "f1")
+
+def scores() -> list[str]:
+    """The scores of ner.metrics.METRICS, F1 first: the one people compare."""
+    return sorted((n for n in names() if n != "loss"), key=lambda n: n != "f1")
 
 
 def find_job_dirs(root: Path) -> list[Path]:
-    """Every directory under `root` (itself included) holding `.hydra/`, in path order.
+    """Every directory under `root` (itself included) holding `.hydra/` or `attempts/` (a run
+    started without Hydra, as tests and scripts do), in path order.
 
     Also a directory holding only error.json: a job the torchrun launcher saw fail before Hydra
     started in it.
     """
     jobs = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if ".hydra" in dirnames or "error.json" in filenames:
+        if ".hydra" in dirnames or "attempts" in dirnames or "error.json" in filenames:
             jobs.append(Path(dirpath))
             dirnames.clear()  # a job's checkpoints and TensorBoard files hold no further jobs
         else:
@@ -54,27 +54,20 @@ def find_job_dirs(root: Path) -> list[Path]:
     return sorted(jobs)
 
 
-def read_json(path: Path) -> Any:
-    """The parsed file, or None when it is missing or not (yet) complete JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def launch_file(job: Path, name: str) -> Path:
+    """The newest attempt's copy of a launch file (config.yaml, overrides.yaml: a run extended
+    with more epochs says so there), else the first launch's in .hydra/."""
+    attempts = [p for p in (job / "attempts").glob(f"*/{name}") if p.parent.name.isdigit()]
+    return max(attempts, key=lambda p: int(p.parent.name), default=job / ".hydra" / name)
 
 
 def read_overrides(job: Path) -> dict[str, str]:
     """The job's task overrides as {key: value as written}, hydra.* keys excluded.
 
-    From the newest attempt's `overrides.yaml` (a run extended with more epochs says so there),
-    else `.hydra/overrides.yaml`, else the "overrides" the launcher put in error.json.
+    From the newest launch's overrides.yaml, else the "overrides" the launcher put in error.json.
     """
-    attempts = sorted(
-        (p for p in (job / "attempts").glob("*/overrides.yaml") if p.parent.name.isdigit()),
-        key=lambda p: int(p.parent.name),
-    )
     try:
-        newest = attempts[-1] if attempts else job / ".hydra" / "overrides.yaml"
-        lines = yaml.safe_load(newest.read_text())
+        lines = yaml.safe_load(launch_file(job, "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):
         error = read_json(job / "error.json")
         lines = error.get("overrides") if isinstance(error, dict) else None
@@ -120,6 +113,19 @@ def holder_died(job: Path) -> bool:
     return (job / LOCK_NAME).exists() and lock_is_stale(job / LOCK_NAME)
 
 
+def job_mode(job: Path, result: Any, monitor: str) -> str:
+    """How `monitor` improves for this job: as the run recorded it (result.json, else its newest
+    config) when it monitored that key, else the metric's own direction."""
+    recorded = result if isinstance(result, dict) else None
+    if recorded is None:
+        # No readable config (a job that failed before its launch was recorded): no record.
+        with contextlib.suppress(OSError, yaml.YAMLError, TypeError, KeyError):
+            recorded = yaml.safe_load(launch_file(job, "config.yaml").read_text())["trainer"]
+    if isinstance(recorded, dict) and recorded.get("monitor") == monitor:
+        return str(recorded.get("monitor_mode", mode_of(monitor)))
+    return mode_of(monitor)
+
+
 def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     """One table row: job, overrides (under "overrides"), status, metrics and wall time."""
     result, error = read_json(job / "result.json"), read_json(job / "error.json")
@@ -144,7 +150,7 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
         row["status"], row["error"] = "running", ""
     row["epochs"] = len(evals) if epochs_known else None
 
-    best = best_entry(evals, monitor, mode_of(monitor))  # the loop's rule for the best epoch
+    best = best_entry(evals, monitor, job_mode(job, result, monitor))  # the loop's rule
     final = evals[-1] if evals else None
     row["monitor_best"] = float(best[monitor]) if best else None
     row["best_epoch"] = best.get("epoch") if best else None
@@ -152,7 +158,7 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
         row["monitor_best"] = _metric(result, "", "best")
         row["best_epoch"] = result.get("best_epoch")
         final = result.get("final")
-    for name in METRICS:
+    for name in scores():
         row[f"best_{name}"] = _metric(best, "eval_", name)
         row[f"final_{name}"] = _metric(final, "eval_", name)
     test = tests[-1] if tests else (result.get("test") if isinstance(result, dict) else None)
@@ -167,7 +173,7 @@ def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
         raise UserError(f"{root}: not a directory")
     jobs = find_job_dirs(root)
     if not jobs:
-        raise UserError(f"{root}: no job directories (directories holding .hydra/) under it")
+        raise UserError(f"{root}: no job directories (holding .hydra/ or attempts/) under it")
     rows = [job_row(job, root, monitor) for job in jobs]
     sign = 1.0 if mode_of(monitor) == "min" else -1.0
     return sorted(
@@ -219,8 +225,8 @@ def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def flat_rows(rows: Sequence[dict[str, Any]], monitor: str) -> tuple[list[str], list[dict]]:
     """Columns and rows with one column per overridden key (blank: the job kept the default)."""
     keys = override_keys(rows)
-    metrics = [f"{when}_{name}" for when in ("best", "final") for name in METRICS]
-    extra = [] if monitor in {f"eval_{m}" for m in METRICS} else ["monitor_best"]
+    metrics = [f"{when}_{name}" for when in ("best", "final") for name in scores()]
+    extra = [] if monitor in {f"eval_{m}" for m in scores()} else ["monitor_best"]
     columns = ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics, "test_f1"]
     columns += ["wall_time_s", "error"]
     flat = [{c: r["overrides"].get(c, "") if c in keys else r[c] for c in columns} for r in rows]
@@ -239,15 +245,9 @@ def _cell(column: str, value: Any) -> str:
     return (text[:117] + "...") if len(text) > 120 else text
 
 
-def _table(
-    columns: Sequence[str], rows: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
-) -> list[str]:
+def _table(columns: Sequence[str], rows: Sequence[dict], headers: dict | None = None) -> list[str]:
     names = [(headers or {}).get(c, c) for c in columns]
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [_cell(c, row[c]).replace("|", "\\|") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return markdown_table(names, [[_cell(c, row[c]) for c in columns] for row in rows]).split("\n")
 
 
 def to_markdown(root: Path, rows: Sequence[dict[str, Any]], monitor: str) -> str:

@@ -25,10 +25,8 @@ attempt before anything else:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +35,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from ner import checkpoint, config, distributed
-from ner.atomic import write_json, write_text
+from ner.atomic import read_json, write_json, write_text
 from ner.errors import UserError
 from ner.ownership import Lock, RunDirBusy, job_identity, process_start
 from ner.preemption import Interrupted
+from ner.runlog import framework_versions, git_commit, launch_command
 
 STAMP_FORMAT = "%Y-%m-%d/%H-%M-%S"
 
@@ -76,59 +75,6 @@ def run_stamp(environ=os.environ) -> str:
     )
     agent_start = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
     return agent_start.strftime(STAMP_FORMAT)
-
-
-def git_commit() -> str | None:
-    """The commit of the code that runs (with '-dirty' when the checkout has changes)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("-dirty" if dirty else "")
-
-
-def framework_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for label, pkg in [
-        ("Transformers", "transformers"),
-        ("Pytorch", "torch"),
-        ("Datasets", "datasets"),
-        ("Tokenizers", "tokenizers"),
-        ("seqeval", "seqeval"),
-        ("hydra-core", "hydra-core"),
-    ]:
-        try:
-            out[label] = version(pkg)
-        except PackageNotFoundError:
-            out[label] = "not installed"
-    return out
-
-
-def launch_command() -> str:
-    """How this process was started, as a person would type it (`python -m ner.train ...`)."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    program = ["-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
-    return " ".join([Path(sys.executable).name, *program, *sys.argv[1:]])
-
-
-def read_json(path: Path):
-    """The parsed file, or None when it is missing or not (yet) complete JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""What a run records: `log_history.json` (like the Trainer's) and TensorBoard scalars.
+"""What a run records: `log_history.json` (like the Trainer's), TensorBoard scalars, what rank 0
+prints (train.log), and where the run came from (commit, command, framework versions).
 
 Rank 0 only: on other ranks every method is a no-op. The history is kept in memory (it goes into
 checkpoints, so a resumed run continues the same list) and rewritten atomically after each epoch.
@@ -8,10 +9,12 @@ interrupted run are discarded instead of drawn twice.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from ner.atomic import write_json
-from ner.metrics import NAMES
+from ner.metrics import names
 
 
 class RunLog:
@@ -46,14 +49,14 @@ class RunLog:
     ) -> dict:
         """Record an evaluation (prefix `eval` per epoch, `test` at the end); returns the entry."""
         entry = {"epoch": epoch, "step": step, **(extra or {})}
-        for key in NAMES:
+        for key in names():
             entry[f"{prefix}_{key}"] = result[key]
         entry[f"{prefix}_runtime"] = round(result["runtime"], 4)
         entry[f"{prefix}_samples_per_second"] = round(result["samples_per_second"], 3)
         entry[f"{prefix}_per_type"] = result["per_type"]
         if self.enabled:
             self.history.append(entry)
-            for key in NAMES:
+            for key in names():
                 # x axis: the epoch (an integer for per-epoch curves) ...
                 self.tb.add_scalar(f"{prefix}/{key}", result[key], int(round(epoch)))
                 # ... and the optimizer step, to line up with train/loss
@@ -65,14 +68,16 @@ class RunLog:
             self.tb.flush()
         return entry
 
-    def hparams(self, params: dict, metrics: list[str]) -> None:
+    def hparams(self, params: dict, monitor: str) -> None:
         """Declare the run to TensorBoard's HParams dashboard: its hyperparameters and the scalar
-        tags to show beside them (their last values). The session's end is written by close()."""
+        tags to show beside them (their last values: the best monitored value, every metric,
+        the test F1). The session's end is written by close()."""
         if not self.enabled:
             return
         from torch.utils.tensorboard.summary import hparams
 
-        experiment, start, self._session_end = hparams(params, dict.fromkeys(metrics, 0.0))
+        tags = [f"best/{monitor}", *(f"eval/{name}" for name in names()), "test/f1"]
+        experiment, start, self._session_end = hparams(params, dict.fromkeys(tags, 0.0))
         self.tb.file_writer.add_summary(experiment)
         self.tb.file_writer.add_summary(start)
 
@@ -125,3 +130,48 @@ class Printer:
             dynamic_ncols=True,
             leave=False,
         )
+
+
+def git_commit() -> str | None:
+    """The commit of the code that runs (with '-dirty' when the checkout has changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def framework_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for label, pkg in [
+        ("Transformers", "transformers"),
+        ("Pytorch", "torch"),
+        ("Datasets", "datasets"),
+        ("Tokenizers", "tokenizers"),
+        ("seqeval", "seqeval"),
+        ("hydra-core", "hydra-core"),
+    ]:
+        try:
+            out[label] = version(pkg)
+        except PackageNotFoundError:
+            out[label] = "not installed"
+    return out
+
+
+def launch_command() -> str:
+    """How this process was started, as a person would type it (`python -m ner.train ...`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
+    return " ".join([Path(sys.executable).name, *program, *sys.argv[1:]])

@@ -21,6 +21,10 @@ it stays below Linux's ephemeral range (32768+) where connections get their loca
 
 Run the program through `srun`: in the batch script itself SLURM_PROCID=0 and SLURM_NTASKS is the
 whole allocation, so a process started there directly would wait for peers that never come.
+
+Why not submitit's TorchDistributedEnvironment: it takes the job's node list and SLURM_NTASKS
+rather than the step's, and assumes every node runs the same number of tasks ("2(x3),1" does not),
+and submitit is only in the `slurm` extra, while a hand-written sbatch script needs none of it.
 """
 
 import re
@@ -114,11 +118,16 @@ def _first(environ: Mapping[str, str], *names: str) -> tuple[str, str] | None:
     return None
 
 
-def _int(environ: Mapping[str, str], *names: str) -> int:
+def _required(environ: Mapping[str, str], *names: str) -> tuple[str, str]:
+    """The first of `names` that is set, with its value; a UserError when none is."""
     found = _first(environ, *names)
     if found is None:
         raise UserError(f"running under Slurm (SLURM_PROCID is set) but none of {names} is set")
-    name, value = found
+    return found
+
+
+def _int(environ: Mapping[str, str], *names: str) -> int:
+    name, value = _required(environ, *names)
     if not value.strip().isdigit():
         raise UserError(f"environment variable {name}={value!r} is not a non-negative integer")
     return int(value)
@@ -126,10 +135,7 @@ def _int(environ: Mapping[str, str], *names: str) -> int:
 
 def _local_world_size(environ: Mapping[str, str], node_rank: int) -> int:
     names = ("SLURM_NTASKS_PER_NODE", "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
-    found = _first(environ, *names)
-    if found is None:
-        raise UserError(f"running under Slurm (SLURM_PROCID is set) but none of {names} is set")
-    name, value = found
+    name, value = _required(environ, *names)
     try:
         counts = expand_tasks_per_node(value)
     except ValueError as e:
@@ -147,11 +153,7 @@ def _local_world_size(environ: Mapping[str, str], node_rank: int) -> int:
 def _master_addr(environ: Mapping[str, str]) -> str:
     if environ.get("MASTER_ADDR"):
         return environ["MASTER_ADDR"]
-    names = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
-    found = _first(environ, *names)
-    if found is None:
-        raise UserError(f"running under Slurm (SLURM_PROCID is set) but none of {names} is set")
-    name, value = found
+    name, value = _required(environ, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
     try:
         return expand_hostlist(value)[0]
     except ValueError as e:

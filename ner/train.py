@@ -4,14 +4,12 @@
     torchrun --standalone --nproc_per_node=2 -m ner.train         # the same on 2 processes
     torchrun --nproc_per_node=N -m ner.train experiment=wikiann_he_card
 
-The command line and Hydra's entry point are in ner/cli.py; it joins the process group and calls
-`train(cfg, env, run_dir)`, as the tests do. A run first takes its directory and decides where it
-starts
-(ner/rundir.py). Then the story: set up the data, model, optimizer and schedule (and restore a
-checkpoint); for each epoch, optimizer steps (`train_step`: micro-batches without DDP sync but
-on the last, loss over the step's labelled tokens of every rank, clip, step, schedule), then the
-epoch's end (evaluate on every rank, log, keep the best, checkpoint); then `finish` (test, export,
-card). A signal stops every rank after the same step, with a checkpoint (ner/preemption.py).
+ner/cli.py (the command line, Hydra) joins the process group and calls `train`, as tests do. A
+run takes its directory and decides where it starts (ner/rundir.py); then: set up data, model,
+optimizer, schedule (restore a checkpoint); per epoch, optimizer steps (`train_step`: no DDP sync
+but on the last micro-batch, the loss over the step's labelled tokens of every rank, clip, step,
+schedule) and the epoch's end (evaluate on every rank, log, keep the best, checkpoint); then
+`finish` (test, export, card). A signal stops every rank after one step (ner/preemption.py).
 """
 
 from __future__ import annotations
@@ -21,19 +19,19 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import config, distributed, rundir
+from ner import checks, distributed, rundir
 from ner.batching import Collator, EpochSteps, epoch_plan, steps_per_epoch
-from ner.checkpoint import Progress, TrainState, rng_state
+from ner.checkpoint import TrainState, rng_state
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
 from ner.finish import finish
 from ner.hparams import dashboard_hyperparameters
 from ner.loss import LossTracker, token_loss
-from ner.metrics import NAMES, is_better
-from ner.optimization import build_optimizer, build_schedule, replan
+from ner.metrics import is_better, names
+from ner.optimization import replan
 from ner.preemption import StopRequests
 from ner.prepare import prepare
 from ner.runlog import Printer, RunLog
@@ -46,7 +44,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     trainer.stop_after_steps cut the run short; raises `Interrupted` when a signal stopped it
     (after a checkpoint at that step).
     """
-    config.check(cfg)
+    checks.check(cfg)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     with StopRequests() as stop, rundir.RunDir(run_dir, env) as owner:
@@ -73,29 +71,16 @@ class TrainingRun:
         self.say = Printer(owner.path, env.is_main)
         self.data = prepare(cfg, env, owner.path, self.say)  # data, tokenizer, features, model
         model = self.data.model.to(device)
-        if env.distributed:
-            self.ddp = DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None)
-        else:
-            self.ddp = model
+        ids = [env.local_rank] if device.type == "cuda" else None
+        self.ddp = DDP(model, device_ids=ids) if env.distributed else model
         self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
         self.lengths = [len(f["input_ids"]) for f in self.data.features["train"]]
         self.per_epoch = steps_per_epoch(
             len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
         )
         self.total_steps = self.per_epoch * self.t.epochs
-        config.check_schedule(cfg, self.total_steps)
-        optimizer = build_optimizer(cfg.optim, model, device)
-        fp16 = self.t.precision == "fp16" and device.type == "cuda"
-        self.state = TrainState(
-            model=model,
-            optimizer=optimizer,
-            scheduler=build_schedule(optimizer, cfg.optim.warmup_steps, self.total_steps),
-            scaler=torch.amp.GradScaler(device.type, enabled=fp16),
-            progress=Progress(schedule=[[0, self.total_steps]]),
-            history=[],
-            labels=self.data.labels,
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        )
+        checks.check_schedule(cfg, self.total_steps)
+        self.state = TrainState.start(cfg, model, self.data.labels, self.total_steps, device)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -111,22 +96,21 @@ class TrainingRun:
         p, t = self.state.progress, self.t
         purge = p.global_step + 1 if resumed else None  # drop events logged after the checkpoint
         self.log = RunLog(self.owner.path, self.env.is_main, self.state.history, purge)
-        self.log.hparams(
-            dashboard_hyperparameters(self.cfg, self.env),
-            [f"best/{t.monitor}", *(f"eval/{name}" for name in NAMES), "test/f1"],
-        )
+        self.log.hparams(dashboard_hyperparameters(self.cfg, self.env), t.monitor)
         self.announce(resumed)
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
+        cut_short = False
         for epoch in range(p.epoch, t.epochs):
-            if not self.train_epoch(epoch):
-                self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
-                self.log.close()
-                return None
-            if self.end_of_epoch(epoch):
+            cut_short = not self.train_epoch(epoch)
+            if cut_short or self.end_of_epoch(epoch):
                 break
         self.stop.deferred = False
         self.stop.settle()
+        if cut_short:
+            self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
+            self.log.close()
+            return None
         p.wall_seconds = self.wall_before + time.time() - self.started
         finish(self)
         return p.best
@@ -138,6 +122,11 @@ class TrainingRun:
             p.schedule.append([p.global_step, self.total_steps])
             replan(self.state.optimizer, self.state.scheduler, p.global_step)
         self.saved_at = p.global_step
+        if p.schedule[-1][0] == p.global_step and len(p.schedule) > 1:
+            self.say(
+                f"extended to {self.t.epochs} epochs: steps after {p.global_step} follow the "
+                f"linear schedule planned for {self.total_steps} steps"
+            )
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.
         self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
@@ -152,11 +141,6 @@ class TrainingRun:
             f"epochs; device {env.device}"
             + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
         )
-        if len(p.schedule) > 1 and p.schedule[-1][0] == p.global_step:
-            self.say(
-                f"extended to {t.epochs} epochs: steps after {p.global_step} follow the linear "
-                f"schedule planned for {self.total_steps} steps"
-            )
 
     def train_epoch(self, epoch: int) -> bool:
         """The epoch's optimizer steps (from where a resumed run stopped); False when
@@ -239,21 +223,12 @@ class TrainingRun:
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
-        p, t, data = self.state.progress, self.t, self.data
+        p, t = self.state.progress, self.t
         self.losses.check_finite(p.epoch, self.env)
-        self.fold_loss()
+        self.losses.fold_into(p, self.env)
         train_loss = p.epoch_loss_sum / max(p.epoch_loss_count, 1)
         p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
-        result = evaluate(
-            self.state.model,
-            data.features["validation"],
-            data.gold["validation"],
-            data.labels,
-            t.eval_batch_size,
-            self.collate,
-            self.env,
-            t.precision,
-        )
+        result = self.evaluate("validation")
         entry = self.log.evaluation(
             "eval", float(epoch + 1), p.global_step, result, {"train_loss": train_loss}
         )
@@ -263,7 +238,7 @@ class TrainingRun:
         p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
         self.log.best_so_far(epoch + 1, t.monitor, p.best)
         p.epoch, p.step_in_epoch = epoch + 1, 0
-        scores = ", ".join(f"{name} {result[name]:.4f}" for name in NAMES)
+        scores = ", ".join(f"{name} {result[name]:.4f}" for name in names())
         best = " (best)" if improved else ""
         self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
         self.log.save()
@@ -275,17 +250,19 @@ class TrainingRun:
             return True
         return False
 
-    def fold_loss(self) -> None:
-        """Move the device-side epoch loss (summed over ranks) into the progress, which is saved."""
-        total, count = self.losses.fold(self.env)
-        self.state.progress.epoch_loss_sum += total
-        self.state.progress.epoch_loss_count += count
+    def evaluate(self, split: str) -> dict:
+        """Exact evaluation of the model on a split, sharded over every rank (ner/evaluate.py)."""
+        data, t = self.data, self.t
+        return evaluate(
+            self.state.model, data.features[split], data.gold[split], data.labels,
+            t.eval_batch_size, self.collate, self.env, t.precision,
+        )  # fmt: skip
 
     def save(self, best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
         p = self.state.progress
         self.losses.check_finite(p.epoch, self.env)
-        self.fold_loss()
+        self.losses.fold_into(p, self.env)
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
         p.wall_seconds = self.wall_before + time.time() - self.started
         if self.env.is_main:

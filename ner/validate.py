@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ner.errors import DataError, UserError
+from ner.sentences import Sentence, token_error
 
 ON_ERROR_CHOICES = ("raise", "repair")
 
@@ -24,16 +25,6 @@ ON_ERROR_CHOICES = ("raise", "repair")
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 _EXAMPLES_PER_KIND = 3
-
-
-@dataclass
-class Sentence:
-    tokens: list[str]
-    tags: list[str]  # tag NAMES (e.g. "B-PER"), never ids
-    where: str  # human location, e.g. "data/train.conll (split train), line 12"
-    # The line of each token where the source has one per token (CoNLL), else None. Only for
-    # messages, and not compared: for a given `where` it follows from the token order.
-    lines: list[int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -138,7 +129,7 @@ def validate_split(
             if not _is_invisible(token, sentence, i):
                 continue
             if not repair:
-                raise _token_error(
+                raise token_error(
                     sentence,
                     i,
                     f"{_describe_invisible(token)} and would vanish in tokenization, losing its "
@@ -157,14 +148,6 @@ def validate_split(
     return kept, report
 
 
-def _token_error(sentence: Sentence, i: int, problem: str) -> DataError:
-    """'<where>: token 2 of 3 <problem>', plus the token's own line when it is not `where`'s."""
-    lines = sentence.lines
-    own_line = f" (token on line {lines[i]})" if lines and lines[i] != lines[0] else ""
-    n = len(sentence.tokens)
-    return DataError(f"{sentence.where}: token {i + 1} of {n} {problem}{own_line}")
-
-
 def _check_length(sentence: Sentence) -> None:
     n, m = len(sentence.tokens), len(sentence.tags)
     if n != m:
@@ -180,7 +163,7 @@ def _raise_unknown_tag(sentence: Sentence, parsed: dict) -> None:
                 hint = f" ({case})"
             else:
                 hint = ""
-            raise _token_error(
+            raise token_error(
                 sentence,
                 i,
                 f"({sentence.tokens[i]!r}) has unknown tag {tag!r}{hint}; "
@@ -214,7 +197,7 @@ def _looks_like_id(tag: object) -> bool:
 
 def _is_invisible(token: object, sentence: Sentence, i: int) -> bool:
     if not isinstance(token, str):
-        raise _token_error(sentence, i, f"is {type(token).__name__} ({token!r}), expected a string")
+        raise token_error(sentence, i, f"is {type(token).__name__} ({token!r}), expected a string")
     return all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in token)
 
 
@@ -256,7 +239,7 @@ def _raise_iob(sentence: Sentence, i: int, parsed: dict) -> None:
     after = "starts the sentence" if i == 0 else f"follows {tags[i - 1]}"
     lo, hi = max(0, i - 2), min(n, i + 3)
     context = " ".join(f"[{t}]" if j == i else t for j, t in enumerate(tags[lo:hi], start=lo))
-    raise _token_error(
+    raise token_error(
         sentence,
         i,
         f"({sentence.tokens[i]!r}) has tag {tag} but {after}, so it continues no entity "
@@ -279,7 +262,7 @@ def check_iob2_tags(sentences: list[Sentence]) -> None:
         _check_length(sentence)
         for i, tag in enumerate(sentence.tags):
             if _iob2_parts(tag) is None:
-                raise _token_error(
+                raise token_error(
                     sentence,
                     i,
                     f"({sentence.tokens[i]!r}) has tag {tag!r}{_shape_problem(tag, good)}",
@@ -295,11 +278,3 @@ def check_label_sets(train_labels: set[str], other: dict[str, set[str]]) -> None
                 f"split {split}: tags {extra} never occur in split train, so the model "
                 "cannot learn them; add examples to train or fix the tags"
             )
-
-
-def entity_counts(sentences: list[Sentence]) -> dict[str, int]:
-    """Number of entities (B- tags) per type, sorted by type, for statistics."""
-    counts: Counter[str] = Counter()
-    for sentence in sentences:
-        counts.update(tag[2:] for tag in sentence.tags if tag.startswith("B-"))
-    return dict(sorted(counts.items()))

@@ -108,7 +108,7 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     from ner.distributed import Env
     from ner.evaluate import evaluate
     from ner.prepare import prepare
-    from ner.validate import entity_counts
+    from ner.sentences import entity_counts
 
     cfg = compose([*QUICK, "model.max_length=16", "model.window_stride=3"])
     run = prepare(cfg, Env(), tmp_path, lambda line: None)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import compose
 
-from ner import config
+from ner import checks, config
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [
@@ -128,7 +128,7 @@ def test_a_documented_command_composes_what_a_reader_expects(overrides):
     ):
         pytest.skip("needs the optuna extra")
     cfg = compose(list(overrides))
-    config.check(cfg)
+    checks.check(cfg)
     expected = EXPECTED[overrides]
     got = {k: config.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
     assert got == expected
@@ -138,4 +138,4 @@ def test_a_documented_command_composes_what_a_reader_expects(overrides):
 
 def test_every_experiment_file_composes():
     for path in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
-        config.check(compose([f"experiment={path.stem}"]))
+        checks.check(compose([f"experiment={path.stem}"]))

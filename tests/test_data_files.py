@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ner import LABELS_WIKIANN
 from ner.data_files import read_sentences
 from ner.errors import DataError
-from ner.validate import Sentence
+from ner.sentences import Sentence
 
 
 def write(tmp_path, name, content):

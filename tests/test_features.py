@@ -106,7 +106,7 @@ def test_every_word_exactly_one_labelled_position(counts, max_length, stride):
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     from ner.demo_data import generate_split
-    from ner.model import load_tokenizer, train_tokenizer
+    from ner.tokenizer import load_tokenizer, train_tokenizer
 
     out = tmp_path_factory.mktemp("tok")
     train_tokenizer((ex["tokens"] for ex in generate_split("train", 300)), 400, out)

@@ -7,7 +7,7 @@ import torch
 from conftest import CONF, QUICK, compose
 from test_rundir import fake_checkpoint
 
-from ner.precheck import precheck
+from ner.checks import precheck
 
 
 def check(*argv: str) -> str | None:

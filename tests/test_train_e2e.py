@@ -183,7 +183,7 @@ def test_grad_accumulation_equals_double_batch(tmp_path):
 
 
 def test_non_finite_loss_stops_with_step_and_epoch(tmp_path):
-    from ner.train import Diverged
+    from ner.loss import Diverged
 
     with pytest.raises(Diverged, match=r"non-finite loss at optimizer step \d+ \(epoch 1\)"):
         train_in_process(
@@ -215,7 +215,7 @@ def test_bad_config_is_one_line_not_a_traceback(tmp_path, override, expected):
 
 
 def test_every_experiment_composes(repo):
-    from ner.config import check
+    from ner.checks import check
 
     names = sorted(p.stem for p in (repo / "conf/experiment").glob("*.yaml"))
     assert {"demo", "wikiann_he_card"} <= set(names)

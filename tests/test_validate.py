@@ -8,13 +8,8 @@ import pytest
 from ner import LABELS_WIKIANN
 from ner.data import labels_from_tags
 from ner.errors import DataError, UserError
-from ner.validate import (
-    Sentence,
-    check_label_sets,
-    entity_counts,
-    parse_labels,
-    validate_split,
-)
+from ner.sentences import Sentence, entity_counts
+from ner.validate import check_label_sets, parse_labels, validate_split
 
 WHERE = "unimelb-nlp/wikiann (he), split train, row 17"
 

@@ -62,11 +62,10 @@ def build(
     seed: int = 42,
 ) -> Path:
     """Train the tokenizer on the training sentences, build the seeded model, save both."""
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
-
+    from ner.config import ModelConfig
     from ner.data import load_splits
-    from ner.model import load_tokenizer, train_tokenizer
+    from ner.model import build_model, model_config
+    from ner.tokenizer import load_tokenizer, train_tokenizer
 
     splits = load_splits(data_config(data_name, data_config_name, None, None))
     out_dir = Path(out_dir)
@@ -76,24 +75,15 @@ def build(
         tokenizer = load_tokenizer(tmp)
     # Both systems cut at the same length: ours windows at it, run_ner truncates at it.
     tokenizer.model_max_length = max_length
-    labels = splits.labels
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
+    shape = ModelConfig(
         hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
+        num_layers=layers,
+        num_heads=heads,
         intermediate_size=intermediate,
+        vocab_size=vocab,
         max_position_embeddings=max_length + 2,  # XLM-R positions start after the pad id
-        type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
     )
-    torch.manual_seed(seed)
-    model = XLMRobertaForTokenClassification(config)
+    model = build_model(shape, model_config(shape, splits.labels, tokenizer), seed)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     n_params = sum(p.numel() for p in model.parameters())

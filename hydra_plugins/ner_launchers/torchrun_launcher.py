@@ -45,8 +45,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ner.checks import quote_override_value
 from ner.errors import UserError
-from ner.precheck import quote_override_value
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
-"""Before Hydra runs: the command line's config, composed and checked, as one line.
+"""Every refusal of a config, as one line: bounds, rules across keys, and the command line.
 
-Why not leave it to Hydra: Hydra reports a bad override over several lines from inside
-`hydra.main`, with no hook to shorten them; this gives the same finding as one line
+`check(cfg)` holds each key to the bounds declared beside its default (ner/config.py) and
+applies the rules that span keys. `precheck(argv)` runs before Hydra, which reports a bad override over several lines from inside
+`hydra.main`, with no hook to shorten them (so not left to it); this gives the same finding as one line
 (`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2 (ner/cli.py). A
 sweep (`a=1,2`, `choice(...)`, `range(...)`) is checked job by job; intervals and globs are left
 to the sweeper. Then what can be known before any work: a resume checkpoint that cannot resume,
@@ -16,7 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ner.config import check
+from omegaconf import OmegaConf
+
+from ner.config import fields, unknown_keys
 from ner.errors import UserError
 
 # Hydra's own modes (help, printing the config, ...): the command line is Hydra's alone then.
@@ -41,6 +44,75 @@ HYDRA_FLAGS = frozenset(
         "-p",
     ]
 )
+
+
+def check(cfg: Any) -> None:
+    """Refuse unknown keys and values that type-check but cannot work, in one line naming the key."""
+    unknown = unknown_keys(cfg)
+    if unknown:  # `+key=value` adds keys past Hydra's struct check; the schema still refuses them
+        raise UserError(f"config: unknown key {unknown[0]} (every key is listed in ner/config.py)")
+    for name, f in fields():
+        value = OmegaConf.select(cfg, name)
+        problem = None if value is None else _out_of_bounds(value, f.metadata)
+        if problem:
+            null = " or null" if "None" in str(f.type) else ""
+            raise UserError(f"config: {name}={value} must be {problem}{null}")
+    t, o, d, m = cfg.trainer, cfg.optim, cfg.data, cfg.model
+    if not (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas)):
+        raise UserError(f"config: optim.betas={list(o.betas)} must be two numbers in [0, 1)")
+    if d.name is None and d.train_file is None:
+        raise UserError("config: data.name=None is null, so data.train_file must be given")
+    if t.monitor not in monitorable():
+        raise UserError(
+            f"config: trainer.monitor={t.monitor} is not a metric the run logs; choose one of "
+            f"{', '.join(monitorable())}"
+        )
+    from ner.heads import HEADS
+
+    if m.head not in HEADS:
+        raise UserError(f"config: model.head={m.head} is not a head; heads: {', '.join(HEADS)}")
+    if t.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                "config: trainer.device=cuda but this machine has no CUDA device; use "
+                "trainer.device=auto or cpu"
+            )
+    if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
+        raise UserError(
+            f"config: model.window_stride={m.window_stride} leaves no room in a window of "
+            f"model.max_length={m.max_length}: need 2*stride + 2 < max_length"
+        )
+
+
+def _out_of_bounds(value: float, meta) -> str | None:
+    """The bound of a key's declaration (`key(...)`) that `value` breaks, as text."""
+    if "at_least" in meta and value < meta["at_least"]:
+        return f">= {meta['at_least']:g}"
+    if "above" in meta and value <= meta["above"]:
+        return f"> {meta['above']:g}"
+    if "below" in meta and value >= meta["below"]:
+        return f"< {meta['below']:g}"
+    return None
+
+
+def monitorable() -> list[str]:
+    """The log keys trainer.monitor may name: the validation metrics of every epoch."""
+    from ner.metrics import names
+
+    return [f"eval_{name}" for name in names()]
+
+
+def check_schedule(cfg: Any, total_steps: int) -> None:
+    """Checks that need the data: the warm-up must fit inside training."""
+    if cfg.optim.warmup_steps >= total_steps:
+        raise UserError(
+            f"config: optim.warmup_steps={cfg.optim.warmup_steps} is not shorter than training "
+            f"({total_steps} optimizer steps)"
+        )
+
+
 MAX_PRECHECKED_JOBS = 64  # sweep jobs composed by precheck; a larger sweep checks its first 64
 
 

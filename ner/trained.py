@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from ner import checkpoint as ckpt_io
 from ner.config import ModelConfig
 from ner.errors import UserError
-from ner.model import build_model, load_tokenizer, max_length_for
+from ner.model import build_model, load_export, model_config, window_length
+from ner.tokenizer import load_tokenizer
 from ner.validate import parse_labels
 
 DEFAULT_BATCH_SIZE = 32  # sentences per batch when no run config says otherwise
@@ -119,7 +120,12 @@ def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
             f"checkpoint {file}: holds no config, and no run directory around it has one"
         )
     tokenizer = _run_tokenizer(cfg, run_dir, file)
-    model = _model_for_state(cfg, labels, tokenizer, run_dir, file)
+    # A pretrained model's architecture from the run's export when it has one (no hub), else
+    # from the model's name; no pretrained weights are loaded just to be overwritten.
+    export = run_dir / "best_model" if run_dir else None
+    source = export if export and (export / "config.json").is_file() else None
+    architecture = model_config(cfg.model, labels, tokenizer, source)
+    model = build_model(cfg.model, architecture, cfg.seed, pretrained=False)
     ckpt_io.check_compatible(ckpt, file, labels, model)
     model.load_state_dict(ckpt["model"])
     progress = ckpt.get("progress") or {}
@@ -127,7 +133,7 @@ def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
         model=model,
         tokenizer=tokenizer,
         labels=labels,
-        max_length=max_length_for(cfg.model, tokenizer),
+        max_length=window_length(cfg.model.max_length, tokenizer, architecture),
         stride=cfg.model.window_stride,
         path=file,
         checkpoint=file.stem,
@@ -154,42 +160,8 @@ def _run_tokenizer(cfg: DictConfig, run_dir: Path | None, file: Path):
     return load_tokenizer(cfg.model.name_or_path)
 
 
-def _model_for_state(
-    cfg: DictConfig, labels: list[str], tokenizer, run_dir, file
-) -> torch.nn.Module:
-    """An untrained model of the checkpoint's architecture, ready for its state dict.
-
-    A pretrained model is built from its config only (the export's, else the hub's), so its
-    pretrained weights are never loaded just to be overwritten.
-    """
-    if cfg.model.name_or_path is None:
-        return build_model(cfg.model, labels, tokenizer, cfg.seed)
-    from transformers import AutoConfig, AutoModelForTokenClassification
-
-    export = run_dir / "best_model" if run_dir else None
-    source = export if export and (export / "config.json").is_file() else cfg.model.name_or_path
-    id2label = dict(enumerate(labels))
-    try:
-        config = AutoConfig.from_pretrained(
-            str(source),
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id={v: k for k, v in id2label.items()},
-        )
-    except OSError as e:
-        raise UserError(
-            f"checkpoint {file}: cannot load the model config from {source}: {e}"
-        ) from e
-    return AutoModelForTokenClassification.from_config(config)
-
-
 def _from_export(directory: Path) -> Loaded:
-    from transformers import AutoModelForTokenClassification
-
-    try:
-        model = AutoModelForTokenClassification.from_pretrained(str(directory))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{directory}: cannot load a token-classification model: {e}") from e
+    model = load_export(directory)
     id2label = model.config.id2label
     labels = [id2label[i] for i in range(len(id2label))]
     try:
@@ -199,10 +171,8 @@ def _from_export(directory: Path) -> Loaded:
     tokenizer = load_tokenizer(directory)
     run_dir = directory.parent if (directory.parent / "checkpoints").is_dir() else None
     cfg = run_config(run_dir) if run_dir else None
-    if cfg is not None:
-        max_length, stride = max_length_for(cfg.model, tokenizer), cfg.model.window_stride
-    else:
-        max_length, stride = _export_max_length(model.config, tokenizer), ModelConfig.window_stride
+    max_length = window_length(cfg.model.max_length if cfg else None, tokenizer, model.config)
+    stride = cfg.model.window_stride if cfg else ModelConfig.window_stride
     return Loaded(
         model=model,
         tokenizer=tokenizer,
@@ -216,15 +186,3 @@ def _from_export(directory: Path) -> Loaded:
         epoch=None,
         step=None,
     )
-
-
-def _export_max_length(config, tokenizer) -> int:
-    """The window of a model known only by its export: tokenizer limit and position table."""
-    limit = tokenizer.model_max_length
-    length = min(limit, 512) if limit and limit < 10**6 else 512
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        if "roberta" in config.model_type or config.model_type == "camembert":
-            positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
-        length = min(length, positions)
-    return length

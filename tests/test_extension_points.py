@@ -1,0 +1,104 @@
+"""A research change is one edit in one file: a new metric (ner/metrics.py METRICS) and a new head
+(ner/heads.py HEADS), each added here by the test alone, reach everything downstream."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import QUICK, compose, run_cli, train_in_process
+from torch import nn
+
+from ner import heads, metrics, trained
+from ner.batching import Collator
+from ner.data import load_splits
+from ner.distributed import Env
+from ner.errors import UserError
+from ner.evaluate import evaluate
+from ner.features import encode_split
+
+MACRO_F1 = metrics.Metric(
+    "macro_f1", "Macro F1", True, lambda s: s["report"]["macro avg"]["f1-score"]
+)
+
+
+def mlp_head(config) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(config.hidden_size, config.hidden_size),
+        nn.Tanh(),
+        nn.Linear(config.hidden_size, config.num_labels),
+    )
+
+
+def test_an_unknown_head_is_one_line():
+    from ner.checks import check
+
+    with pytest.raises(UserError, match=r"^config: model.head=mlp is not a head; heads: linear$"):
+        check(compose([*QUICK, "model.head=mlp"]))
+
+
+@pytest.mark.slow
+def test_a_metric_added_to_the_registry_reaches_log_card_tensorboard_report_and_evaluate(
+    tmp_path, monkeypatch, capsys
+):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ner.card import parse_results_table
+    from ner.evaluate_cli import main as evaluate_main
+    from ner.report import build_rows
+
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, MACRO_F1))
+    run = tmp_path / "run"
+    _, history = train_in_process(run, [*QUICK, "trainer.monitor=eval_macro_f1"])
+    evals = [e for e in history if "eval_f1" in e]
+    assert all(0 <= e["eval_macro_f1"] <= 1 for e in evals)
+    test = [e for e in history if "test_f1" in e][-1]
+    assert "test_macro_f1" in test
+    card = (run / "README.md").read_text()
+    assert "| Macro F1" in card and "- Macro F1: " in card
+    rows = parse_results_table(card)
+    assert [r["eval_macro_f1"] for r in rows] == [round(e["eval_macro_f1"], 4) for e in evals]
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [ev.step for ev in acc.Scalars("eval/macro_f1")] == [1, 2]
+    [row] = build_rows(tmp_path, "eval_macro_f1")
+    assert row["best_macro_f1"] == pytest.approx(max(e["eval_macro_f1"] for e in evals))
+    assert evaluate_main([str(run), "--output", str(tmp_path / "m.json")]) == 0
+    assert "Macro F1 " in capsys.readouterr().out
+    assert json.loads((tmp_path / "m.json").read_text())["macro_f1"] == pytest.approx(
+        max(e["eval_macro_f1"] for e in evals), abs=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_a_head_added_to_the_registry_trains_checkpoints_exports_and_loads_back(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(heads.HEADS, "mlp", mlp_head)
+    run = tmp_path / "run"
+    _, history = train_in_process(run, [*QUICK, "model.head=mlp", "trainer.epochs=1"])
+    ckpt = torch.load(run / "checkpoints/best.pt", weights_only=True)
+    assert {"classifier.0.weight", "classifier.2.weight"} <= ckpt["model"].keys()
+    assert json.loads((run / "best_model/config.json").read_text())["ner_head"] == "mlp"
+    logged = [e for e in history if "eval_f1" in e][-1]
+    sentences = load_splits(compose(QUICK).data).sentences["validation"]
+    for target in (run, run / "best_model"):  # the checkpoint, and the export
+        loaded = trained.load(target)
+        assert isinstance(loaded.model.classifier, nn.Sequential)
+        label_id = {name: i for i, name in enumerate(loaded.labels)}
+        features, _ = encode_split(
+            loaded.tokenizer,
+            [s.tokens for s in sentences],
+            [[label_id[t] for t in s.tags] for s in sentences],
+            loaded.max_length,
+            loaded.stride,
+        )
+        gold = [s.tags for s in sentences]
+        result = evaluate(loaded.model, features, gold, loaded.labels, 7, Collator(1), Env())
+        assert result["f1"] == pytest.approx(logged["eval_f1"], abs=1e-6)
+    # A process that does not know the head refuses the export in one line.
+    out = run_cli([sys.executable, "-m", "ner.predict", str(run / "best_model"), "דני"], tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: model: head 'mlp' is not in ner/heads.py HEADS (linear)"
