@@ -81,9 +81,9 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     # Hub dataset name (`unimelb-nlp/wikiann`) or a local directory in the hub's layout
-    # (`../shared/wikiann`); `demo` is the generated Hebrew set shipped with the project;
-    # null when the splits come from the *_file keys below.
-    name: str | None = "demo"
+    # (`../shared/wikiann`); `demo` is the generated Hebrew set shipped with the project
+    # (data=demo, the default of conf/config.yaml); null: the splits come from the *_file keys.
+    name: str | None = None
     # Dataset configuration (the WikiANN language), e.g. `he`.
     config: str | None = None
     # Local JSON-lines (.jsonl) or CoNLL (.conll/.txt/.tsv) files; they replace the splits of `name`.
@@ -96,7 +96,7 @@ class DataConfig:
     # What to do with repairable problems (I- tag continuing nothing, empty sentence, invisible
     # token): `raise` stops with the place and the problem; `repair` fixes them visibly and counts.
     on_error: OnError = OnError["repair"]
-    # Where encoded features are cached (keyed by data, tokenizer, window; ner/feature_cache.py),
+    # Where encoded features are cached (keyed by data, tokenizer, window; ner/features.py),
     # so each node tokenizes once and later runs not at all; null turns the cache off.
     cache_dir: str | None = operational("~/.cache/ner/features")
 

@@ -6,12 +6,24 @@ character) is given the unk piece, so its label is still trained and scored. A s
 than the model's window is split into overlapping windows: each word is labelled in the one
 window that "owns" it and appears in its neighbours only as context. Concatenating the labelled
 positions of an example's windows, in order, gives one position per word.
+
+Tokenize once: encoded features are cached on disk (`cached_features`), keyed by everything they
+depend on: the sentences and tags, the label list, the tokenizer (its full serialized pipeline),
+the window length and stride, and FEATURES_VERSION (bump it when the encoding code changes what
+it produces). The first process of each node (local rank 0) encodes and writes the file
+atomically; the other ranks wait at a barrier and read it. A sweep's later jobs, and resumed
+runs, read it too. JSON, not pickle: reading a cache file runs no code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ner import atomic, distributed
 
 # The label of positions that are not scored: sub-tokens after a word's first, context, padding.
 IGNORE = -100
@@ -208,3 +220,45 @@ def gather_word_predictions(
     for i in order:
         words[features[i]["example"]].extend(predictions[i])
     return words
+
+
+FEATURES_VERSION = 1
+
+
+def cache_key(sentences, tags, labels, tokenizer, max_length: int, stride: int) -> str:
+    h = hashlib.sha256()
+    for part in (
+        FEATURES_VERSION,
+        labels,
+        max_length,
+        stride,
+        tokenizer.backend_tokenizer.to_str(),
+    ):
+        h.update(json.dumps(part, ensure_ascii=False).encode())
+    for words, word_tags in zip(sentences, tags, strict=True):
+        h.update(json.dumps([words, word_tags], ensure_ascii=False).encode())
+    return h.hexdigest()[:32]
+
+
+def cached_features(
+    cache_dir: str | None,
+    key: str,
+    build: Callable[[], tuple[list[dict], FeatureStats]],
+    env: distributed.Env,
+) -> tuple[list[dict], FeatureStats]:
+    """`build()` once per node (or always, when cache_dir is null), else read the cached result."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir).expanduser() / f"{key}.json"
+    built = None
+    if env.is_local_main and not path.exists():
+        built = build()
+        features, stats = built
+        atomic.write_text(
+            path, json.dumps({"features": features, "stats": asdict(stats)}), "feature cache"
+        )
+    distributed.barrier(env)
+    if built is not None:
+        return built
+    cached = json.loads(path.read_text(encoding="utf-8"))
+    return cached["features"], FeatureStats(**cached["stats"])

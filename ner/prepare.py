@@ -15,8 +15,7 @@ import torch
 
 from ner import distributed
 from ner.data import Splits, load_splits
-from ner.feature_cache import cache_key, cached_features
-from ner.features import FeatureStats, encode_split
+from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
 from ner.sentences import entity_counts
 from ner.tokenizer import load_tokenizer, train_tokenizer

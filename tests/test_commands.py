@@ -64,6 +64,18 @@ EXPECTED: dict[tuple[str, ...], dict] = {
         "data.config=he",
         "model.name_or_path=/models/xlm-roberta-base",
     ): {**CARD, "data.name": "../shared/wikiann", "model.name_or_path": "/models/xlm-roberta-base"},
+    (
+        "experiment=wikiann_he_card",
+        "debug=quick",
+        "data.name=../shared/wikiann",
+        "model.name_or_path=/models/xlm-roberta-base",
+    ): {
+        **CARD,
+        "data.name": "../shared/wikiann",
+        "model.name_or_path": "/models/xlm-roberta-base",
+        "data.max_train_samples": 300,
+        "trainer.epochs": 1,
+    },
     ("experiment=wikiann_he_grid",): {**CARD, "optim.lr": 2e-5},
     ("experiment=wikiann_he_seeds",): CARD,
     # The README's "your own files" command: xlm-roberta-base's recipe, not the demo's.
@@ -136,6 +148,27 @@ def test_a_documented_command_composes_what_a_reader_expects(overrides):
         assert cfg.optim.lr <= 1e-4 and "tiny" not in config.run_name(cfg)
 
 
-def test_every_experiment_file_composes():
-    for path in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
-        checks.check(compose([f"experiment={path.stem}"]))
+def test_every_experiment_composes(repo):
+    names = sorted(p.stem for p in (repo / "conf/experiment").glob("*.yaml"))
+    assert {"demo", "wikiann_he_card"} <= set(names)
+    for name in names:
+        checks.check(compose([f"experiment={name}"]))
+    card = compose(["experiment=wikiann_he_card"])
+    assert (card.model.name_or_path, card.data.name, card.data.config) == (
+        "xlm-roberta-base",
+        "unimelb-nlp/wikiann",
+        "he",
+    )
+    assert (card.optim.lr, list(card.optim.betas), card.optim.eps, card.optim.weight_decay) == (
+        2e-5,
+        [0.9, 0.999],
+        1e-8,
+        0.0,
+    )
+    assert (
+        card.trainer.batch_size,
+        card.trainer.eval_batch_size,
+        card.trainer.epochs,
+        card.seed,
+    ) == (3, 3, 100, 42)
+    assert card.optim.warmup_steps == 0

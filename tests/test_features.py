@@ -154,8 +154,7 @@ def test_real_tokenizer_alignment_and_windows(tokenizer, words, max_length):
 
 def test_feature_cache_is_keyed_by_content_and_returns_what_was_built(tmp_path, tokenizer):
     from ner.distributed import Env
-    from ner.feature_cache import cache_key, cached_features
-    from ner.features import encode_split
+    from ner.features import cache_key, cached_features, encode_split
 
     words, tags = [["דני", "כהן"], ["שלום"]], [[1, 2], [0]]
     key = cache_key(words, tags, ["O", "B-PER", "I-PER"], tokenizer, 32, 4)

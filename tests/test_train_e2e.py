@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import QUICK, compose, eval_entries, run_cli, train_in_process
+from conftest import QUICK, eval_entries, run_cli, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -212,34 +212,6 @@ def test_bad_config_is_one_line_not_a_traceback(tmp_path, override, expected):
     assert out.returncode == 2
     assert out.stderr.strip() == expected
     assert "Traceback" not in out.stdout + out.stderr
-
-
-def test_every_experiment_composes(repo):
-    from ner.checks import check
-
-    names = sorted(p.stem for p in (repo / "conf/experiment").glob("*.yaml"))
-    assert {"demo", "wikiann_he_card"} <= set(names)
-    for name in names:
-        check(compose([f"experiment={name}"]))
-    card = compose(["experiment=wikiann_he_card"])
-    assert (card.model.name_or_path, card.data.name, card.data.config) == (
-        "xlm-roberta-base",
-        "unimelb-nlp/wikiann",
-        "he",
-    )
-    assert (card.optim.lr, list(card.optim.betas), card.optim.eps, card.optim.weight_decay) == (
-        2e-5,
-        [0.9, 0.999],
-        1e-8,
-        0.0,
-    )
-    assert (
-        card.trainer.batch_size,
-        card.trainer.eval_batch_size,
-        card.trainer.epochs,
-        card.seed,
-    ) == (3, 3, 100, 42)
-    assert card.optim.warmup_steps == 0
 
 
 def test_hparams_summary_lists_the_run_for_the_dashboard(demo_run):

@@ -21,8 +21,7 @@ torchrun's agent tears down all workers as soon as one exits with an error, endi
 With this launcher Hydra's sweep lives in one process and each job gets a fresh process group,
 fresh ports and its own failure.
 
-Config keys (`hydra.launcher.*`, documented in conf/hydra/launcher/torchrun.yaml): nproc_per_node,
-nnodes, node_rank, rdzv_backend, rdzv_endpoint, max_restarts, module, env.
+Config keys (`hydra.launcher.*`): TorchrunLauncherConf below, each with its default and meaning.
 """
 
 # No `from __future__ import annotations`: Hydra executes plugin modules without registering them in
@@ -53,14 +52,31 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TorchrunLauncherConf:
+    """Every `hydra.launcher.<key>` of hydra/launcher=torchrun, its one default and meaning."""
+
     _target_: str = "hydra_plugins.ner_launchers.torchrun_launcher.TorchrunLauncher"
+    # Worker processes per node (torchrun --nproc_per_node): the number of GPUs, or of CPU
+    # processes for gloo.
     nproc_per_node: int = 1
+    # Number of nodes, or an elastic range "MIN:MAX" (torchrun --nnodes). With more than one node,
+    # run the same multirun command (with a fixed hydra.sweep.dir on a shared file system) on
+    # every node.
     nnodes: str = "1"
+    # This node's rank (torchrun --node_rank); used by the static rendezvous, c10d assigns ranks.
     node_rank: int = 0
+    # Rendezvous backend (torchrun --rdzv_backend); ignored on one node with port 0.
     rdzv_backend: str = "c10d"
+    # host:port of the rendezvous (torchrun --rdzv_endpoint). Port 0 on one node means
+    # --standalone: torchrun picks a free port for every job. Several nodes need a host and port
+    # all of them reach.
     rdzv_endpoint: str = "localhost:0"
+    # Restarts of the worker group after a failure before the job counts as failed (torchrun
+    # --max_restarts); a restarted group resumes from the run's last checkpoint.
     max_restarts: int = 0
+    # Python module to run (torchrun -m); null: the module of the app that runs the sweep.
     module: str | None = None
+    # Extra environment variables for the job's processes, on top of this process's
+    # environment; add one with +hydra.launcher.env.OMP_NUM_THREADS=4.
     env: dict[str, str] = field(default_factory=dict)
 
 
