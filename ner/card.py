@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ner import metrics
-from ner.history import best_epoch, split_history
+from ner.runlog import best_epoch, split_history
 from ner.tables import markdown_table
 
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ner import atomic, metrics
-from ner.history import best_epoch, split_history
+from ner.runlog import best_epoch, split_history
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
