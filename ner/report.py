@@ -28,6 +28,7 @@ import yaml
 
 from ner.atomic import read_json
 from ner.errors import UserError
+from ner.layout import launch_file
 from ner.metrics import best_entry, mode_of, names
 from ner.tables import markdown_table
 
@@ -52,13 +53,6 @@ def find_job_dirs(root: Path) -> list[Path]:
         else:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     return sorted(jobs)
-
-
-def launch_file(job: Path, name: str) -> Path:
-    """The newest attempt's copy of a launch file (config.yaml, overrides.yaml: a run extended
-    with more epochs says so there), else the first launch's in .hydra/."""
-    attempts = [p for p in (job / "attempts").glob(f"*/{name}") if p.parent.name.isdigit()]
-    return max(attempts, key=lambda p: int(p.parent.name), default=job / ".hydra" / name)
 
 
 def read_overrides(job: Path) -> dict[str, str]:

@@ -12,14 +12,7 @@ Acceptance. A run first takes the directory (ner/ownership.py), then decides whe
 fresh, from a checkpoint, or not at all (a finished run with nothing left to do). A run that is
 refused (another run holds the directory, `trainer.resume=never` over a checkpoint, a checkpoint
 made with another configuration) changes no byte of the directory. An accepted run records its
-attempt before anything else:
-
-    .hydra/           how the run was first launched (Hydra's files; never rewritten)
-    run_info.json     the first attempt's command, commit, versions, world size (never rewritten)
-    attempts/<k>/     every attempt: config.yaml (resolved), overrides.yaml, launch.json, and
-                      end.json, how it ended (finished, failed, interrupted)
-    result.json       the finished run's summary (ner-report: finished)
-    error.json        why the last attempt stopped (ner-report: failed or interrupted)
+attempt before anything else (the layout: ner/layout.py).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from ner import checkpoint as ckpt_io
 from ner.config import ModelConfig
 from ner.errors import UserError
+from ner.layout import launch_file
 from ner.model import build_model, load_export, model_config, window_length
 from ner.tokenizer import load_tokenizer
 from ner.validate import parse_labels
@@ -100,8 +101,8 @@ def load(
 
 
 def run_config(run_dir: Path) -> DictConfig | None:
-    """The run's resolved config from `.hydra/config.yaml`, or None when it has none."""
-    file = run_dir / ".hydra" / "config.yaml"
+    """The run's config as its newest attempt was launched (ner/layout.py), or None."""
+    file = launch_file(run_dir, "config.yaml")
     if not file.is_file():
         return None
     return OmegaConf.load(file)

@@ -12,12 +12,8 @@ from conftest import QUICK, compose, run_cli, train_in_process
 from torch import nn
 
 from ner import heads, metrics, trained
-from ner.batching import Collator
-from ner.data import load_splits
-from ner.distributed import Env
 from ner.errors import UserError
-from ner.evaluate import evaluate
-from ner.features import encode_split
+from ner.evaluate_cli import main as evaluate_main
 
 MACRO_F1 = metrics.Metric(
     "macro_f1", "Macro F1", True, lambda s: s["report"]["macro avg"]["f1-score"]
@@ -46,7 +42,6 @@ def test_a_metric_added_to_the_registry_reaches_log_card_tensorboard_report_and_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from ner.card import parse_results_table
-    from ner.evaluate_cli import main as evaluate_main
     from ner.report import build_rows
 
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, MACRO_F1))
@@ -83,21 +78,11 @@ def test_a_head_added_to_the_registry_trains_checkpoints_exports_and_loads_back(
     assert {"classifier.0.weight", "classifier.2.weight"} <= ckpt["model"].keys()
     assert json.loads((run / "best_model/config.json").read_text())["ner_head"] == "mlp"
     logged = [e for e in history if "eval_f1" in e][-1]
-    sentences = load_splits(compose(QUICK).data).sentences["validation"]
     for target in (run, run / "best_model"):  # the checkpoint, and the export
-        loaded = trained.load(target)
-        assert isinstance(loaded.model.classifier, nn.Sequential)
-        label_id = {name: i for i, name in enumerate(loaded.labels)}
-        features, _ = encode_split(
-            loaded.tokenizer,
-            [s.tokens for s in sentences],
-            [[label_id[t] for t in s.tags] for s in sentences],
-            loaded.max_length,
-            loaded.stride,
-        )
-        gold = [s.tags for s in sentences]
-        result = evaluate(loaded.model, features, gold, loaded.labels, 7, Collator(1), Env())
-        assert result["f1"] == pytest.approx(logged["eval_f1"], abs=1e-6)
+        assert isinstance(trained.load(target).model.classifier, nn.Sequential)
+        out = tmp_path / "metrics.json"
+        assert evaluate_main([str(target), "--output", str(out), "--batch-size", "7"]) == 0
+        assert json.loads(out.read_text())["f1"] == pytest.approx(logged["eval_f1"], abs=1e-6)
     # A process that does not know the head refuses the export in one line.
     out = run_cli([sys.executable, "-m", "ner.predict", str(run / "best_model"), "דני"], tmp_path)
     assert out.returncode == 2

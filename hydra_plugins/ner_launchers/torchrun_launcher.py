@@ -44,6 +44,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ner.atomic import write_json
 from ner.checks import quote_override_value
 from ner.errors import UserError
 
@@ -197,9 +198,7 @@ def record_failure(job_dir: Path, returncode: int, overrides: Sequence[str]) -> 
         "message": f"torchrun exited with code {returncode} before the program wrote error.json",
         "overrides": list(overrides),
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(error, indent=2))
-    tmp.replace(path)  # atomic: a report never reads half of it
+    write_json(path, error)  # atomic: a report never reads half of it
 
 
 def job_failure(job_dir: Path, returncode: int) -> RuntimeError:

@@ -1,0 +1,23 @@
+"""Where a run directory keeps what: the names every reader and writer of a run share.
+
+    .hydra/           how the run was first launched (Hydra's files; never rewritten)
+    run_info.json     the first attempt's command, commit, versions, world size
+    attempts/<k>/     every attempt: config.yaml (resolved), overrides.yaml, launch.json, end.json
+    .lock             the run's owner while it runs (ner/ownership.py)
+    checkpoints/      last.pt, best.pt, step-<N>.pt (ner/checkpoint.py)
+    log_history.json, tensorboard/, train.log, README.md (the card), curves.png, best_model/
+    result.json       the finished run's summary; error.json: why the last attempt stopped
+
+Standard library only, so that light tools (ner-report) can use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def launch_file(run_dir: Path, name: str) -> Path:
+    """The newest attempt's copy of a launch file (config.yaml, overrides.yaml: a run extended
+    with more epochs says so there), else the first launch's in .hydra/ (runs of older versions)."""
+    attempts = [p for p in (run_dir / "attempts").glob(f"*/{name}") if p.parent.name.isdigit()]
+    return max(attempts, key=lambda p: int(p.parent.name), default=run_dir / ".hydra" / name)
