@@ -1,10 +1,12 @@
-"""A generated WikiANN-shaped NER dataset (Hebrew): the demo and the tests need nothing from outside.
+"""A generated WikiANN-shaped NER dataset in Hebrew or Arabic: the demo and the tests need nothing
+from outside.
 
 Sentences come from templates with typed slots ({PER}, {CITY}, {CLUB}, ...) filled from small
 gazetteers, plus WikiANN-like short fragments ("ראו גם : ירושלים", a lone entity name) and
 sentences without entities. Tags are the WikiANN set in IOB2 (`ner.LABELS_WIKIANN`). Each
-language's word lists live in their own module (ner/demo_hebrew.py); this module draws from them
-the same way for every language.
+language's word lists live in their own module (ner/demo_hebrew.py, ner/demo_arabic.py, the same
+names in each); this module draws from them the same way for every language. About half of the
+Arabic entities are the Hebrew ones transliterated, so a model trained on both can share them.
 
 Train persons come from a fixed pool of first+last combinations; validation and test also use
 unseen combinations of the same first and last names, so a model must generalise beyond
@@ -12,7 +14,7 @@ memorising full names while staying learnable by a tiny model trained from scrat
 
 Everything is deterministic: each (language, seed, split) seeds its own `random.Random` through
 SHA-256 (Python's `hash()` of strings is salted per process, so it would not do). The Hebrew set
-is the one this module generated before it had a language table, byte for byte.
+is the one this module generated when it was Hebrew-only, byte for byte.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from types import ModuleType
 
-from ner import demo_hebrew
+from ner import demo_arabic, demo_hebrew
 from ner.errors import UserError
 
 DEMO_SPLIT_SIZES: dict[str, int] = {"train": 2000, "validation": 400, "test": 400}
 
-# Language code -> its word lists; the first is the default.
-_WORD_LISTS = {"he": demo_hebrew}
+# Language code -> its word-list module; Hebrew, the default, first.
+_WORD_LISTS = {"he": demo_hebrew, "ar": demo_arabic}
 DEMO_LANGUAGES: tuple[str, ...] = tuple(_WORD_LISTS)
 
 # Slot types by WikiANN entity type; a "{LOC}" or "{ORG}" slot draws from all of its types.
@@ -58,7 +61,6 @@ _SURNAME_ONLY_RATE = 0.1
 class _Language:
     """One language's word lists, ready to draw from."""
 
-    code: str
     first_names: dict[str, list[str]]  # by gender, "m" then "f"
     last_names: list[str]
     gazetteer: dict[str, list[str]]  # by slot type, plus the unions "LOC" and "ORG"
@@ -66,7 +68,7 @@ class _Language:
     pool_by_gender: dict[str, list[tuple[str, str, str]]]  # train persons
 
 
-def _rng(seed: int, split: str, language: str = "he") -> random.Random:
+def _rng(seed: int, split: str, language: str) -> random.Random:
     """A generator seeded from (language, seed, split) the same way in every process.
 
     Hebrew keeps the seed string it had before there were other languages, so its data is unchanged.
@@ -110,7 +112,7 @@ def _parse(template: str) -> list[tuple[str, str]]:
     return parsed
 
 
-def _prepare(code: str, lists) -> _Language:
+def _prepare(code: str, lists: ModuleType) -> _Language:
     """A language from its word-list module (FIRST_NAMES, LAST_NAMES, GAZETTEER, TEMPLATES, ...)."""
     kinds = {kind for kinds in _SLOT_TYPES.values() for kind in kinds}
     assert set(lists.GAZETTEER) == kinds, f"{code}: gazetteer slot types {sorted(lists.GAZETTEER)}"
@@ -120,7 +122,6 @@ def _prepare(code: str, lists) -> _Language:
         gazetteer[entity] = [name for kind in kinds_of_entity for name in lists.GAZETTEER[kind]]
     pool = _person_pool(code, lists.FIRST_NAMES, lists.LAST_NAMES)
     return _Language(
-        code=code,
         first_names=lists.FIRST_NAMES,
         last_names=lists.LAST_NAMES,
         gazetteer=gazetteer,

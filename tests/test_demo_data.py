@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from ner import LABELS_WIKIANN
-from ner.demo_data import DEMO_SPLIT_SIZES, generate_demo, generate_split
+from ner import LABELS_WIKIANN, demo_arabic, demo_hebrew
+from ner.demo_data import DEMO_LANGUAGES, DEMO_SPLIT_SIZES, generate_demo, generate_split
 from ner.errors import UserError
 
 
@@ -144,3 +144,129 @@ _HEBREW_DEMO_SHA256 = "6ac8a12a2390ece5a8c49073ffc44a8debd977a7ff87e383d92a845e2
 
 def test_hebrew_output_pinned(demo):
     assert _digest(demo) == _HEBREW_DEMO_SHA256
+
+
+# Arabic: the second generated language, in another script, about half of its entities shared
+# with Hebrew (transliterated).
+
+
+@pytest.fixture(scope="module")
+def arabic() -> dict[str, list[dict]]:
+    return generate_demo(language="ar")
+
+
+def _spans(sentence: dict) -> list[tuple[str, str]]:
+    """(entity type, text) of each entity; asserts the tags are IOB2 on the way."""
+    spans: list[tuple[str, list[str]]] = []
+    previous = "O"
+    for token, tag in zip(sentence["tokens"], sentence["ner_tags"], strict=True):
+        if tag.startswith("I-"):
+            assert previous in (f"B-{tag[2:]}", tag), sentence
+            spans[-1][1].append(token)
+        elif tag.startswith("B-"):
+            spans.append((tag[2:], [token]))
+        previous = tag
+    return [(entity, " ".join(words)) for entity, words in spans]
+
+
+def test_languages_listed_and_unknown_refused():
+    assert DEMO_LANGUAGES == ("he", "ar")
+    with pytest.raises(UserError, match=r"unknown language 'fr'.*\['he', 'ar'\]"):
+        generate_split("train", 10, language="fr")
+    with pytest.raises(UserError, match="unknown language 'fr'"):
+        generate_demo(language="fr")
+
+
+def test_hebrew_is_the_default():
+    assert generate_split("test", 50, seed=2) == generate_split("test", 50, seed=2, language="he")
+
+
+def test_arabic_same_output_in_another_process():
+    code = (
+        "import hashlib, json; from ner.demo_data import generate_split; "
+        "print(hashlib.sha256(json.dumps(generate_split('test', 200, seed=5, language='ar'), "
+        "ensure_ascii=False).encode()).hexdigest())"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "random"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == _digest(generate_split("test", 200, seed=5, language="ar"))
+
+
+def test_arabic_seeds_splits_and_sizes(arabic):
+    assert {k: len(v) for k, v in arabic.items()} == DEMO_SPLIT_SIZES
+    assert generate_split("train", 100, language="ar") == arabic["train"][:100]
+    assert generate_split("train", 100, seed=1, language="ar") != arabic["train"][:100]
+    assert arabic["train"][:100] != arabic["validation"][:100] != arabic["test"][:100]
+    assert arabic["test"][:100] != arabic["train"][:100]
+
+
+def test_arabic_well_formed_iob2_every_type(arabic):
+    for split, sentences in arabic.items():
+        for sentence in sentences:
+            assert set(sentence) == {"tokens", "ner_tags"}, sentence
+            assert sentence["tokens"] and all(
+                t and t == "".join(t.split()) for t in sentence["tokens"]
+            ), sentence
+            assert set(sentence["ner_tags"]) <= set(LABELS_WIKIANN), sentence
+            _spans(sentence)
+        tags = {tag for sentence in sentences for tag in sentence["ner_tags"]}
+        assert tags == set(LABELS_WIKIANN), split
+
+
+def test_arabic_shape_like_wikiann(arabic):
+    for split, sentences in arabic.items():
+        n_entities = [sum(t.startswith("B-") for t in s["ner_tags"]) for s in sentences]
+        assert 0 in n_entities and max(n_entities) >= 3, split
+        assert any(len(s["tokens"]) == 1 for s in sentences), split
+        assert 6 <= sum(len(s["tokens"]) for s in sentences) / len(sentences) <= 12, split
+        tokens = {t for s in sentences for t in s["tokens"]}
+        assert {"،", ".", ":", "(", ")"} <= tokens, split
+
+
+def test_arabic_is_in_arabic_script(arabic):
+    letters = [c for s in arabic["train"] for t in s["tokens"] for c in t if c.isalpha()]
+    arabic_letters = sum("\u0600" <= c <= "\u06ff" for c in letters)
+    assert arabic_letters / len(letters) > 0.98
+    # A few Latin-script names occur verbatim, as in Arabic Wikipedia.
+    assert any(t == "IBM" for s in arabic["train"] for t in s["tokens"])
+
+
+def test_arabic_unseen_person_combinations(arabic):
+    train_names = _full_names(arabic["train"])
+    train_tokens = {t for s in arabic["train"] for t in s["tokens"]}
+    for split in ("validation", "test"):
+        unseen = _full_names(arabic[split]) - train_names
+        assert len(unseen) >= 20, split
+        assert all(set(name.split()) <= train_tokens for name in unseen), split
+
+
+def test_arabic_shares_entities_with_hebrew(arabic, demo):
+    shared = demo_arabic.SHARED_WITH_HEBREW
+    hebrew_names = {
+        "FIRST_m": demo_hebrew.FIRST_NAMES["m"],
+        "FIRST_f": demo_hebrew.FIRST_NAMES["f"],
+        "LAST": demo_hebrew.LAST_NAMES,
+        **demo_hebrew.GAZETTEER,
+    }
+    arabic_names = {
+        "FIRST_m": demo_arabic.FIRST_NAMES["m"],
+        "FIRST_f": demo_arabic.FIRST_NAMES["f"],
+        "LAST": demo_arabic.LAST_NAMES,
+        **demo_arabic.GAZETTEER,
+    }
+    assert set(shared) == set(hebrew_names)
+    for kind, pairs in shared.items():
+        # Each pair names an entry of both languages' lists, and about half of each list is shared.
+        assert set(pairs) <= set(arabic_names[kind]), kind
+        assert set(pairs.values()) <= set(hebrew_names[kind]), kind
+        assert 0.3 <= len(pairs) / len(arabic_names[kind]) <= 0.7, kind
+    # The shared entities occur in the data, both scripts: as whole entities, names as tokens.
+    for language, data, index in (("ar", arabic, 0), ("he", demo, 1)):
+        entities = {text for s in data["train"] for _, text in _spans(s)}
+        tokens = {t for s in data["train"] for t in s["tokens"]}
+        for kind, pairs in shared.items():
+            for pair in pairs.items():
+                where = f"{language}: {kind} {pair}"
+                assert pair[index] in (tokens if kind.startswith("FIRST") else entities), where
