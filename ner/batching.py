@@ -68,6 +68,36 @@ def epoch_plan(
     ]
 
 
+def epoch_selection(sizes: Sequence[int], alpha: float, seed: int, epoch: int) -> list[int]:
+    """The training examples of one epoch, as indices into the sources laid end to end.
+
+    A source with share p = n / N of the N examples gets round(N * p**alpha / sum of q**alpha)
+    places in the epoch (largest remainders make them add up to N): alpha 1 keeps every source
+    as it is, smaller values up-sample small sources. A source drawn at its own size gives every
+    example once, in order; a smaller quota takes a seeded sample, a larger one repeats the
+    source and samples the rest. A pure function of (sizes, alpha, seed, epoch): the same on
+    every rank and after a resume.
+    """
+    total = sum(sizes)
+    weights = [(n / total) ** alpha if n else 0.0 for n in sizes]
+    exact = [total * w / sum(weights) for w in weights]
+    quotas = [int(q) for q in exact]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (quotas[i] - exact[i], i))
+    for i in by_remainder[: total - sum(quotas)]:
+        quotas[i] += 1
+    selected, start = [], 0
+    for k, (n, quota) in enumerate(zip(sizes, quotas, strict=True)):
+        if quota == n:
+            picks = list(range(n))
+        else:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + k + 1)
+            picks = [i for _ in range(quota // n) for i in range(n)]
+            picks += torch.randperm(n, generator=g)[: quota % n].tolist()
+        selected += [start + i for i in picks]
+        start += n
+    return selected
+
+
 def steps_per_epoch(
     n_examples: int, batch_size: int, world_size: int, grad_accum_steps: int
 ) -> int:

@@ -42,7 +42,9 @@ def render_card(history: list[dict], info: dict) -> str:
     """Render the model card of a run as markdown with YAML front matter.
 
     `info` holds what the history does not: model_name, base_model, dataset_name,
-    dataset_config, hyperparameters (ordered), versions, and optionally data_summary and command.
+    dataset_config, hyperparameters (ordered), versions, and optionally data_summary, command,
+    and eval_sets (the names of a run's several evaluation sets: the plain validation and test
+    columns are then their macro mean, and each set has its own table).
     """
     train, evals, test, final = split_history(history)
     if not evals:
@@ -52,14 +54,20 @@ def render_card(history: list[dict], info: dict) -> str:
         )
     last = evals[-1]
     best, monitor, best_value = best_epoch(evals, final)
-    dataset, config = info["dataset_name"], info.get("dataset_config")
+    dataset, config = info["dataset_name"], _configs(info.get("dataset_config"))
     on_dataset = f"the {dataset} dataset" + (f" ({config} configuration)" if config else "")
+    sets = info.get("eval_sets") or []
+    on_sets = (
+        f"its evaluation sets ({', '.join(sets)}), as the macro mean over them"
+        if sets
+        else "the evaluation set"
+    )
 
     parts = [
         _front_matter(info, last),
         f"# {info['model_name']}",
         f"This model starts from `{info['base_model']}` and was trained on {on_dataset}.\n"
-        "It achieves the following results on the evaluation set:\n" + _metric_list(last, "eval"),
+        f"It achieves the following results on {on_sets}:\n" + _metric_list(last, "eval"),
         "## Model description",
         "An XLM-RoBERTa encoder with a token-classification head, trained with the `ner` "
         "project's PyTorch training loop." + _entity_types(last),
@@ -72,17 +80,20 @@ def render_card(history: list[dict], info: dict) -> str:
         "## Training procedure",
         _hyperparameters(info),
         "### Training results",
-        _results_table(evals),
+        _results_table(evals)
+        + (f"\n\nValidation columns: the macro mean over {', '.join(sets)}." if sets else ""),
         "## Best epoch",
         _best_epoch_text(best, monitor, best_value, final),
     ]
+    if sets:
+        parts += ["## Results per evaluation set", _per_set_text(best, test, sets)]
     if test is not None:
         parts += [
             "## Test results",
             f"Evaluated on the test split (log entry at epoch {test['epoch']:.1f}, "
             f"step {int(test['step'])}):\n" + _metric_list(test, "test"),
         ]
-    parts += ["## Per-type results", _per_type_text(last, test)]
+    parts += ["## Per-type results", _per_type_text(last, test, sets)]
     parts += ["### Framework versions", _versions(info)]
     return "\n\n".join(parts) + "\n"
 
@@ -127,8 +138,13 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
+def _configs(config) -> str | None:
+    """A dataset configuration, or several ("he, ar"), as text."""
+    return config if config is None or isinstance(config, str) else ", ".join(config)
+
+
 def _front_matter(info: dict, last: dict) -> str:
-    dataset, config = info["dataset_name"], info.get("dataset_config")
+    dataset, config = info["dataset_name"], _configs(info.get("dataset_config"))
     dataset_entry: dict[str, Any] = {"name": dataset, "type": dataset}
     if config:
         dataset_entry.update(config=config, split="validation", args=config)
@@ -230,19 +246,42 @@ def _per_type_table(per_type: dict) -> str:
     return markdown_table(["Type", "Precision", "Recall", "F1", "Support"], rows)
 
 
-def _per_type_text(last: dict, test: dict | None) -> str:
-    blocks = []
-    if last.get("eval_per_type"):
-        blocks.append(
-            f"Validation, epoch {last['epoch']:.1f}:\n\n" + _per_type_table(last["eval_per_type"])
-        )
-    else:
-        blocks.append(f"Validation, epoch {last['epoch']:.1f}: per-type scores were not logged.")
+def _per_set_table(entry: dict, prefix: str, sets: list[str]) -> str:
+    """Rows: each set that has results in `entry`, then their mean; columns: every metric."""
+    rows = [
+        [name, *(f"{entry[f'{prefix}_{name}_{m.name}']:.4f}" for m in metrics.METRICS)]
+        for name in sets
+        if f"{prefix}_{name}_f1" in entry
+    ]
+    rows.append(["mean", *(f"{entry[f'{prefix}_{m.name}']:.4f}" for m in metrics.METRICS)])
+    return markdown_table(["Set", *(m.label for m in metrics.METRICS)], rows)
+
+
+def _per_set_text(best: dict, test: dict | None, sets: list[str]) -> str:
+    """XTREME-style tables: each evaluation set at the best epoch, and on its test split."""
+    text = f"Validation, best epoch {best['epoch']:.1f}:\n\n" + _per_set_table(best, "eval", sets)
     if test is not None:
-        if test.get("test_per_type"):
-            blocks.append("Test:\n\n" + _per_type_table(test["test_per_type"]))
+        text += "\n\nTest (sets with a test split):\n\n" + _per_set_table(test, "test", sets)
+    return text
+
+
+def _per_type_text(last: dict, test: dict | None, sets: list[str] | None = None) -> str:
+    """Per-type tables of the last epoch and the test, for each set of a several-set run."""
+    parts = [f"{name}_" for name in sets] if sets else [""]
+    blocks = []
+    for part in parts:
+        named = f" ({part[:-1]})" if part else ""
+        per_type = last.get(f"eval_{part}per_type")
+        where = f"Validation{named}, epoch {last['epoch']:.1f}"
+        if per_type:
+            blocks.append(f"{where}:\n\n" + _per_type_table(per_type))
         else:
-            blocks.append("Test: per-type scores were not logged.")
+            blocks.append(f"{where}: per-type scores were not logged.")
+        if test is not None and not (part and f"test_{part}f1" not in test):
+            if test.get(f"test_{part}per_type"):
+                blocks.append(f"Test{named}:\n\n" + _per_type_table(test[f"test_{part}per_type"]))
+            else:
+                blocks.append(f"Test{named}: per-type scores were not logged.")
     return "\n\n".join(blocks)
 
 

@@ -62,10 +62,11 @@ def check(cfg: Any) -> None:
         raise UserError(f"config: optim.betas={list(o.betas)} must be two numbers in [0, 1)")
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
-    if t.monitor not in monitorable():
+    _check_data(d)
+    if t.monitor not in monitorable(d):
         raise UserError(
             f"config: trainer.monitor={t.monitor} is not a metric the run logs; choose one of "
-            f"{', '.join(monitorable())}"
+            f"{', '.join(monitorable(d))}"
         )
     from ner.heads import HEADS
 
@@ -97,11 +98,36 @@ def _out_of_bounds(value: float, meta) -> str | None:
     return None
 
 
-def monitorable() -> list[str]:
-    """The log keys trainer.monitor may name: the validation metrics of every epoch."""
+def monitorable(data_cfg) -> list[str]:
+    """The log keys trainer.monitor may name: the validation metrics of every epoch, and with
+    several evaluation sets each set's too (the plain keys are then their mean)."""
+    from ner.corpus import eval_set_names
     from ner.metrics import names
 
-    return [f"eval_{name}" for name in names()]
+    sets = eval_set_names(data_cfg)
+    named = [f"{s}_" for s in sets] if len(sets) > 1 else []
+    return [f"eval_{part}{name}" for part in ["", *named] for name in names()]
+
+
+def _check_data(d) -> None:
+    """data.config and data.train_file: a string or a list of strings; the *_file keys replace
+    the splits of one configuration only."""
+    from ner.corpus import as_list
+
+    for key in ("config", "train_file"):
+        value = d[key]
+        if value is not None and not all(isinstance(v, str) for v in as_list(value)):
+            raise UserError(f"config: data.{key}={value} must be a string or a list of strings")
+    if len(as_list(d.config)) > 1 and (d.train_file or d.validation_file or d.test_file):
+        raise UserError(
+            f"config: data.config={list(d.config)} has several configurations; data.*_file "
+            "replaces the splits of one, so give them as sources instead (data.name=null "
+            "data.train_file=[...]) or leave them out"
+        )
+    if d.name is None and d.eval_configs:
+        raise UserError(
+            "config: data.eval_configs names configurations of data.name, which is null"
+        )
 
 
 def check_schedule(cfg: Any, total_steps: int) -> None:

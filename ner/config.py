@@ -84,13 +84,28 @@ class DataConfig:
     # (`../shared/wikiann`); `demo` is the generated Hebrew set shipped with the project
     # (data=demo, the default of conf/config.yaml); null: the splits come from the *_file keys.
     name: str | None = None
-    # Dataset configuration (the WikiANN language), e.g. `he`.
-    config: str | None = None
-    # Local JSON-lines (.jsonl) or CoNLL (.conll/.txt/.tsv) files; they replace the splits of `name`.
-    train_file: str | None = None
+    # Dataset configuration (the WikiANN language), e.g. `he`, or a list of them, `[he, ar]`:
+    # several training languages, whose union is drawn with `sampling_alpha`. (Any: a string or a
+    # list of strings; OmegaConf has no union of the two.)
+    config: Any = None
+    # Evaluation sets of `name`, by configuration, scored every epoch and tested at the end:
+    # `[en, he, ar]` for zero-shot transfer. null: the training configurations.
+    eval_configs: list[str] | None = None
+    # More evaluation sets from local files, by name: `'data.extra_eval_files={news: n.conll}'`
+    # (out-of-domain). (Any: OmegaConf cannot merge a mapping into an empty typed one.)
+    extra_eval_files: Any = None
+    # How the training languages mix in an epoch: a language with share p of the training
+    # sentences is drawn with probability proportional to p**alpha, over an epoch as long as the
+    # union. 1.0 keeps the union as it is; smaller values up-sample small languages (XLM-R's
+    # pre-training used 0.3).
+    sampling_alpha: float = key(1.0, above=0)
+    # Local JSON-lines (.jsonl) or CoNLL (.conll/.txt/.tsv) files; they replace the splits of a
+    # single `name` configuration. train_file may be a list: several training sources. (Any: a
+    # string or a list of strings.)
+    train_file: Any = None
     validation_file: str | None = None
     test_file: str | None = None
-    # Keep only the first N sentences (quick runs); null keeps all.
+    # Keep only the first N sentences of each source and set (quick runs); null keeps all.
     max_train_samples: int | None = key(None, at_least=1)
     max_eval_samples: int | None = key(None, at_least=1)
     # What to do with repairable problems (I- tag continuing nothing, empty sentence, invisible
@@ -193,7 +208,11 @@ def register() -> None:
 def unknown_keys(cfg: Any) -> list[str]:
     """Keys of `cfg` that the schema does not declare (`+key=value` adds keys past Hydra)."""
     known = {name for name, _ in fields()}
-    return [k for k in _flatten(OmegaConf.to_container(cfg)) if k not in known]
+
+    def declared(key: str) -> bool:  # a key inside a mapping value (extra_eval_files) is data
+        return any(key == k or key.startswith(f"{k}.") for k in known)
+
+    return [k for k in _flatten(OmegaConf.to_container(cfg)) if not declared(k)]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

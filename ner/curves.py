@@ -17,12 +17,15 @@ from ner import atomic, metrics
 from ner.runlog import best_epoch, split_history
 
 
-def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
+def plot_curves(
+    history: list[dict], path: str | os.PathLike, sets: list[str] | None = None
+) -> None:
     """Plot losses and validation metrics against epoch and write a PNG atomically to `path`.
 
     Left panel: per-step training loss (thin line), the epoch-mean training loss and the
     validation loss (markers, at the end of each epoch). Right panel: validation precision,
-    recall, F1 and accuracy per epoch. The best epoch is a dashed vertical line in both.
+    recall, F1 and accuracy per epoch; with several evaluation sets (`sets`), the F1 of each and
+    their mean. The best epoch is a dashed vertical line in both.
     """
     train, evals, _, final = split_history(history)
     if not train and not evals:
@@ -59,7 +62,13 @@ def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
             color="tab:orange",
             label="validation loss",
         )
-        for m in metrics.METRICS:  # every score (the loss has the left panel)
+        if sets:
+            for name in sets:
+                values = [e[f"eval_{name}_f1"] for e in evals]
+                metric_ax.plot(epochs, values, "o-", markersize=3, label=f"F1 ({name})")
+            mean = [e["eval_f1"] for e in evals]
+            metric_ax.plot(epochs, mean, "k--", linewidth=1.5, label="F1 (mean)")
+        for m in [] if sets else metrics.METRICS:  # every score (the loss has the left panel)
             if m.name != "loss":
                 values = [e[f"eval_{m.name}"] for e in evals]
                 metric_ax.plot(epochs, values, "o-", markersize=3, label=m.label)

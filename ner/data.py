@@ -1,8 +1,9 @@
-"""Load the splits: WikiANN (hub name or local directory), local files, or the generated demo.
+"""Read a source's splits: WikiANN (hub name or local directory), local files, or the demo.
 
 Whatever the source, the result is the same: for each split a list of `Sentence` (words, tag
-names, and where the sentence came from, for error messages), validated, plus the label list.
-Columns the model does not use (`langs`, `spans`) are never read.
+names, and where the sentence came from, for error messages), plus the label list. Columns the
+model does not use (`langs`, `spans`) are never read. ner/corpus.py puts sources together (several
+languages, named evaluation sets) and checks them; a new data source is a reader here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from ner import LABELS_WIKIANN
 from ner.errors import DataError
 from ner.sentences import Sentence
-from ner.validate import ValidationReport, check_iob2_tags, check_label_sets, validate_split
+from ner.validate import ValidationReport, check_iob2_tags
 
 SPLITS = ("train", "validation", "test")
 
@@ -92,15 +93,16 @@ def check_reachable(name: str, config: str | None) -> None:
         raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
 
 
-def _from_demo() -> dict[str, list[Sentence]]:
+def _from_demo(language: str | None) -> dict[str, list[Sentence]]:
     from ner.demo_data import generate_demo
 
+    name = f"demo ({language})" if language else "demo"
     return {
         split: [
-            Sentence(ex["tokens"], ex["ner_tags"], f"demo, split {split}, row {i}")
+            Sentence(ex["tokens"], ex["ner_tags"], f"{name}, split {split}, row {i}")
             for i, ex in enumerate(rows)
         ]
-        for split, rows in generate_demo().items()
+        for split, rows in generate_demo(language=language or "he").items()
     }
 
 
@@ -114,52 +116,31 @@ def labels_from_tags(sentences: list[Sentence]) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
-def load_splits(data_cfg) -> Splits:
-    """Load, cut (max_*_samples) and validate every split; raise DataError on bad input."""
+def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]], list[str], str]:
+    """The splits of one configuration of data.name (the demo's language, or a dataset's), with
+    data.*_file replacing splits, its label list, and its name for messages and the card."""
     from ner.data_files import read_sentences
 
-    files = {
-        "train": data_cfg.train_file,
-        "validation": data_cfg.validation_file,
-        "test": data_cfg.test_file,
-    }
     if data_cfg.name == "demo":
-        sentences, labels, source = _from_demo(), list(LABELS_WIKIANN), "demo"
-    elif data_cfg.name is not None:
-        sentences, labels = _from_dataset(data_cfg.name, data_cfg.config)
-        source = data_cfg.name + (f" ({data_cfg.config})" if data_cfg.config else "")
+        sentences, labels = _from_demo(config), list(LABELS_WIKIANN)
+        source = "demo" + (f" ({config})" if config else "")
     else:
-        sentences, labels, source = {}, None, "local files"
-    for split, path in files.items():
+        sentences, labels = _from_dataset(data_cfg.name, config)
+        source = data_cfg.name + (f" ({config})" if config else "")
+    files = {"train": data_cfg.train_file, "validation": data_cfg.validation_file}
+    for split, path in {**files, "test": data_cfg.test_file}.items():
         if path is not None:
             sentences[split] = read_sentences(path, split)
+    return sentences, labels, source
 
-    for split in ("train", "validation"):
-        if not sentences.get(split):
-            have = ", ".join(s for s in sentences if sentences[s]) or "none"
-            raise DataError(
-                f"{source}: no {split} split (splits found: {have}); give data.{split}_file=PATH"
-            )
-    if data_cfg.max_train_samples is not None:
-        sentences["train"] = sentences["train"][: data_cfg.max_train_samples]
-    if data_cfg.max_eval_samples is not None:
-        for split in ("validation", "test"):
-            if split in sentences:
-                sentences[split] = sentences[split][: data_cfg.max_eval_samples]
 
-    derived = not labels  # local files only: the label set is the training split's
-    if derived:
-        labels = labels_from_tags(sentences["train"])
-    reports = {}
-    for split in list(sentences):  # train first: its sentences define a derived label set
-        if derived and split != "train":
-            check_iob2_tags(sentences[split])  # 'b-per' is named with its line, not as a new tag
-            name = f"{split} ({files[split]})" if files[split] else split
-            check_label_sets(
-                {t for s in sentences["train"] for t in s.tags},
-                {name: {t for s in sentences[split] for t in s.tags}},
-            )
-        sentences[split], reports[split] = validate_split(
-            sentences[split], labels, split, data_cfg.on_error
-        )
-    return Splits(sentences, labels, source, reports)
+def load_splits(data_cfg) -> Splits:
+    """The splits of a one-source config (one configuration or the local files), read, cut
+    and checked as ner/corpus.py does for any number of sources; raise DataError on bad input."""
+    from ner.corpus import load_corpus
+
+    corpus = load_corpus(data_cfg)
+    [(_, train)] = corpus.train
+    [held_out] = corpus.eval_sets
+    reports = {r.split: r for r in corpus.reports}
+    return Splits({"train": train, **held_out.sentences}, corpus.labels, corpus.source, reports)

@@ -37,6 +37,7 @@ from ner.errors import UserError
 from ner.evaluate import evaluate
 from ner.features import encode_split
 from ner.sentences import Sentence
+from ner.tables import markdown_table
 from ner.validate import validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")
@@ -53,9 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--split", choices=SPLIT_CHOICES, default="validation")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data-file", help="JSON-lines or CoNLL file to evaluate on")
+    source.add_argument(
+        "--data-file", nargs="+", help="JSON-lines or CoNLL file(s): each is a set, by its stem"
+    )
     source.add_argument("--data-name", help="`datasets` name or local dataset directory")
-    p.add_argument("--data-config", help="dataset configuration for --data-name (e.g. he)")
+    p.add_argument(
+        "--data-config", nargs="+", help="configuration(s) of --data-name (he ar): one set each"
+    )
     p.add_argument("--batch-size", type=int, help="sentences per batch (default: the run's)")
     p.add_argument("--max-samples", type=int, help="evaluate the first N sentences only")
     p.add_argument("--output", help="metrics JSON file; `-` for stdout")
@@ -70,18 +75,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_sentences(args: argparse.Namespace, loaded: trained.Loaded) -> tuple[list[Sentence], str]:
-    """The sentences to score, checked against the model's labels, and where they came from."""
-    from ner.data import load_splits
+def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
+    """(name, sentences, source) of every set to score, checked against the model's labels:
+    the files, the configurations, or the run's own evaluation sets (cut as the run cut them,
+    so the numbers match its log)."""
+    from ner.corpus import split_of_every_set
     from ner.data_files import read_sentences
 
     on_error = loaded.cfg.data.on_error if loaded.cfg is not None else DataConfig.on_error
     if args.data_file:
-        sentences, source = read_sentences(args.data_file, args.split), args.data_file
+        sets = [(Path(f).stem, read_sentences(f, args.split), f) for f in args.data_file]
     else:
         if args.data_name:
+            config = args.data_config if args.data_config and len(args.data_config) > 1 else None
+            config = config or (args.data_config or [None])[0]
             data_cfg = OmegaConf.structured(
-                DataConfig(name=args.data_name, config=args.data_config, on_error=on_error)
+                DataConfig(name=args.data_name, config=config, on_error=on_error)
             )
         elif loaded.cfg is not None:
             data_cfg = loaded.cfg.data  # the run's own: the same sentences its log was made on
@@ -90,18 +99,18 @@ def load_sentences(args: argparse.Namespace, loaded: trained.Loaded) -> tuple[li
                 f"{loaded.path}: an exported model outside a run directory has no data "
                 "settings; give --data-file PATH or --data-name NAME"
             )
-        splits = load_splits(data_cfg)
-        if not splits.sentences.get(args.split):
-            have = ", ".join(s for s, v in splits.sentences.items() if v)
-            raise UserError(f"data {splits.source}: no {args.split} split (splits: {have})")
-        sentences, source = splits.sentences[args.split], splits.source
-    if args.max_samples is not None:
-        sentences = sentences[: args.max_samples]
-    # The gold tags must be labels the model knows (a local-file run has its own label set).
-    sentences, _ = validate_split(sentences, loaded.labels, args.split, on_error)
-    if not sentences:
-        raise UserError(f"data {source}, split {args.split}: no sentences to evaluate")
-    return sentences, source
+        sets = split_of_every_set(data_cfg, args.split)
+        if not sets:
+            raise UserError(f"data {data_cfg.name or 'local files'}: no {args.split} split")
+    checked = []
+    for name, sentences, source in sets:
+        sentences = sentences[: args.max_samples] if args.max_samples else sentences
+        # The gold tags must be labels the model knows (a local-file run has its own label set).
+        sentences, _ = validate_split(sentences, loaded.labels, args.split, on_error)
+        if not sentences:
+            raise UserError(f"data {source}, split {args.split}: no sentences to evaluate")
+        checked.append((name, sentences, source))
+    return checked
 
 
 def default_output(args: argparse.Namespace, loaded: trained.Loaded) -> Path | None:
@@ -109,9 +118,9 @@ def default_output(args: argparse.Namespace, loaded: trained.Loaded) -> Path | N
     if loaded.run_dir is None or loaded.checkpoint == "hf":
         return None
     name = f"eval_{args.split}_{loaded.checkpoint}"
-    other = Path(args.data_file).stem if args.data_file else args.data_name
+    other = "_".join(Path(f).stem for f in args.data_file) if args.data_file else args.data_name
     if other:  # other data than the run's own: say so in the name, never overwrite its file
-        tag = "_".join(x for x in (other, args.data_config) if x)
+        tag = "_".join(x for x in (other, *(args.data_config or [])) if x)
         name += "_" + re.sub(r"[^\w.-]+", "-", tag).strip("-")
     return loaded.run_dir / f"{name}.json"
 
@@ -128,6 +137,9 @@ def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]
 
 
 def summary(metrics: dict) -> str:
+    """One set: its scores and per-type table; several: one table, a row per set and the mean."""
+    if "sets" in metrics:
+        return sets_summary(metrics)
     at = metrics["checkpoint"]
     if metrics["epoch"] is not None:
         at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
@@ -145,11 +157,8 @@ def summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, env: distributed.Env) -> dict:
-    """Evaluate on every rank; rank 0 writes the files. Returns the metrics."""
-    out = sys.stderr if args.output == "-" else sys.stdout  # keep stdout for the JSON then
-    loaded = trained.load(args.target, args.checkpoint, env.device)
-    sentences, source = load_sentences(args, loaded)
+def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> dict:
+    """Windows as in training, then ner.evaluate.evaluate, sharded over the processes."""
     label_id = {name: i for i, name in enumerate(loaded.labels)}
     features, stats = encode_split(
         loaded.tokenizer,
@@ -162,36 +171,64 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         print("\n".join(stats.lines(args.split)), file=out, flush=True)
     collate = Collator.for_device(loaded.tokenizer, env.device)
     gold = [list(s.tags) for s in sentences]
+    batch_size = args.batch_size or loaded.batch_size
     result = evaluate(
-        loaded.model,
-        features,
-        gold,
-        loaded.labels,
-        args.batch_size or loaded.batch_size,
-        collate,
-        env,
-        loaded.precision,
+        loaded.model, features, gold, loaded.labels, batch_size, collate, env, loaded.precision
     )
-    metrics = {
+    return {"sentences": len(gold), "words": sum(len(g) for g in gold), **result}
+
+
+def sets_summary(metrics: dict) -> str:
+    at = metrics["checkpoint"] + (f", epoch {metrics['epoch']:g}" if metrics["epoch"] else "")
+    columns = registry.METRICS
+    rows = [
+        [name, str(r["sentences"]), *(f"{r[m.name]:.4f}" for m in columns)]
+        for name, r in metrics["sets"].items()
+    ]
+    n = sum(r["sentences"] for r in metrics["sets"].values())
+    rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
+    header = ["set", "sentences", *(m.label for m in columns)]
+    title = f"{metrics['target']} ({at}), split {metrics['split']}:"
+    return title + "\n" + markdown_table(header, rows)
+
+
+def run(args: argparse.Namespace, env: distributed.Env) -> dict:
+    """Evaluate every set on every rank; rank 0 writes the files. Returns the metrics: one
+    set's at the top level, or with several sets each under "sets" and their mean on top."""
+    out = sys.stderr if args.output == "-" else sys.stdout  # keep stdout for the JSON then
+    loaded = trained.load(args.target, args.checkpoint, env.device)
+    sets = load_sets(args, loaded)
+    results = {name: score(args, loaded, sentences, env, out) for name, sentences, _ in sets}
+    about = {
         "target": str(args.target),
         "checkpoint": loaded.checkpoint,
         "checkpoint_path": str(loaded.path),
         "epoch": loaded.epoch,
         "step": loaded.step,
-        "data": str(source),
         "split": args.split,
-        "sentences": len(gold),
-        "words": sum(len(g) for g in gold),
         "world_size": env.world_size,
-        **{k: v for k, v in result.items() if k != "predictions"},
     }
+    per_set = {
+        name: {"data": str(source), **{k: v for k, v in r.items() if k != "predictions"}}
+        for (name, _, source), r in zip(sets, results.values(), strict=True)
+    }
+    if len(sets) == 1:
+        [metrics] = per_set.values()
+        metrics = {**about, **metrics}
+    else:
+        means = {m: sum(r[m] for r in per_set.values()) / len(sets) for m in registry.names()}
+        metrics = {**about, "data": ", ".join(per_set), **means, "sets": per_set}
     if env.is_main:
         output = default_output(args, loaded) if args.output is None else None
         if args.output not in (None, "-"):
             output = Path(args.output)
         if args.predictions:
             Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
-            write_predictions(args.predictions, sentences, result["predictions"])
+            for name, sentences, _ in sets:
+                path = Path(args.predictions)
+                if len(sets) > 1:  # one file per set: p.conll -> p.he.conll
+                    path = path.with_name(f"{path.stem}.{name}{path.suffix}")
+                write_predictions(str(path), sentences, results[name]["predictions"])
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             write_json(output, metrics)

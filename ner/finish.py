@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
 from ner import atomic, checkpoint, config, distributed
@@ -27,11 +28,17 @@ def finish(run: TrainingRun) -> None:
     p, model, run_dir = run.state.progress, run.state.model, run.owner.path
     model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
     test = None
-    if t.eval_test and data.gold.get("test"):
-        result = run.evaluate("test")
-        entry = log.evaluation("test", p.best_epoch, p.global_step, result)
+    with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
+    if with_test:
+        results = {s.name: run.evaluate(s, "test") for s in with_test}
+        named = len(data.eval_sets) > 1
+        entry = log.evaluation("test", p.best_epoch, p.global_step, results, named=named)
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
-        scores = ", ".join(f"{name} {result[name]:.4f}" for name in names() if name != "loss")
+        scores = ", ".join(
+            f"{name} {entry[f'test_{name}']:.4f}"
+            for name in names()
+            if name != "loss" and f"test_{name}" in entry
+        )
         run.say(f"test (best epoch {p.best_epoch:g}): {scores}")
     seconds, n_train = p.train_seconds, len(run.lengths)
     log.final(
@@ -53,8 +60,9 @@ def finish(run: TrainingRun) -> None:
         info = {
             "model_name": config.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
-            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.splits.source,
-            "dataset_config": cfg.data.config,
+            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,
+            "dataset_config": OmegaConf.to_container(cfg.data)["config"],
+            "eval_sets": [s.name for s in data.eval_sets] if len(data.eval_sets) > 1 else [],
             "hyperparameters": card_hyperparameters(cfg, env, p.schedule),
             "versions": framework_versions(),
             "data_summary": "; ".join(
@@ -64,7 +72,7 @@ def finish(run: TrainingRun) -> None:
         }
         card = render_card(log.history, info)
         atomic.write_text(run_dir / "README.md", card, "model card")
-        plot_curves(log.history, run_dir / "curves.png")
+        plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
         log.text("model_card", card)
         final_eval = [e for e in log.history if "eval_f1" in e][-1]
         run.owner.finished(

@@ -2,7 +2,7 @@
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
-printed on rank 0 before training starts.
+printed on rank 0 before training starts, for every training source and evaluation set.
 """
 
 from __future__ import annotations
@@ -14,72 +14,123 @@ from pathlib import Path
 import torch
 
 from ner import distributed
-from ner.data import Splits, load_splits
+from ner.corpus import Corpus, load_corpus
+from ner.data import Splits
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
-from ner.sentences import entity_counts
+from ner.sentences import Sentence, entity_counts
 from ner.tokenizer import load_tokenizer, train_tokenizer
 
 
 @dataclass
+class EncodedSet:
+    """An evaluation set ready to score: per split ("validation", maybe "test") its features
+    (one dict per window), the gold tags of every word of every sentence, and statistics."""
+
+    name: str
+    source: str
+    features: dict[str, list[dict]]
+    gold: dict[str, list[list[str]]]
+    stats: dict[str, FeatureStats]
+
+
+@dataclass
 class Prepared:
-    splits: Splits
+    corpus: Corpus
     labels: list[str]
     tokenizer: object
     max_length: int
-    features: dict[
-        str, list[dict]
-    ]  # per split: one dict per window (input_ids, labels, example, window)
-    gold: dict[str, list[list[str]]]  # per split: gold tags of every word of every sentence
-    stats: dict[str, FeatureStats]
+    train: list[dict]  # the windows of every training source, source after source
+    train_sources: list[tuple[str, int]]  # (name, windows) of each training source, in order
+    train_stats: dict[str, FeatureStats]
+    eval_sets: list[EncodedSet]
     model: torch.nn.Module
 
+    # A one-set run seen split by split, as before sets had names (scripts, notebooks, tests).
+    @property
+    def features(self) -> dict[str, list[dict]]:
+        [only] = self.eval_sets
+        return {"train": self.train, **only.features}
 
-def tokenizer_for(model_cfg, splits: Splits, run_dir: Path, env: distributed.Env):
+    @property
+    def gold(self) -> dict[str, list[list[str]]]:
+        [only] = self.eval_sets
+        return only.gold
+
+    @property
+    def splits(self) -> Splits:
+        [(_, train)], [only] = self.corpus.train, self.corpus.eval_sets
+        sentences = {"train": train, **only.sentences}
+        return Splits(sentences, self.labels, self.corpus.source)
+
+    @property
+    def stats(self) -> dict[str, FeatureStats]:
+        """Every split's statistics, keyed as printed ("train", "validation (he)", ...)."""
+        return {**self.train_stats, **{k: v for s in self.eval_sets for k, v in s.stats.items()}}
+
+
+def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, env: distributed.Env):
     if model_cfg.name_or_path is not None:
         return load_tokenizer(model_cfg.name_or_path)
     tok_dir = run_dir / "tokenizer"
     if env.is_main and not (tok_dir / "tokenizer.json").exists():
-        train_tokenizer(
-            (s.tokens for s in splits.sentences["train"]), model_cfg.vocab_size, tok_dir
-        )
+        sentences = (s.tokens for _, source in corpus.train for s in source)
+        train_tokenizer(sentences, model_cfg.vocab_size, tok_dir)
     distributed.barrier(env)
     return load_tokenizer(tok_dir)
 
 
 def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
-    splits = load_splits(cfg.data)
-    tokenizer = tokenizer_for(cfg.model, splits, run_dir, env)
-    architecture = model_config(cfg.model, splits.labels, tokenizer)
+    corpus = load_corpus(cfg.data)
+    tokenizer = tokenizer_for(cfg.model, corpus, run_dir, env)
+    architecture = model_config(cfg.model, corpus.labels, tokenizer)
     max_length = window_length(cfg.model.max_length, tokenizer, architecture)
-    label_id = {name: i for i, name in enumerate(splits.labels)}
-    features, gold, stats = {}, {}, {}
     say(
-        f"data: {splits.source}; labels {', '.join(splits.labels)}; windows of {max_length} sub-tokens"
+        f"data: {corpus.source}; labels {', '.join(corpus.labels)}; windows of {max_length} "
+        "sub-tokens"
     )
-    for split, sentences in splits.sentences.items():
+    reports = iter(corpus.reports)  # in the order below: training sources, then every set
+
+    def encode(label: str, sentences: list[Sentence]) -> tuple[list[dict], FeatureStats]:
+        label_id = {name: i for i, name in enumerate(corpus.labels)}
         tokens = [s.tokens for s in sentences]
-        tag_ids = [[label_id[t] for t in s.tags] for s in sentences]
-        key = cache_key(
-            tokens, tag_ids, splits.labels, tokenizer, max_length, cfg.model.window_stride
-        )
-        features[split], stats[split] = cached_features(
-            cfg.data.cache_dir,
-            key,
-            partial(encode_split, tokenizer, tokens, tag_ids, max_length, cfg.model.window_stride),
-            env,
-        )
-        gold[split] = [list(s.tags) for s in sentences]
+        tags = [[label_id[t] for t in s.tags] for s in sentences]
+        stride = cfg.model.window_stride
+        key = cache_key(tokens, tags, corpus.labels, tokenizer, max_length, stride)
+        build = partial(encode_split, tokenizer, tokens, tags, max_length, stride)
+        features, stats = cached_features(cfg.data.cache_dir, key, build, env)
         counts = ", ".join(f"{k} {v}" for k, v in entity_counts(sentences).items())
-        for line in [
-            *splits.reports[split].lines(),
-            *stats[split].lines(split),
-            f"{split}: entities {counts}",
-        ]:
+        for line in [*next(reports).lines(), *stats.lines(label), f"{label}: entities {counts}"]:
             say(line)
+        return features, stats
+
+    several = len(corpus.train) > 1 or corpus.several_sets
+    train, train_sources, train_stats = [], [], {}
+    for name, sentences in corpus.train:
+        label = f"train ({name})" if several else "train"
+        features, train_stats[label] = encode(label, sentences)
+        train += features
+        train_sources.append((name, len(features)))
+    eval_sets = []
+    for s in corpus.eval_sets:
+        encoded = EncodedSet(s.name, s.source, {}, {}, {})
+        for split, sentences in s.sentences.items():
+            label = f"{split} ({s.name})" if several else split
+            encoded.features[split], encoded.stats[label] = encode(label, sentences)
+            encoded.gold[split] = [list(x.tags) for x in sentences]
+        eval_sets.append(encoded)
     model = build_model(cfg.model, architecture, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    say(
-        f"model: {cfg.model.name_or_path or 'tiny XLM-R (random init)'}, {n_params / 1e6:.2f}M parameters"
+    name = cfg.model.name_or_path or "tiny XLM-R (random init)"
+    say(f"model: {name}, {n_params / 1e6:.2f}M parameters")
+    return Prepared(
+        corpus,
+        corpus.labels,
+        tokenizer,
+        max_length,
+        train,
+        train_sources,
+        train_stats,
+        eval_sets,
+        model,
     )
-    return Prepared(splits, splits.labels, tokenizer, max_length, features, gold, stats, model)

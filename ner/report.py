@@ -30,6 +30,7 @@ from ner.atomic import read_json
 from ner.errors import UserError
 from ner.layout import launch_file
 from ner.metrics import best_entry, mode_of, names
+from ner.runlog import eval_sets_in
 from ner.tables import markdown_table
 
 
@@ -155,6 +156,8 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     for name in scores():
         row[f"best_{name}"] = _metric(best, "eval_", name)
         row[f"final_{name}"] = _metric(final, "eval_", name)
+    # Several evaluation sets: each set's F1 at the best epoch (best_f1 is their mean).
+    row["sets"] = {s: _metric(best, f"eval_{s}_", "f1") for s in eval_sets_in(best or {})}
     test = tests[-1] if tests else (result.get("test") if isinstance(result, dict) else None)
     row["test_f1"] = _metric(test, "test_", "f1")
     row["wall_time_s"] = _wall_time(job, result)
@@ -221,9 +224,12 @@ def flat_rows(rows: Sequence[dict[str, Any]], monitor: str) -> tuple[list[str], 
     keys = override_keys(rows)
     metrics = [f"{when}_{name}" for when in ("best", "final") for name in scores()]
     extra = [] if monitor in {f"eval_{m}" for m in scores()} else ["monitor_best"]
-    columns = ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics, "test_f1"]
-    columns += ["wall_time_s", "error"]
-    flat = [{c: r["overrides"].get(c, "") if c in keys else r[c] for c in columns} for r in rows]
+    sets = list(dict.fromkeys(s for r in rows for s in r["sets"]))
+    per_set = [f"{s}_f1" for s in sets]
+    columns = ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics[:1], *per_set]
+    columns += [*metrics[1:], "test_f1", "wall_time_s", "error"]
+    flat = [{**r, **{f"{s}_f1": v for s, v in r["sets"].items()}, **r["overrides"]} for r in rows]
+    flat = [{c: r.get(c, "") if c in keys else r.get(c) for c in columns} for r in flat]
     return columns, flat
 
 

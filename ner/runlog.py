@@ -51,28 +51,65 @@ class RunLog:
         self.tb.add_scalar("train/lr", lr, step)
 
     def evaluation(
-        self, prefix: str, epoch: float, step: int, result: dict, extra: dict | None = None
+        self,
+        prefix: str,
+        epoch: float,
+        step: int,
+        results: dict,
+        extra: dict | None = None,
+        named: bool | None = None,
     ) -> dict:
-        """Record an evaluation (prefix `eval` per epoch, `test` at the end); returns the entry."""
+        """Record an evaluation (prefix `eval` per epoch, `test` at the end) of one or several
+        named sets ({name: result}); returns the entry.
+
+        One set: `<prefix>_<metric>` and TensorBoard `<prefix>/<metric>`, as always. Several:
+        each set's `<prefix>_<name>_<metric>` and `<prefix>/<name>/<metric>`, and the plain keys
+        hold the macro mean over the sets. `named`: a run of several sets names even one (a test
+        split that only one of its sets has).
+        """
         entry = {"epoch": epoch, "step": step, **(extra or {})}
-        for key in names():
-            entry[f"{prefix}_{key}"] = result[key]
-        entry[f"{prefix}_runtime"] = round(result["runtime"], 4)
-        entry[f"{prefix}_samples_per_second"] = round(result["samples_per_second"], 3)
-        entry[f"{prefix}_per_type"] = result["per_type"]
+        scalars: dict[str, float] = {}  # TensorBoard tag (after the prefix) -> value
+        # (log key part, TensorBoard tag part, result) of each set; one set is unnamed.
+        parts = [("", "", r) for r in results.values()]
+        if len(results) > 1 if named is None else named:
+            parts = [(f"{name}_", f"{name}/", r) for name, r in results.items()]
+            for key in names():
+                mean = sum(r[key] for r in results.values()) / len(results)
+                entry[f"{prefix}_{key}"] = scalars[key] = mean
+        for part, tag, result in parts:
+            for key in names():
+                entry[f"{prefix}_{part}{key}"] = result[key]
+                scalars[f"{tag}{key}"] = result[key]
+            entry[f"{prefix}_{part}runtime"] = round(result["runtime"], 4)
+            entry[f"{prefix}_{part}samples_per_second"] = round(result["samples_per_second"], 3)
+            entry[f"{prefix}_{part}per_type"] = result["per_type"]
         if self.enabled:
             self.history.append(entry)
-            for key in names():
+            for tag, value in scalars.items():
                 # x axis: the epoch (an integer for per-epoch curves) ...
-                self.tb.add_scalar(f"{prefix}/{key}", result[key], int(round(epoch)))
+                self.tb.add_scalar(f"{prefix}/{tag}", value, int(round(epoch)))
                 # ... and the optimizer step, to line up with train/loss
-                self.tb.add_scalar(f"{prefix}_by_step/{key}", result[key], step)
-            for name, r in result["per_type"].items():
-                self.tb.add_scalar(f"{prefix}_per_type/{name}_f1", r["f1"], int(round(epoch)))
+                self.tb.add_scalar(f"{prefix}_by_step/{tag}", value, step)
+            for _, tag, result in parts:
+                for name, r in result["per_type"].items():
+                    self.tb.add_scalar(
+                        f"{prefix}_per_type/{tag}{name}_f1", r["f1"], int(round(epoch))
+                    )
             if "train_loss" in entry:
                 self.tb.add_scalar("train/epoch_loss", entry["train_loss"], int(round(epoch)))
             self.tb.flush()
         return entry
+
+    def set_layout(self, sets: list[str]) -> None:
+        """With several evaluation sets, TensorBoard's Custom Scalars tab draws each metric of
+        every set (and their mean) on one chart."""
+        if not self.enabled or len(sets) < 2:
+            return
+        charts = {
+            key: ["Multiline", [*(f"eval/{s}/{key}" for s in sets), f"eval/{key}"]]
+            for key in names()
+        }
+        self.tb.add_custom_scalars({"evaluation sets": charts})
 
     def hparams(self, params: dict, monitor: str) -> None:
         """Declare the run to TensorBoard's HParams dashboard: its hyperparameters and the scalar
@@ -109,6 +146,12 @@ class RunLog:
             if finished and self._session_end is not None:
                 self.tb.file_writer.add_summary(self._session_end)
             self.tb.close()
+
+
+def eval_sets_in(entry: dict) -> list[str]:
+    """The evaluation sets an eval entry holds keys for (a run of several sets), in order."""
+    candidates = [k[5:-3] for k in entry if k.startswith("eval_") and k.endswith("_f1")]
+    return [s for s in candidates if s and all(f"eval_{s}_{m}" in entry for m in names())]
 
 
 def split_history(history: list[dict]) -> tuple[list[dict], list[dict], dict | None, dict | None]:

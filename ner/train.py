@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ner import checks, distributed, rundir
-from ner.batching import Collator, EpochSteps, epoch_plan, steps_per_epoch
+from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import TrainState, rng_state
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
@@ -74,7 +74,7 @@ class TrainingRun:
         ids = [env.local_rank] if device.type == "cuda" else None
         self.ddp = DDP(model, device_ids=ids) if env.distributed else model
         self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
-        self.lengths = [len(f["input_ids"]) for f in self.data.features["train"]]
+        self.lengths = [len(f["input_ids"]) for f in self.data.train]
         self.per_epoch = steps_per_epoch(
             len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
         )
@@ -97,7 +97,15 @@ class TrainingRun:
         purge = p.global_step + 1 if resumed else None  # drop events logged after the checkpoint
         self.log = RunLog(self.owner.path, self.env.is_main, self.state.history, purge)
         self.log.hparams(dashboard_hyperparameters(self.cfg, self.env), t.monitor)
-        self.announce(resumed)
+        self.log.set_layout([s.name for s in self.data.eval_sets])
+        env = self.env
+        self.say(
+            f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
+            f"{t.grad_accum_steps} = global batch {t.batch_size * env.world_size * t.grad_accum_steps}"
+            f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
+            f"{self.total_steps} steps in {t.epochs} epochs; device {env.device}"
+            + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
+        )
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
         cut_short = False
@@ -131,23 +139,14 @@ class TrainingRun:
         # finished attempt that this one extends.
         self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
 
-    def announce(self, resumed: bool) -> None:
-        t, p, env = self.t, self.state.progress, self.env
-        global_batch = t.batch_size * env.world_size * t.grad_accum_steps
-        self.say(
-            f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
-            f"{t.grad_accum_steps} = global batch {global_batch}; {len(self.lengths)} training "
-            f"windows, {self.per_epoch} steps per epoch, {self.total_steps} steps in {t.epochs} "
-            f"epochs; device {env.device}"
-            + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
-        )
-
     def train_epoch(self, epoch: int) -> bool:
         """The epoch's optimizer steps (from where a resumed run stopped); False when
         trainer.stop_after_steps cut it short."""
         p, t, env = self.state.progress, self.t, self.env
+        sizes = [n for _, n in self.data.train_sources]
+        chosen = epoch_selection(sizes, self.cfg.data.sampling_alpha, self.cfg.seed, epoch)
         plan = epoch_plan(
-            self.lengths,
+            [self.lengths[i] for i in chosen],
             t.batch_size,
             env.world_size,
             t.grad_accum_steps,
@@ -155,7 +154,8 @@ class TrainingRun:
             epoch,
             t.group_by_length,
         )
-        steps = EpochSteps(self.data.features["train"], plan, env.rank, self.collate)
+        features = [self.data.train[i] for i in chosen]
+        steps = EpochSteps(features, plan, env.rank, self.collate)
         loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
         desc = f"epoch {epoch + 1}/{t.epochs}"
         bar = self.say.progress(len(plan), p.step_in_epoch, desc, t.progress)
@@ -228,9 +228,9 @@ class TrainingRun:
         self.losses.fold_into(p, self.env)
         train_loss = p.epoch_loss_sum / max(p.epoch_loss_count, 1)
         p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
-        result = self.evaluate("validation")
+        results = {s.name: self.evaluate(s, "validation") for s in self.data.eval_sets}
         entry = self.log.evaluation(
-            "eval", float(epoch + 1), p.global_step, result, {"train_loss": train_loss}
+            "eval", float(epoch + 1), p.global_step, results, {"train_loss": train_loss}
         )
         improved = is_better(entry[t.monitor], p.best, t.monitor_mode)
         if improved:
@@ -238,7 +238,9 @@ class TrainingRun:
         p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
         self.log.best_so_far(epoch + 1, t.monitor, p.best)
         p.epoch, p.step_in_epoch = epoch + 1, 0
-        scores = ", ".join(f"{name} {result[name]:.4f}" for name in names())
+        scores = ", ".join(f"{name} {entry[f'eval_{name}']:.4f}" for name in names())
+        if len(results) > 1:  # the plain scores are the mean over the sets
+            scores += "; f1 by set " + ", ".join(f"{s} {r['f1']:.4f}" for s, r in results.items())
         best = " (best)" if improved else ""
         self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
         self.log.save()
@@ -250,11 +252,11 @@ class TrainingRun:
             return True
         return False
 
-    def evaluate(self, split: str) -> dict:
-        """Exact evaluation of the model on a split, sharded over every rank (ner/evaluate.py)."""
-        data, t = self.data, self.t
+    def evaluate(self, eval_set, split: str) -> dict:
+        """Exact evaluation of the model on a set's split, sharded over every rank."""
+        t = self.t
         return evaluate(
-            self.state.model, data.features[split], data.gold[split], data.labels,
+            self.state.model, eval_set.features[split], eval_set.gold[split], self.data.labels,
             t.eval_batch_size, self.collate, self.env, t.precision,
         )  # fmt: skip
 

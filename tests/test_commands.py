@@ -39,6 +39,29 @@ CARD = {
     "seed": 42,
     "run_name": "xlm-roberta-base-finetuned-ner",
 }
+# XTREME's PAN-X recipe: lr 2e-5, 10 epochs, batch 8 x 4, 128 sub-tokens, seed 1.
+XTREME = {
+    "model.name_or_path": "xlm-roberta-base",
+    "data.name": "unimelb-nlp/wikiann",
+    "optim.lr": 2e-5,
+    "trainer.epochs": 10,
+    "trainer.batch_size": 8,
+    "trainer.grad_accum_steps": 4,
+    "model.max_length": 128,
+    "seed": 1,
+}
+PANX_EN = {
+    **XTREME,
+    "data.config": "en",
+    "data.eval_configs": ["en", "he", "ar", "de", "ru", "fa"],
+    "trainer.monitor": "eval_en_f1",
+}
+PANX_HE_AR = {**XTREME, "data.config": ["he", "ar"], "trainer.monitor": "eval_f1"}
+LOCAL_PANX, LOCAL_XLMR = (
+    "data.name=../shared/wikiann",
+    "model.name_or_path=/models/xlm-roberta-base",
+)
+LOCAL = {"data.name": "../shared/wikiann", "model.name_or_path": "/models/xlm-roberta-base"}
 # overrides of a command (hydra's own left out; a sweep's first value) -> the values that matter
 EXPECTED: dict[tuple[str, ...], dict] = {
     (): {**TINY_DEMO, "run_name": "tiny-xlmr-finetuned-demo"},
@@ -77,6 +100,11 @@ EXPECTED: dict[tuple[str, ...], dict] = {
         "trainer.epochs": 1,
     },
     ("experiment=wikiann_he_grid",): {**CARD, "optim.lr": 2e-5},
+    ("experiment=panx_zero_shot",): PANX_EN,
+    ("experiment=panx_zero_shot", LOCAL_PANX, LOCAL_XLMR): {**PANX_EN, **LOCAL},
+    ("experiment=panx_he_ar",): PANX_HE_AR,
+    ("experiment=panx_he_ar", LOCAL_PANX, LOCAL_XLMR): {**PANX_HE_AR, **LOCAL},
+    ("experiment=demo_multilingual",): {**TINY_DEMO, "data.config": ["he", "ar"]},
     ("experiment=wikiann_he_seeds",): CARD,
     # The README's "your own files" command: xlm-roberta-base's recipe, not the demo's.
     (
@@ -120,10 +148,10 @@ def documented_commands() -> dict[tuple[str, ...], str]:
 
 
 def _flat(cfg, key: str):
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
 
 
 def test_every_documented_command_has_an_expectation_and_every_expectation_a_command():

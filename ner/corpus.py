@@ -1,0 +1,203 @@
+"""What a run trains and evaluates on: training sources and named evaluation sets.
+
+A run trains on one or several *sources*: the configurations of `data.name` (`data.config=[he,
+ar]`: two languages), or local training files (`data.train_file=[a.conll, b.conll]`). Their
+union is what an epoch draws from (`data.sampling_alpha`, ner/batching.py). It evaluates on one
+or several *named sets*: by default the training configurations, else `data.eval_configs`, plus
+`data.extra_eval_files` (name -> file), each with its validation split (every epoch) and, when it
+has one, its test split (once, at the end). With one set the log keys are today's (`eval_f1`);
+with several, each set has its own (`eval_he_f1`) and the plain keys are their macro mean.
+
+Every source and set goes through the same reading and checks (ner/data.py, ner/validate.py);
+all of them must share one label list, and a difference names the set and the labels.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ner.data import SPLITS, labels_from_tags, read_source
+from ner.errors import DataError
+from ner.sentences import Sentence
+from ner.validate import ValidationReport, check_iob2_tags, check_label_sets, validate_split
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a set's name goes into log keys and tags
+
+
+@dataclass
+class EvalSet:
+    """A named evaluation set: its validation split, scored every epoch, and maybe a test split."""
+
+    name: str
+    sentences: dict[str, list[Sentence]]  # "validation", and "test" when there is one
+    source: str  # for messages and the card: "unimelb-nlp/wikiann (he)", a file
+
+
+@dataclass
+class Corpus:
+    train: list[tuple[str, list[Sentence]]]  # the training sources, in order: name, sentences
+    eval_sets: list[EvalSet]
+    labels: list[str]  # label names in id order
+    source: str  # for the card
+    reports: list[ValidationReport] = field(default_factory=list)  # one per source and split
+
+    @property
+    def several_sets(self) -> bool:
+        return len(self.eval_sets) > 1
+
+
+def as_list(value) -> list:
+    """data.config and data.train_file: null, one string, or a list of them."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def training_names(data_cfg) -> list[str]:
+    """The names of the training sources a config gives (for messages and the card)."""
+    if data_cfg.name is not None:
+        return [str(c) for c in as_list(data_cfg.config)] or [str(data_cfg.name)]
+    files = as_list(data_cfg.train_file)
+    return [Path(f).stem for f in files] if len(files) > 1 else ["train"]
+
+
+def eval_set_names(data_cfg) -> list[str]:
+    """The names of the evaluation sets a config gives, before reading any data."""
+    if data_cfg.name is not None:
+        base = list(data_cfg.eval_configs or []) or [str(c) for c in as_list(data_cfg.config)]
+        base = base or [str(data_cfg.name)]
+    else:
+        base = [Path(data_cfg.validation_file).stem] if data_cfg.validation_file else []
+    return [*base, *(data_cfg.extra_eval_files or {})]
+
+
+def load_corpus(data_cfg) -> Corpus:
+    """Read, cut (max_*_samples) and check every source and set; raise DataError on bad input."""
+    from ner.data_files import read_sentences
+
+    configs = as_list(data_cfg.config) or [None]
+    labels, source = None, "local files"
+    if data_cfg.name is not None:
+        read = {}  # configuration -> ({split: sentences}, where), each read once
+        for config in dict.fromkeys([*configs, *(data_cfg.eval_configs or [])]):
+            splits, found, where = read_source(data_cfg, config)
+            if labels is not None and found != labels:
+                raise DataError(
+                    f"{where}: labels {found} differ from {source}'s {labels}; every source "
+                    "and evaluation set needs the same labels"
+                )
+            read[config], labels, source = (splits, where), found, source if labels else where
+        train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in configs]
+        names = list(data_cfg.eval_configs or []) or configs
+        sets = [(str(c or data_cfg.name), *read[c]) for c in names]
+    else:
+        files = as_list(data_cfg.train_file)
+        held_out = {
+            split: read_sentences(path, split)
+            for split, path in (
+                ("validation", data_cfg.validation_file),
+                ("test", data_cfg.test_file),
+            )
+            if path is not None
+        }
+        found = {"train": files, **held_out}
+        train = [
+            (name, read_sentences(f, "train"), (found, source))
+            for name, f in zip(training_names(data_cfg), files, strict=True)
+        ]
+        name = eval_set_names(data_cfg)[0] if held_out else "validation"
+        sets = [(name, {**held_out, "train": files}, source)]
+    for name, path in (data_cfg.extra_eval_files or {}).items():
+        sets.append((name, {"validation": read_sentences(path, f"validation {name}")}, path))
+    _check_names(sets)
+    for _, sentences, (found, where) in train:
+        if not sentences:
+            raise _missing(where, "train", found)
+    eval_sets = []
+    for name, splits, where in sets:
+        if not splits.get("validation"):
+            raise _missing(where, "validation", splits)
+        cut = {s: v[: data_cfg.max_eval_samples] for s, v in splits.items() if s != "train" and v}
+        eval_sets.append(EvalSet(name, cut, where))
+    train = [(n, s[: data_cfg.max_train_samples]) for n, s, _ in train]
+    return _checked(data_cfg, train, eval_sets, labels, source)
+
+
+def _missing(where: str, split: str, found: dict) -> DataError:
+    have = ", ".join(s for s in SPLITS if found.get(s)) or "none"
+    return DataError(
+        f"{where}: no {split} split (splits found: {have}); give data.{split}_file=PATH"
+    )
+
+
+def _check_names(sets: list) -> None:
+    seen: set[str] = set()
+    for name, *_ in sets:
+        if not _NAME.match(name):
+            raise DataError(
+                f"evaluation set name {name!r}: use letters, digits, '_' and '-' (it becomes a "
+                "log key such as eval_<name>_f1)"
+            )
+        if name in seen:
+            raise DataError(f"evaluation set name {name!r} is used twice")
+        seen.add(name)
+
+
+def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> Corpus:
+    """Label list (the dataset's, or derived from the training tags) and validation of every
+    source and split, in order: training sources first."""
+    several = len(train) > 1 or len(eval_sets) > 1
+    derived = not labels
+    if derived:
+        labels = labels_from_tags([s for _, sentences in train for s in sentences])
+    train_tags = {t for _, sentences in train for s in sentences for t in s.tags}
+    reports, checked_train = [], []
+    for name, sentences in train:
+        kept, report = validate_split(
+            sentences, labels, f"train ({name})" if several else "train", data_cfg.on_error
+        )
+        checked_train.append((name, kept))
+        reports.append(report)
+    for eval_set in eval_sets:
+        for split, sentences in list(eval_set.sentences.items()):
+            label = f"{split} ({eval_set.name})" if several else split
+            if derived:
+                check_iob2_tags(sentences)  # 'b-per' is named with its line, not as a new tag
+                file = data_cfg.validation_file if split == "validation" else data_cfg.test_file
+                where = (
+                    f"{split} ({eval_set.source})" if several or not file else f"{split} ({file})"
+                )
+                check_label_sets(train_tags, {where: {t for s in sentences for t in s.tags}})
+            eval_set.sentences[split], report = validate_split(
+                sentences, labels, label, data_cfg.on_error
+            )
+            reports.append(report)
+    return Corpus(checked_train, eval_sets, labels, source, reports)
+
+
+def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], str]]:
+    """(name, sentences, where) of `split` in every evaluation set (every training source, for
+    "train"), cut as the run cut it; only what is asked for is read (ner-evaluate)."""
+    from ner.data_files import read_sentences
+
+    cut = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
+    out = []
+    if data_cfg.name is not None:
+        configs = as_list(data_cfg.config) or [None]
+        names = configs if split == "train" else list(data_cfg.eval_configs or []) or configs
+        for config in names:
+            splits, _, where = read_source(data_cfg, config)
+            if splits.get(split):
+                out.append((str(config or data_cfg.name), splits[split], where))
+    elif split == "train":
+        names, files = training_names(data_cfg), as_list(data_cfg.train_file)
+        out += [(n, read_sentences(f, split), f) for n, f in zip(names, files, strict=True)]
+    elif data_cfg[f"{split}_file"]:
+        path = data_cfg[f"{split}_file"]
+        out.append((eval_set_names(data_cfg)[0], read_sentences(path, split), path))
+    if split == "validation":
+        for name, path in (data_cfg.extra_eval_files or {}).items():
+            out.append((name, read_sentences(path, f"validation {name}"), path))
+    return [(name, sentences[:cut], where) for name, sentences, where in out]
