@@ -1,10 +1,9 @@
-"""Split raw text into words the way WikiANN's tokens look, keeping each word's character offsets.
+r"""Split raw text into words the way WikiANN's tokens look, keeping each word's character offsets.
 
 The model was trained on pre-split words, so `ner-predict` must split text the same way:
-- whitespace separates words; so do invisible direction marks (LRM, RLM, embeddings, isolates,
-  zero-width space, BOM), which Hebrew text copied from the web often carries;
+- whitespace separates words;
 - punctuation and symbols are words of their own; a run of one repeated character stays one word
-  ("...", "''", "==", "**"), as in WikiANN;
+  ("...", "''", "==", "**"), as in WikiANN, and so does a run of one repeated emoji (below);
 - Hebrew prefixes (ו ה ב ל מ ש כ) stay attached: "בירושלים" is one word, as in the training data;
 - a hyphen or maqaf between word characters stays inside ("בן-גוריון", "ב-2011", "2-0"), since
   WikiANN keeps such words whole; elsewhere it is a word of its own;
@@ -13,20 +12,41 @@ The model was trained on pre-split words, so `ner-predict` must split text the s
 - numbers keep their separators between digits: "3.5", "1,000", "2:1", "1/2";
 - URLs (http://, https://, www.) and e-mail addresses are one word, without trailing punctuation.
 
+The rules read what a reader sees, grapheme clusters (Unicode UAX #29, the `regex` module's
+`\X`), not code points, so no word starts or ends inside one:
+- a letter with its points or accents is one letter;
+- an emoji (a flag, a ZWJ family, a skin tone, a keycap "1️⃣") is one symbol, so a word of its
+  own: "שלום🇮🇱" is "שלום" then "🇮🇱"; a run of the same emoji is one word like a run of "!"
+  ("🇮🇱🇮🇱"), different ones are not ("🇮🇱🇺🇸" is two words, "👍🏽👍🏿" too);
+- a space carrying a combining mark (" \u0301") is whitespace: the mark, on no letter, is
+  dropped with it.
+
+Invisible bidi and zero-width marks (LRM, RLM, ALM, embeddings, overrides, isolates, zero-width
+space, word joiner, soft hyphen, BOM), which text copied from the web often carries, are
+transparent: words are split as if they were absent; one between two characters of a word stays
+inside it ("ירושל\u200fים" is one word), the others (next to whitespace, punctuation or the
+line's ends) belong to no word.
+
 Offsets are Python string indices into the original text (logical order: Hebrew is never
 reversed), so `text[start:end] == word` for every word.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
-# Invisible characters that separate words and never belong to one (ZWJ/ZWNJ are kept: they
-# shape the letters around them).
-_INVISIBLE_SEPARATORS = frozenset(
+import regex  # the standard `re` has no grapheme clusters (\X) and its \w omits marks
+
+# Invisible marks, transparent to the rules (see the module docstring). Each is a grapheme
+# cluster of its own (UAX #29 class Control), so dropping one never cuts a cluster. ZWJ and ZWNJ
+# are not here: they shape the letters around them and cling to the cluster before them.
+_MARKS = frozenset(
     "\u200b\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+    "\u2060\u00ad"  # word joiner, soft hyphen
 )
+_EMOJI_PARTS = frozenset("\ufe0f\u20e3")  # emoji presentation selector, keycap
+_EMOJI = "\ufffc"  # a symbol, the key of every cluster with an emoji part, even "1️⃣" (see _key)
+_CLUSTER = regex.compile(r"\X")
 _JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner / joiner: part of a word
 _HYPHENS = frozenset("-\u05be")  # hyphen-minus, Hebrew maqaf
 _GERESH = frozenset("'\u05f3\u2019")  # apostrophe, Hebrew geresh, right single quotation mark
@@ -34,13 +54,14 @@ _GERSHAYIM = frozenset('"\u05f4')  # quotation mark, Hebrew gershayim
 _NUMBER_INNER = frozenset(".,:/")  # between digits: decimals, thousands, scores, fractions
 _PREFIXES = frozenset("והבלמשכ")  # one-letter Hebrew prefixes, kept attached to their word
 
-_URL = re.compile(r"(?:https?://|www\.)[^\s\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff<>\"]+")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = regex.compile(r"(?:https?://|www\.)[^\s<>\"]+")
+_EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL_TRAILING = ".,;:!?'\"\u05f3\u05f4)]}"
 
 
-def is_separator(c: str) -> bool:
-    return c.isspace() or c in _INVISIBLE_SEPARATORS
+def is_mark(c: str) -> bool:
+    """An invisible bidi or zero-width mark: transparent to the rules, in no word at its edges."""
+    return c in _MARKS
 
 
 def is_word_char(c: str) -> bool:
@@ -103,7 +124,11 @@ def _final_geresh(text: str, start: int, i: int) -> bool:
 
 def _url_end(text: str, i: int) -> int | None:
     """End of the URL or e-mail address starting at i, without trailing punctuation."""
-    m = _URL.match(text, i) or _EMAIL.match(text, i)
+    # Neither holds a space (every whitespace key is " "): stopping the match there keeps
+    # `regex` from scanning the rest of the line for "@" at every word.
+    stop = text.find(" ", i)
+    stop = len(text) if stop < 0 else stop
+    m = _URL.match(text, i, stop) or _EMAIL.match(text, i, stop)
     if m is None:
         return None
     end = m.end()
@@ -115,31 +140,65 @@ def _url_end(text: str, i: int) -> int | None:
     return end
 
 
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """(word, start, end) for every word of `text`, with `text[start:end] == word`."""
-    out: list[tuple[str, int, int]] = []
-    i, n = 0, len(text)
+def _clusters(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each grapheme cluster of `text` that is not an invisible mark."""
+    return [m.span() for m in _CLUSTER.finditer(text) if not is_mark(m.group())]
+
+
+def _key(cluster: str) -> str:
+    """The character that stands for a grapheme cluster in the rules: its base character.
+
+    A cluster with whitespace in it is whitespace (CR LF, a space carrying an accent); an emoji
+    is a symbol even when it starts with a digit (the keycap "1️⃣"); a prepended format
+    character (the Arabic number sign U+0600) gives way to the character it is written on.
+    """
+    if any(c.isspace() for c in cluster):
+        return " "
+    if not _EMOJI_PARTS.isdisjoint(cluster):
+        return _EMOJI
+    return next((c for c in cluster if unicodedata.category(c) != "Cf"), cluster[0])
+
+
+def _spans(keys: str, units: list[str]) -> list[tuple[int, int]]:
+    """[i, j) ranges of the words in `units`, the clusters, given their `keys`.
+
+    The rules (and the helpers above) read one key character per cluster, so they look past
+    points and accents, and never stop inside an emoji; only a run compares whole clusters.
+    """
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(keys)
     while i < n:
-        c = text[i]
-        if is_separator(c):
+        c = keys[i]
+        if c.isspace():
             i += 1
             continue
-        j = _url_end(text, i) if i == 0 or not is_word_char(text[i - 1]) else None
+        j = _url_end(keys, i) if i == 0 or not is_word_char(keys[i - 1]) else None
         if j is None and is_word_char(c):
             j = i + 1
             while j < n:
-                if is_word_char(text[j]):
+                if is_word_char(keys[j]):
                     j += 1
-                elif j + 1 < n and _joins(text, i, j):
+                elif j + 1 < n and _joins(keys, i, j):
                     j += 2
-                elif _final_geresh(text, i, j):
+                elif _final_geresh(keys, i, j):
                     j += 1  # a hyphen may still follow: באץ'-קישקון
                 else:
                     break
-        elif j is None:  # punctuation or a symbol: a run of the same character is one word
+        elif j is None:  # punctuation or a symbol: a run of the same cluster is one word
             j = i + 1
-            while j < n and text[j] == c:
+            while j < n and units[j] == units[i]:
                 j += 1
-        out.append((text[i:j], i, j))
+        out.append((i, j))
         i = j
+    return out
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """(word, start, end) for every word of `text`, with `text[start:end] == word`."""
+    spans = _clusters(text)
+    units = [text[a:b] for a, b in spans]
+    out = []
+    for i, j in _spans("".join(_key(u) for u in units), units):
+        start, end = spans[i][0], spans[j - 1][1]  # marks inside the word stay in it
+        out.append((text[start:end], start, end))
     return out
