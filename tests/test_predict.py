@@ -58,6 +58,22 @@ def test_decode_entity_at_the_end_and_no_entities():
     assert decode_entities("", [], []) == []
 
 
+def test_decode_entities_with_marks_inside_and_around_words():
+    """A mark inside a word stays in the entity's text; marks at its edges are left out."""
+    line = "\u200fדוד בן\u200f-גוריון נולד בירושל\u200fים\u200f. 🇮🇱"
+    words = split_words(line)
+    assert [w for w, _, _ in words] == [
+        "דוד", "בן\u200f-גוריון", "נולד", "בירושל\u200fים", ".", "🇮🇱",
+    ]  # fmt: skip
+    got = decode_entities(line, words, ["B-PER", "I-PER", "O", "B-LOC", "O", "O"])
+    assert got == [
+        entity("PER", "דוד בן\u200f-גוריון", 0, 2, 1, 15),
+        entity("LOC", "בירושל\u200fים", 3, 4, 21, 30),
+    ]
+    for e in got:
+        assert line[e["start"] : e["end"]] == e["text"]
+
+
 def test_format_text():
     result = {
         "text": "משה גר בחיפה",
@@ -132,6 +148,7 @@ def test_mixed_script_long_and_empty_lines(run_dir, tmp_path, capsys):
         "Visit Tel Aviv and Haifa, 3.5 km from IBM's office.",
         long_line,
         "\u200fדוד בן-גוריון\u200f גר בתל אביב",
+        "ביקר בירושל\u200fים 🇮🇱 עם 👨\u200d👩\u200d👧 ו-👍🏽👍🏽 1️⃣",
     ]
     assert main([str(run_dir), *lines, "--batch-size", "2"]) == 0
     results = read_json_lines(capsys.readouterr().out)
