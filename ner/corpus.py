@@ -193,10 +193,12 @@ def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], 
                 out.append((str(config or data_cfg.name), splits[split], where))
     elif split == "train":
         names, files = training_names(data_cfg), as_list(data_cfg.train_file)
-        out += [(n, read_sentences(f, split), f) for n, f in zip(names, files, strict=True)]
+        out += [
+            (n, read_sentences(f, split), "local files") for n, f in zip(names, files, strict=True)
+        ]
     elif data_cfg[f"{split}_file"]:
         path = data_cfg[f"{split}_file"]
-        out.append((eval_set_names(data_cfg)[0], read_sentences(path, split), path))
+        out.append((eval_set_names(data_cfg)[0], read_sentences(path, split), "local files"))
     if split == "validation":
         for name, path in (data_cfg.extra_eval_files or {}).items():
             out.append((name, read_sentences(path, f"validation {name}"), path))

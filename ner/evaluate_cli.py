@@ -41,6 +41,7 @@ from ner.tables import markdown_table
 from ner.validate import validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")
+SPLIT_ORDER = ("train", "validation", "test")  # as splits are listed in messages
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,7 +102,11 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
             )
         sets = split_of_every_set(data_cfg, args.split)
         if not sets:
-            raise UserError(f"data {data_cfg.name or 'local files'}: no {args.split} split")
+            have = [s for s in SPLIT_CHOICES if s != args.split and split_of_every_set(data_cfg, s)]
+            raise UserError(
+                f"data {data_cfg.name or 'local files'}: no {args.split} split "
+                f"(splits: {', '.join(sorted(have, key=SPLIT_ORDER.index))})"
+            )
     checked = []
     for name, sentences, source in sets:
         sentences = sentences[: args.max_samples] if args.max_samples else sentences
