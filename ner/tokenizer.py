@@ -33,14 +33,11 @@ def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Pa
         show_progress=False,
     )
     sp.add_special_tokens(["<mask>"])
-    # The trainer sums piece scores in parallel threads, so their last digits, and the order of
-    # pieces with equal scores, vary run to run. Rounded and sorted (specials first, as trained),
-    # the same sentences give the same tokenizer file, ids and segmentation every time.
     spec = json.loads(sp.to_str())
-    vocab = spec["model"]["vocab"]
     n_special = len(SPECIAL_TOKENS) - 1
-    pieces = sorted(([p, round(s, 6)] for p, s in vocab[n_special:]), key=lambda v: (-v[1], v[0]))
-    spec["model"]["vocab"] = vocab[:n_special] + pieces
+    spec["model"]["vocab"] = spec["model"]["vocab"][:n_special] + canonical_pieces(
+        spec["model"]["vocab"][n_special:]
+    )
     tok = XLMRobertaTokenizerFast(
         tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
         bos_token="<s>",
@@ -52,6 +49,30 @@ def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Pa
         mask_token="<mask>",
     )
     tok.save_pretrained(str(out_dir))
+
+
+LADDER_STEP = 1e-4  # see canonical_pieces
+
+
+def canonical_pieces(pieces: list[list]) -> list[list]:
+    """The trained pieces with scores that depend on nothing but the training sentences.
+
+    Two things in the `tokenizers` Unigram trainer vary from process to process. Piece scores
+    are summed in parallel threads, so their last digits differ: they are rounded to 6 decimals.
+    And characters the model must keep but did not learn are appended at the bottom with scores
+    min + k * 1e-4 in the order of a hash set seeded per process (its `finalize`), so which
+    character gets which k is random: those rungs all get the minimum score. Sorted by score,
+    then piece, the same sentences give the same file, ids and segmentation in every process.
+    """
+    rounded = [[piece, round(score, 6)] for piece, score in pieces]
+    low = min(score for _, score in rounded)
+    scores = {score for _, score in rounded}
+    rungs, k = set(), 1
+    while round(low + k * LADDER_STEP, 6) in scores:
+        rungs.add(round(low + k * LADDER_STEP, 6))
+        k += 1
+    canonical = [[piece, low if score in rungs else score] for piece, score in rounded]
+    return sorted(canonical, key=lambda v: (-v[1], v[0]))
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,3 +174,66 @@ def test_feature_cache_is_keyed_by_content_and_returns_what_was_built(tmp_path, 
     again = cached_features(str(tmp_path), key, build, Env())
     assert len(calls) == 1 and (tmp_path / f"{key}.json").is_file()
     assert again[0] == first[0] and again[1] == first[1]
+
+
+def test_canonical_pieces_undo_the_trainers_per_process_choices():
+    from ner.tokenizer import canonical_pieces
+
+    # As the trainer leaves them: scores with noisy last digits, and characters it had to keep
+    # on a ladder min + k * 1e-4 in a per-process order (here: two different orders).
+    learned = [["▁a", -2.1000000004], ["b", -5.0000000001], ["▁", -3.25], ["q", -9.5]]
+    one = [*learned, ["x", -9.5], ["y", -9.4999], ["z", -9.4998]]
+    two = [*learned, ["z", -9.5], ["x", -9.4999], ["y", -9.4998]]
+    assert canonical_pieces(one) == canonical_pieces(two)
+    assert canonical_pieces(one) == [
+        ["▁a", -2.1], ["▁", -3.25], ["b", -5.0], ["q", -9.5], ["x", -9.5], ["y", -9.5], ["z", -9.5],
+    ]  # fmt: skip
+
+
+SHARED_WIKIANN = Path(__file__).resolve().parents[2] / "shared" / "wikiann"
+DEMO_WORDS = (
+    "from ner.demo_data import generate_split\n"
+    "words = [ex['tokens'] for lang in ('he', 'ar') for ex in generate_split('train', "
+    "language=lang)]\n"
+)
+WIKIANN_WORDS = (
+    "import datasets\n"
+    f"words = datasets.load_dataset({str(SHARED_WIKIANN)!r}, 'he', split='train[:4000]')['tokens']\n"
+)
+
+
+def tokenizer_digests_in_two_processes(tmp_path, words_code: str) -> list[str]:
+    """md5 of the tokenizer file trained in two fresh processes, without TOKENIZERS_PARALLELISM
+    (which does not make the trainer deterministic either)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; from pathlib import Path\n{words_code}"
+        "from ner.tokenizer import train_tokenizer\n"
+        "train_tokenizer(words, 1000, Path(sys.argv[1]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    digests = []
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], env=env, check=True)
+        digests.append(hashlib.md5((tmp_path / name / "tokenizer.json").read_bytes()).hexdigest())
+    return digests
+
+
+@pytest.mark.slow
+def test_the_tiny_models_tokenizer_is_the_same_file_in_every_process(tmp_path):
+    """4,000 sentences in two scripts: the demo's Hebrew and Arabic."""
+    first, second = tokenizer_digests_in_two_processes(tmp_path, DEMO_WORDS)
+    assert first == second
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_WIKIANN.is_dir(), reason="needs ../shared/wikiann (real WikiANN)")
+def test_the_tokenizer_of_4000_real_sentences_is_the_same_file_in_every_process(tmp_path):
+    """Real WikiANN Hebrew, where the trainer's per-process choices used to show (the characters
+    it appends in hash-set order): the first 4,000 training sentences."""
+    first, second = tokenizer_digests_in_two_processes(tmp_path, WIKIANN_WORDS)
+    assert first == second
