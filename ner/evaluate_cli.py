@@ -149,7 +149,7 @@ def summary(metrics: dict) -> str:
     if metrics["epoch"] is not None:
         at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
     lines = [
-        f"{metrics['target']} ({at}) on {metrics['data']}, split {metrics['split']}: "
+        f"{metrics['target']} ({at}) on {_where(metrics)}: "
         f"{metrics['sentences']} sentences, {metrics['words']} words",
         "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
         f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
@@ -183,6 +183,12 @@ def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> 
     return {"sentences": len(gold), "words": sum(len(g) for g in gold), **result}
 
 
+def _where(metrics: dict) -> str:
+    """The data and its split; a file given with --data-file is named alone (split: null)."""
+    split = metrics["split"]
+    return str(metrics["data"]) + (f", split {split}" if split else "")
+
+
 def sets_summary(metrics: dict) -> str:
     at = metrics["checkpoint"] + (f", epoch {metrics['epoch']:g}" if metrics["epoch"] else "")
     columns = registry.METRICS
@@ -193,7 +199,9 @@ def sets_summary(metrics: dict) -> str:
     n = sum(r["sentences"] for r in metrics["sets"].values())
     rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
     header = ["set", "sentences", *(m.label for m in columns)]
-    title = f"{metrics['target']} ({at}), split {metrics['split']}:"
+    title = f"{metrics['target']} ({at})" + (
+        f", split {metrics['split']}:" if metrics["split"] else ":"
+    )
     return title + "\n" + markdown_table(header, rows)
 
 
@@ -210,7 +218,7 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         "checkpoint_path": str(loaded.path),
         "epoch": loaded.epoch,
         "step": loaded.step,
-        "split": args.split,
+        "split": None if args.data_file else args.split,  # a file is its own split
         "world_size": env.world_size,
     }
     per_set = {

@@ -1,6 +1,9 @@
 """`ner-report DIR`: one table of every run under a runs or sweep directory, finished or not.
 
     ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
+    ner-report multirun/2024-05-01/12-00-00 --format latex --all
+
+What the table shows and how it is written: ner/report_tables.py and ner/tables.py.
 
 A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
 (hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
@@ -15,9 +18,7 @@ a sweep runs.
 
 import argparse
 import contextlib
-import csv
 import os
-import statistics
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,14 +30,10 @@ import yaml
 from ner.atomic import read_json
 from ner.errors import UserError
 from ner.layout import launch_file
-from ner.metrics import best_entry, mode_of, names
+from ner.metrics import best_entry, mode_of
+from ner.report_tables import report, scores
 from ner.runlog import eval_sets_in
-from ner.tables import markdown_table
-
-
-def scores() -> list[str]:
-    """The scores of ner.metrics.METRICS, F1 first: the one people compare."""
-    return sorted((n for n in names() if n != "loss"), key=lambda n: n != "f1")
+from ner.tables import FORMATS
 
 
 def find_job_dirs(root: Path) -> list[Path]:
@@ -179,120 +176,25 @@ def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
     )
 
 
-def override_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Every overridden key across the jobs, in order of first appearance."""
-    return list(dict.fromkeys(k for r in rows for k in r["overrides"]))
-
-
-def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Groups of 2+ jobs whose overrides differ only in a `seed` key, with f1 mean and sample std.
-
-    The statistics cover the group's finished jobs (n); a running job's numbers are not final.
-    """
-    keys = override_keys(rows)
-    seed_keys = [k for k in keys if k.split(".")[-1] == "seed"]
-    if not seed_keys:
-        return []
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        rest = tuple((k, row["overrides"].get(k, "")) for k in keys if k not in seed_keys)
-        groups.setdefault(rest, []).append(row)
-    summaries = []
-    for rest, members in groups.items():
-        if len(members) < 2:
-            continue
-        members.sort(key=lambda r: r["job"])
-        finished = [r for r in members if r["status"] == "finished"]
-        summary: dict[str, Any] = {
-            "group": " ".join(f"{k}={v}" for k, v in rest if v) or "(defaults)",
-            "jobs": len(members),
-            "seeds": " ".join(
-                ",".join(r["overrides"].get(k, "") for k in seed_keys) for r in members
-            ),
-        }
-        for column in ("best_f1", "final_f1"):
-            values = [r[column] for r in finished if r[column] is not None]
-            summary[f"{column}_n"] = len(values)
-            summary[f"{column}_mean"] = statistics.fmean(values) if values else None
-            summary[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
-        summaries.append(summary)
-    return summaries
-
-
-def flat_rows(rows: Sequence[dict[str, Any]], monitor: str) -> tuple[list[str], list[dict]]:
-    """Columns and rows with one column per overridden key (blank: the job kept the default)."""
-    keys = override_keys(rows)
-    metrics = [f"{when}_{name}" for when in ("best", "final") for name in scores()]
-    extra = [] if monitor in {f"eval_{m}" for m in scores()} else ["monitor_best"]
-    sets = list(dict.fromkeys(s for r in rows for s in r["sets"]))
-    per_set = [f"{s}_f1" for s in sets]
-    columns = ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics[:1], *per_set]
-    columns += [*metrics[1:], "test_f1", "wall_time_s", "error"]
-    flat = [{**r, **{f"{s}_f1": v for s, v in r["sets"].items()}, **r["overrides"]} for r in rows]
-    flat = [{c: r.get(c, "") if c in keys else r.get(c) for c in columns} for r in flat]
-    return columns, flat
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if column == "wall_time_s":
-        minutes, seconds = divmod(round(value), 60)
-        return f"{minutes // 60}h{minutes % 60:02d}m{seconds:02d}s"
-    if isinstance(value, float):
-        return f"{value:g}" if column == "best_epoch" else f"{value:.4f}"
-    text = " ".join(str(value).split())  # one line per row
-    return (text[:117] + "...") if len(text) > 120 else text
-
-
-def _table(columns: Sequence[str], rows: Sequence[dict], headers: dict | None = None) -> list[str]:
-    names = [(headers or {}).get(c, c) for c in columns]
-    return markdown_table(names, [[_cell(c, row[c]) for c in columns] for row in rows]).split("\n")
-
-
-def to_markdown(root: Path, rows: Sequence[dict[str, Any]], monitor: str) -> str:
-    statuses = ("finished", "failed", "interrupted", "killed", "running")
-    counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
-    rare = ("interrupted", "killed")  # named only when some job is
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in rare)
-    lines = [f"# Runs under {root}", "", f"{len(rows)} jobs: {summary}. Sorted by best {monitor}."]
-    headers = {"wall_time_s": "wall_time", "monitor_best": f"best_{monitor}"}
-    lines += ["", *_table(*flat_rows(rows, monitor), headers)]
-    groups = seed_groups(rows)
-    if groups:
-        lines += ["", "## Seeds", "", "Jobs that differ only in their seed; mean and sample std"]
-        lines += ["over the finished ones (n).", ""]
-        stats = [f"{c}_{s}" for c in ("best_f1", "final_f1") for s in ("n", "mean", "std")]
-        lines += _table(["group", "jobs", "seeds", *stats], groups)
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], monitor: str) -> None:
-    columns, flat = flat_rows(rows, monitor)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in flat)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ner-report", description=__doc__.split("\n")[0])
     parser.add_argument("dir", type=Path, help="a runs directory or a sweep directory")
+    parser.add_argument("--format", choices=FORMATS, default="markdown", help="of the output")
+    parser.add_argument("--all", action="store_true", help="every column, not the usual few")
     parser.add_argument("--csv", type=Path, help="also write the table as CSV here")
     parser.add_argument("--markdown", type=Path, help="also write the report as markdown here")
     parser.add_argument("--monitor", default="eval_f1", help="metric that picks the best epoch")
     args = parser.parse_args(argv)
     try:
         rows = build_rows(args.dir, args.monitor)
-        markdown = to_markdown(args.dir, rows, args.monitor)
-        if args.csv:
-            write_csv(args.csv, rows, args.monitor)
-        if args.markdown:
-            args.markdown.write_text(markdown)
+        text = report(args.dir, rows, args.monitor, args.format, args.all)
+        for fmt, path in (("csv", args.csv), ("markdown", args.markdown)):
+            if path:
+                path.write_text(report(args.dir, rows, args.monitor, fmt, args.all))
     except (UserError, OSError) as e:
         print(f"ner-report: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(markdown)
+    sys.stdout.write(text)
     return 0
 
 

@@ -66,6 +66,7 @@ LOCAL = {"data.name": "../shared/wikiann", "model.name_or_path": "/models/xlm-ro
 EXPECTED: dict[tuple[str, ...], dict] = {
     (): {**TINY_DEMO, "run_name": "tiny-xlmr-finetuned-demo"},
     ("experiment=demo",): TINY_DEMO,
+    ("trainer.progress=false", "data.cache_dir=null"): TINY_DEMO,
     ("experiment=demo", "optim.lr=1e-4", "seed=1"): {**TINY_DEMO, "optim.lr": 1e-4, "seed": 1},
     ("experiment=demo", "optim.lr=1e-4"): {**TINY_DEMO, "optim.lr": 1e-4},
     ("experiment=demo_sweep",): TINY_DEMO,

@@ -231,3 +231,21 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
         assert a[key] == pytest.approx(b[key], abs=1e-6)
     assert a["per_type"] == b["per_type"]
     assert (one / "p").read_text() == (two / "p").read_text()
+
+
+@pytest.mark.slow
+def test_a_data_file_is_named_not_called_the_validation_split(run_dir, tmp_path, capsys):
+    from ner.demo_data import generate_demo
+
+    data = write_jsonl(tmp_path / "news.jsonl", generate_demo()["test"][:20])
+    assert main([str(run_dir), "--data-file", str(data), "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    assert (metrics["data"], metrics["split"]) == (str(data), None)
+    assert f"on {data}: 20 sentences" in captured.err and "split validation" not in captured.err
+    # Two files: two sets, one table with their mean.
+    other = write_jsonl(tmp_path / "web.jsonl", generate_demo()["test"][20:50])
+    assert main([str(run_dir), "--data-file", str(data), str(other), "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    assert set(json.loads(captured.out)["sets"]) == {"news", "web"}
+    assert "| news " in captured.err and "| mean " in captured.err

@@ -155,7 +155,7 @@ def test_a_two_language_run_draws_per_set_charts_and_card_tables(two_language_ru
 
 @pytest.mark.slow
 def test_ner_report_and_ner_evaluate_show_every_set(two_language_run, tmp_path):
-    from ner.report import build_rows, to_markdown
+    from ner.report import build_rows, report
 
     run_dir, _, history = two_language_run
     [row] = build_rows(run_dir)
@@ -164,7 +164,7 @@ def test_ner_report_and_ner_evaluate_show_every_set(two_language_run, tmp_path):
         "he": pytest.approx(best["eval_he_f1"]),
         "ar": pytest.approx(best["eval_ar_f1"]),
     }
-    assert "| he_f1" in to_markdown(run_dir, [row], "eval_f1")
+    assert "| he_f1" in report(run_dir, [row], "eval_f1", "markdown", everything=False)
     out = run_cli(
         [sys.executable, "-m", "ner.evaluate_cli", str(run_dir), "--output", "-"], tmp_path
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ner.report import build_rows, main, seed_groups
+from ner.report import build_rows, main
+from ner.report_tables import seed_groups
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -215,3 +216,29 @@ def test_interrupted_killed_and_extended_jobs(tmp_path: Path) -> None:
     assert rows["0"]["status"] == "interrupted" and "SIGTERM" in rows["0"]["error"]
     assert rows["1"]["status"] == "killed"
     assert rows["2"]["overrides"] == {"seed": "3", "trainer.epochs": "4"}
+
+
+def test_the_default_table_fits_a_screen_and_all_shows_everything(sweep: Path, capsys) -> None:
+    assert main([str(sweep)]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| job"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells == [
+        "job", "optim.lr", "seed", "status", "epochs", "best_f1", "final_f1", "test_f1", "wall_time",
+    ]  # fmt: skip
+    assert main([str(sweep), "--all"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| job"))
+    assert {"best_epoch", "best_precision", "final_accuracy", "error"} <= {
+        c.strip() for c in header.strip("|").split("|")
+    }
+
+
+def test_latex_and_csv_formats(sweep: Path, capsys) -> None:
+    assert main([str(sweep), "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex
+    assert "\\midrule" in latex and "\\bottomrule" in latex
+    assert "job & optim.lr & seed & status & epochs & best\\_f1" in latex
+    assert "$\\pm$" in latex  # the seed groups' mean ± std
+    assert main([str(sweep), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["job"] for r in rows] == ["4", "1", "0", "2", "3"] and rows[2]["best_f1"] == "0.7"
