@@ -27,18 +27,24 @@ def test_same_call_same_output():
     assert generate_demo(seed=1) == generate_demo(seed=1)
 
 
-def test_same_output_in_another_process():
-    # A fresh interpreter has a different string-hash salt, so this catches seeding via hash().
+def _digest_in_another_process(call: str) -> str:
+    """The digest of `generate_split(<call>)` computed by a fresh interpreter, which has another
+    string-hash salt: this catches seeding through hash()."""
     code = (
         "import hashlib, json; from ner.demo_data import generate_split; "
-        "print(hashlib.sha256(json.dumps(generate_split('validation', 200, seed=7), "
+        f"print(hashlib.sha256(json.dumps(generate_split({call}), "
         "ensure_ascii=False).encode()).hexdigest())"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "random"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    assert out.stdout.strip() == _digest(generate_split("validation", 200, seed=7))
+    return out.stdout.strip()
+
+
+def test_same_output_in_another_process():
+    out = _digest_in_another_process("'validation', 200, seed=7")
+    assert out == _digest(generate_split("validation", 200, seed=7))
 
 
 def test_seeds_and_splits_differ():
@@ -182,16 +188,8 @@ def test_hebrew_is_the_default():
 
 
 def test_arabic_same_output_in_another_process():
-    code = (
-        "import hashlib, json; from ner.demo_data import generate_split; "
-        "print(hashlib.sha256(json.dumps(generate_split('test', 200, seed=5, language='ar'), "
-        "ensure_ascii=False).encode()).hexdigest())"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "random"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
-    assert out.stdout.strip() == _digest(generate_split("test", 200, seed=5, language="ar"))
+    out = _digest_in_another_process("'test', 200, seed=5, language='ar'")
+    assert out == _digest(generate_split("test", 200, seed=5, language="ar"))
 
 
 def test_arabic_seeds_splits_and_sizes(arabic):
