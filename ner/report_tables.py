@@ -27,12 +27,21 @@ def override_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r["overrides"]))
 
 
+def swept_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The overridden keys whose value differs between the jobs (a lone job: all of them);
+    an override every job shares (experiment=..., trainer.progress=false) says nothing."""
+    keys = override_keys(rows)
+    if len(rows) < 2:
+        return keys
+    return [k for k in keys if len({r["overrides"].get(k, "") for r in rows}) > 1]
+
+
 def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Groups of 2+ jobs whose overrides differ only in a `seed` key, with f1 mean and sample std.
 
     The statistics cover the group's finished jobs (n); a running job's numbers are not final.
     """
-    keys = override_keys(rows)
+    keys = swept_keys(rows)
     seed_keys = [k for k in keys if k.split(".")[-1] == "seed"]
     if not seed_keys:
         return []
@@ -65,8 +74,8 @@ def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def columns(rows: Sequence[dict[str, Any]], monitor: str, everything: bool) -> list[str]:
     """The columns of the table: by default what a reader compares (the swept keys, the status,
     best, per-set, final and test F1, epochs, wall time); `everything` adds every score at the
-    best and the last epoch, the best epoch and the error."""
-    keys = override_keys(rows)
+    best and the last epoch, the best epoch, the error and every override."""
+    keys = override_keys(rows) if everything else swept_keys(rows)
     sets = [f"{s}_f1" for s in dict.fromkeys(s for r in rows for s in r["sets"])]
     extra = [] if monitor in {f"eval_{m}" for m in scores()} else ["monitor_best"]
     if not everything:

@@ -242,3 +242,13 @@ def test_latex_and_csv_formats(sweep: Path, capsys) -> None:
     assert main([str(sweep), "--format", "csv"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [r["job"] for r in rows] == ["4", "1", "0", "2", "3"] and rows[2]["best_f1"] == "0.7"
+
+
+def test_an_override_every_job_shares_is_not_a_column_unless_all(tmp_path: Path, capsys) -> None:
+    for k, lr in enumerate(("1e-5", "3e-5")):
+        make_job(tmp_path / str(k), ["experiment=demo", f"optim.lr={lr}"], history(0.5 + k / 10))
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| optim.lr" in out and "experiment" not in out
+    assert main([str(tmp_path), "--all"]) == 0
+    assert "| experiment" in capsys.readouterr().out
