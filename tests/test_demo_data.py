@@ -94,14 +94,19 @@ def test_every_entity_type_in_every_split(demo):
         assert tags == set(LABELS_WIKIANN), split
 
 
+def _assert_shaped_like_wikiann(split: str, sentences: list[dict]) -> None:
+    """Multi-entity sentences, entity-free ones and one-token fragments all occur; length is
+    modest."""
+    n_entities = [sum(t.startswith("B-") for t in s["ner_tags"]) for s in sentences]
+    assert 0 in n_entities and max(n_entities) >= 3, split
+    assert any(len(s["tokens"]) == 1 for s in sentences), split
+    mean_length = sum(len(s["tokens"]) for s in sentences) / len(sentences)
+    assert 6 <= mean_length <= 12, (split, mean_length)
+
+
 def test_shape_like_wikiann(demo):
-    # Multi-entity sentences, entity-free ones and one-token fragments all occur; length is modest.
     for split, sentences in demo.items():
-        n_entities = [sum(t.startswith("B-") for t in s["ner_tags"]) for s in sentences]
-        assert 0 in n_entities and max(n_entities) >= 3, split
-        assert any(len(s["tokens"]) == 1 for s in sentences), split
-        mean_length = sum(len(s["tokens"]) for s in sentences) / len(sentences)
-        assert 6 <= mean_length <= 12, (split, mean_length)
+        _assert_shaped_like_wikiann(split, sentences)
         tokens = {t for s in sentences for t in s["tokens"]}
         assert {",", ".", ":", "(", ")"} <= tokens, split
         assert any(t.isdigit() for t in tokens), split
@@ -215,10 +220,7 @@ def test_arabic_well_formed_iob2_every_type(arabic):
 
 def test_arabic_shape_like_wikiann(arabic):
     for split, sentences in arabic.items():
-        n_entities = [sum(t.startswith("B-") for t in s["ner_tags"]) for s in sentences]
-        assert 0 in n_entities and max(n_entities) >= 3, split
-        assert any(len(s["tokens"]) == 1 for s in sentences), split
-        assert 6 <= sum(len(s["tokens"]) for s in sentences) / len(sentences) <= 12, split
+        _assert_shaped_like_wikiann(split, sentences)
         tokens = {t for s in sentences for t in s["tokens"]}
         assert {"،", ".", ":", "(", ")"} <= tokens, split
 
