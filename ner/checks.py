@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ner.config import fields, unknown_keys
+from ner.config import as_list, fields, unknown_keys
 from ner.errors import UserError
 
 # Hydra's own modes (help, printing the config, ...): the command line is Hydra's alone then.
@@ -112,8 +112,6 @@ def monitorable(data_cfg) -> list[str]:
 def _check_data(d) -> None:
     """data.config and data.train_file: a string or a list of strings; the *_file keys replace
     the splits of one configuration only."""
-    from ner.corpus import as_list
-
     for key in ("config", "train_file"):
         value = d[key]
         if value is not None and not all(isinstance(v, str) for v in as_list(value)):
@@ -231,4 +229,6 @@ def check_sources(cfg: Any) -> None:
     if data not in (None, "demo") and not Path(data).expanduser().is_dir():
         from ner.data import check_reachable
 
-        check_reachable(data, cfg.data.config)
+        training = as_list(cfg.data.config) or [None]
+        for config in dict.fromkeys(training + list(cfg.data.eval_configs or [])):
+            check_reachable(data, config)

@@ -249,13 +249,24 @@ def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) ->
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
 
 
+def as_list(value) -> list:
+    """data.config and data.train_file: null, one string, or a list of them."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def run_name(cfg: Any) -> str:
-    """`run_name`, else <model>-finetuned-<data>: xlm-roberta-base-finetuned-wikiann-he."""
+    """`run_name`, else <model>-finetuned-<data>: xlm-roberta-base-finetuned-wikiann-he, with
+    several configurations or training files joined by "-" (wikiann-he-ar, train-extra)."""
     if cfg.run_name:
         return cfg.run_name
     from pathlib import PurePath
 
     model = PurePath(cfg.model.name_or_path).name if cfg.model.name_or_path else "tiny-xlmr"
     d = cfg.data
-    data = PurePath(d.name).name if d.name else PurePath(d.train_file).stem
-    return f"{model}-finetuned-{data}" + (f"-{d.config}" if d.config else "")
+    if d.name:
+        data = PurePath(d.name).name
+    else:
+        data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
+    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))

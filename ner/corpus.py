@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ner.config import as_list
 from ner.data import SPLITS, labels_from_tags, read_source
 from ner.errors import DataError
 from ner.sentences import Sentence
@@ -46,13 +47,6 @@ class Corpus:
     @property
     def several_sets(self) -> bool:
         return len(self.eval_sets) > 1
-
-
-def as_list(value) -> list:
-    """data.config and data.train_file: null, one string, or a list of them."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def training_names(data_cfg) -> list[str]:

@@ -56,3 +56,18 @@ def test_a_hub_model_the_offline_cache_lacks_is_refused_before_any_work():
         "config: model.name_or_path=xlm-roberta-base: not a local directory, not in the Hugging "
         "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
     )
+
+
+def test_offline_every_configuration_the_run_reads_is_checked(monkeypatch):
+    # Training languages and evaluation sets alike, each once; a list is never passed as one.
+    import ner.data
+    from ner.checks import check_sources
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(ner.data, "check_reachable", lambda name, c: seen.append((name, c)))
+    check_sources(compose(["data=wikiann", "data.config=[he,ar]", "data.eval_configs=[ar,fa]"]))
+    assert seen == [("unimelb-nlp/wikiann", c) for c in ("he", "ar", "fa")]
+    seen.clear()
+    check_sources(compose(["data=wikiann"]))
+    assert seen == [("unimelb-nlp/wikiann", "he")]
