@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ner.config import as_list, fields, unknown_keys
+from ner.config import as_list, fields, register, unknown_keys
 from ner.errors import UserError
 
 # Hydra's own modes (help, printing the config, ...): the command line is Hydra's alone then.
@@ -183,6 +183,7 @@ def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    register()  # conf/config.yaml extends the schema, whoever calls the precheck
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
             cfg = compose("config", overrides=overrides)

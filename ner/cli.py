@@ -1,6 +1,6 @@
 """`ner-train` (and `python -m ner.train`): the command line and Hydra's entry point.
 
-A bad config is one line on stderr and exit status 2, before Hydra starts (ner/precheck.py).
+A bad config is one line on stderr and exit status 2, before Hydra starts (ner/checks.py precheck).
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
 done (or nothing to do), 2 a user error (one line), 75 interrupted by a signal after a checkpoint
 (run the same command to resume; ner/preemption.py).
