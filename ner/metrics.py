@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from seqeval.metrics import accuracy_score, classification_report
 
+from ner.errors import UserError
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -72,10 +74,12 @@ def entity_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
 
 def mode_of(key: str) -> str:
     """ "max" or "min": how a metric's log key (eval_f1, eval_loss, test_f1, ...) improves."""
-    names = sorted((m for m in METRICS if key.endswith(f"_{m.name}")), key=lambda m: -len(m.name))
-    if not names:
-        raise KeyError(f"{key} names no metric of {', '.join(names())}")
-    return "max" if names[0].higher_is_better else "min"
+    matches = sorted((m for m in METRICS if key.endswith(f"_{m.name}")), key=lambda m: -len(m.name))
+    if not matches:
+        raise UserError(
+            f"{key} names no metric: its name must end in _ and one of {', '.join(names())}"
+        )
+    return "max" if matches[0].higher_is_better else "min"
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:

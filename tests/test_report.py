@@ -194,6 +194,14 @@ def test_cli_reports_user_errors(tmp_path: Path, capsys) -> None:
     assert "no job directories" in capsys.readouterr().err
 
 
+def test_a_monitor_that_names_no_metric_is_one_line(sweep: Path, capsys) -> None:
+    assert main([str(sweep), "--monitor", "eval_bogus"]) == 2
+    assert capsys.readouterr().err == (
+        "ner-report: eval_bogus names no metric: its name must end in _ and one of loss, "
+        "precision, recall, f1, accuracy\n"
+    )
+
+
 def test_interrupted_killed_and_extended_jobs(tmp_path: Path) -> None:
     from ner.ownership import LOCK_NAME
 
