@@ -85,7 +85,20 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
 
     on_error = loaded.cfg.data.on_error if loaded.cfg is not None else DataConfig.on_error
     if args.data_file:
-        sets = [(Path(f).stem, read_sentences(f, args.split), f) for f in args.data_file]
+        stems = [Path(f).stem for f in args.data_file]
+        for stem in stems:
+            if stems.count(stem) > 1:
+                same = " and ".join(
+                    f for f, s in zip(args.data_file, stems, strict=True) if s == stem
+                )
+                raise UserError(
+                    f"--data-file: {same} would both be the set {stem!r} (a file's set is its "
+                    "name without the extension); copy or link one under another name"
+                )
+        sets = [
+            (stem, read_sentences(f, args.split), f)
+            for stem, f in zip(stems, args.data_file, strict=True)
+        ]
     else:
         if args.data_name:
             config = args.data_config if args.data_config and len(args.data_config) > 1 else None
@@ -222,8 +235,11 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         "world_size": env.world_size,
     }
     per_set = {
-        name: {"data": str(source), **{k: v for k, v in r.items() if k != "predictions"}}
-        for (name, _, source), r in zip(sets, results.values(), strict=True)
+        name: {
+            "data": str(source),
+            **{k: v for k, v in results[name].items() if k != "predictions"},
+        }
+        for name, _, source in sets
     }
     if len(sets) == 1:
         [metrics] = per_set.values()

@@ -249,3 +249,11 @@ def test_a_data_file_is_named_not_called_the_validation_split(run_dir, tmp_path,
     captured = capsys.readouterr()
     assert set(json.loads(captured.out)["sets"]) == {"news", "web"}
     assert "| news " in captured.err and "| mean " in captured.err
+    # Two files of one name would be one set: refused, naming both.
+    (tmp_path / "b").mkdir()
+    twin = write_jsonl(tmp_path / "b" / "news.jsonl", generate_demo()["test"][:5])
+    assert main([str(run_dir), "--data-file", str(data), str(twin)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --data-file: {data} and {twin} would both be the set 'news' (a file's set is "
+        "its name without the extension); copy or link one under another name\n"
+    )
