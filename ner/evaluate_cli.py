@@ -245,7 +245,7 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         [metrics] = per_set.values()
         metrics = {**about, **metrics}
     else:
-        means = {m: sum(r[m] for r in per_set.values()) / len(sets) for m in registry.names()}
+        means = registry.mean_over_sets(per_set)
         metrics = {**about, "data": ", ".join(per_set), **means, "sets": per_set}
     if env.is_main:
         output = default_output(args, loaded) if args.output is None else None

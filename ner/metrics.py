@@ -72,6 +72,13 @@ def entity_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
     return {**values, "per_type": per_type}
 
 
+def mean_over_sets(results: dict[str, dict]) -> dict[str, float]:
+    """Every metric's macro mean over named evaluation sets ({name: result}): each set weighs
+    the same, whatever its size (XTREME's convention). The training log and ner-evaluate both
+    report it."""
+    return {key: sum(r[key] for r in results.values()) / len(results) for key in names()}
+
+
 def mode_of(key: str) -> str:
     """ "max" or "min": how a metric's log key (eval_f1, eval_loss, test_f1, ...) improves."""
     matches = sorted((m for m in METRICS if key.endswith(f"_{m.name}")), key=lambda m: -len(m.name))

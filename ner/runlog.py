@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ner.atomic import write_json
-from ner.metrics import best_entry, names
+from ner.metrics import best_entry, mean_over_sets, names
 
 
 class RunLog:
@@ -73,8 +73,7 @@ class RunLog:
         parts = [("", "", r) for r in results.values()]
         if len(results) > 1 if named is None else named:
             parts = [(f"{name}_", f"{name}/", r) for name, r in results.items()]
-            for key in names():
-                mean = sum(r[key] for r in results.values()) / len(results)
+            for key, mean in mean_over_sets(results).items():
                 entry[f"{prefix}_{key}"] = scalars[key] = mean
         for part, tag, result in parts:
             for key in names():
