@@ -208,17 +208,16 @@ def register() -> None:
 def unknown_keys(cfg: Any) -> list[str]:
     """Keys of `cfg` that the schema does not declare (`+key=value` adds keys past Hydra)."""
     known = {name for name, _ in fields()}
-
-    def declared(key: str) -> bool:  # a key inside a mapping value (extra_eval_files) is data
-        return any(key == k or key.startswith(f"{k}.") for k in known)
-
-    return [k for k in _flatten(OmegaConf.to_container(cfg)) if not declared(k)]
+    return [k for k in _flatten(OmegaConf.to_container(cfg)) if k not in known]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
+    """Dotted key -> value, down to the schema's keys: a mapping that a key holds as its value
+    (data.extra_eval_files) is one value, compared whole."""
+    declared = {name for name, _ in fields()}
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and f"{prefix}{k}" not in declared:
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v

@@ -131,6 +131,12 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
         "model.window_stride: 32 -> 8"
     ]
+    # A key whose value is a mapping is compared whole: another extra set changes the mean.
+    extra = compose([*QUICK, "+data.extra_eval_files.news=news.conll"])
+    assert config.computed_differences(saved, extra) == [
+        "data.extra_eval_files: None -> {'news': 'news.conll'}"
+    ]
+    assert config.computed_differences(OmegaConf.to_container(extra), extra) == []
 
 
 def test_best_pt_cannot_resume_and_the_message_names_the_checkpoints_that_can(tmp_path):
