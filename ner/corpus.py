@@ -57,13 +57,20 @@ def training_names(data_cfg) -> list[str]:
     return [Path(f).stem for f in files] if len(files) > 1 else ["train"]
 
 
+def _eval_configs(data_cfg) -> list:
+    """The configurations of data.name that are evaluation sets: data.eval_configs, else the
+    training ones (None: the dataset's only configuration)."""
+    return list(data_cfg.eval_configs or []) or as_list(data_cfg.config) or [None]
+
+
 def eval_set_names(data_cfg) -> list[str]:
-    """The names of the evaluation sets a config gives, before reading any data."""
+    """The names of the evaluation sets a config gives, before reading any data; local files
+    without a validation file still name their (missing) set "validation"."""
     if data_cfg.name is not None:
-        base = list(data_cfg.eval_configs or []) or [str(c) for c in as_list(data_cfg.config)]
-        base = base or [str(data_cfg.name)]
+        base = [str(c or data_cfg.name) for c in _eval_configs(data_cfg)]
     else:
-        base = [Path(data_cfg.validation_file).stem] if data_cfg.validation_file else []
+        file = data_cfg.validation_file
+        base = [Path(file).stem if file else "validation"]
     return [*base, *(data_cfg.extra_eval_files or {})]
 
 
@@ -84,8 +91,7 @@ def load_corpus(data_cfg) -> Corpus:
                 )
             read[config], labels, source = (splits, where), found, source if labels else where
         train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in configs]
-        names = list(data_cfg.eval_configs or []) or configs
-        sets = [(str(c or data_cfg.name), *read[c]) for c in names]
+        sets = [(str(c or data_cfg.name), *read[c]) for c in _eval_configs(data_cfg)]
     else:
         files = as_list(data_cfg.train_file)
         held_out = {
@@ -101,8 +107,7 @@ def load_corpus(data_cfg) -> Corpus:
             (name, read_sentences(f, "train"), (found, source))
             for name, f in zip(training_names(data_cfg), files, strict=True)
         ]
-        name = eval_set_names(data_cfg)[0] if held_out else "validation"
-        sets = [(name, {**held_out, "train": files}, source)]
+        sets = [(eval_set_names(data_cfg)[0], {**held_out, "train": files}, source)]
     for name, path in (data_cfg.extra_eval_files or {}).items():
         sets.append((name, {"validation": read_sentences(path, f"validation {name}")}, path))
     _check_names(sets)
@@ -179,9 +184,8 @@ def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], 
     cut = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
     out = []
     if data_cfg.name is not None:
-        configs = as_list(data_cfg.config) or [None]
-        names = configs if split == "train" else list(data_cfg.eval_configs or []) or configs
-        for config in names:
+        train = as_list(data_cfg.config) or [None]
+        for config in train if split == "train" else _eval_configs(data_cfg):
             splits, _, where = read_source(data_cfg, config)
             if splits.get(split):
                 out.append((str(config or data_cfg.name), splits[split], where))

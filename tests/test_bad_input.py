@@ -96,6 +96,13 @@ def test_missing_validation_split_is_named(tmp_path):
         match=r"local files: no validation split \(splits found: train\); give data.validation_file=PATH",
     ):
         load_splits(cfg.data)
+    # A test file without a validation file is the same missing split, named the same way.
+    test = ["data.name=null", f"data.train_file={path}", f"data.test_file={path}"]
+    with pytest.raises(
+        DataError,
+        match=r"local files: no validation split \(splits found: train, test\); give data.validation_file=PATH",
+    ):
+        load_splits(compose([*QUICK, *test]).data)
 
 
 @pytest.mark.slow
