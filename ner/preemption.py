@@ -36,12 +36,11 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class Interrupted(Exception):
-    """The run stopped on a signal; `where` says at which point."""
+    """The run stopped on a signal; `where` (in the message) says at which point."""
 
     def __init__(self, signum: int, where: str, previous: Any = None, **facts):
         self.signum = signum
         self.signal = signal.Signals(signum).name
-        self.where = where
         self.facts = facts  # global_step, epoch, checkpoint: for the run's record
         self._previous = previous
         super().__init__(f"interrupted by {self.signal} {where}")

@@ -164,7 +164,7 @@ class TrainingRun:
         for micro_batches in loader:
             self.train_step(micro_batches)
             bar.update(1)
-            self.after_step(epoch, len(plan), bar)
+            self.after_step(bar)
             if t.stop_after_steps and p.global_step >= t.stop_after_steps:
                 completed = False
                 break
@@ -206,20 +206,25 @@ class TrainingRun:
         s.progress.global_step += 1
         s.progress.step_in_epoch += 1
 
-    def after_step(self, epoch: int, steps_in_epoch: int, bar) -> None:
+    def epochs_done(self) -> float:
+        """Epochs completed so far, as a fraction: the x of the log's train entries."""
+        p = self.state.progress
+        return p.epoch + p.step_in_epoch / self.per_epoch
+
+    def after_step(self, bar) -> None:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
         p, t = self.state.progress, self.t
         if p.global_step % t.log_every == 0:
             self.losses.check_finite(p.epoch, self.env)
             loss = self.losses.window_mean(self.env)
-            epoch_f = epoch + p.step_in_epoch / steps_in_epoch
-            self.log.train(p.global_step, epoch_f, loss, self.state.scheduler.get_last_lr()[0])
+            lr = self.state.scheduler.get_last_lr()[0]
+            self.log.train(p.global_step, self.epochs_done(), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")
         if t.save_every_steps and p.global_step % t.save_every_steps == 0:
             p.train_seconds += time.perf_counter() - self.tic
             self.save()
             self.tic = time.perf_counter()
-        self.stop_if_asked(epoch, steps_in_epoch)
+        self.stop_if_asked(p.epoch)
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
@@ -245,7 +250,7 @@ class TrainingRun:
         self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
         self.log.save()
         self.save(best_improved=improved)
-        self.stop_if_asked(epoch, 1)
+        self.stop_if_asked(epoch)
         patience = t.early_stopping_patience
         if patience and p.evals_without_improvement >= patience:
             self.say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
@@ -274,8 +279,9 @@ class TrainingRun:
         distributed.barrier(self.env)
         self.saved_at = p.global_step
 
-    def stop_if_asked(self, epoch: int, steps_in_epoch: int) -> None:
-        """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
+    def stop_if_asked(self, epoch: int) -> None:
+        """A collective at a step boundary: when any rank got a stop signal, all save and stop
+        (`epoch`: the one the last step belonged to, counted from 0)."""
         signum = self.stop.agreed(self.env)
         if not signum:
             return
@@ -290,7 +296,7 @@ class TrainingRun:
             f"{last} resumes there: run the same command (with hydra.run.dir={self.owner.path})",
             signum,
             global_step=p.global_step,
-            epoch=epoch + p.step_in_epoch / steps_in_epoch,
+            epoch=self.epochs_done(),
         )
 
 

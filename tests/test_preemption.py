@@ -71,3 +71,27 @@ def test_the_default_sigint_handler_is_not_handed_the_signal():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.slow
+def test_a_signal_during_an_epochs_evaluation_stops_there_recording_the_whole_epoch(
+    tmp_path, monkeypatch
+):
+    # The signal arrives while epoch 1 is being evaluated and saved: the run stops after it
+    # (30 steps: 240 sentences, batch 8), and its record counts that epoch as done, as a signal
+    # after the epoch's last step would.
+    from conftest import QUICK, train_in_process
+
+    from ner.runlog import RunLog
+
+    save = RunLog.save
+
+    def save_then_signal(self):
+        save(self)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(RunLog, "save", save_then_signal)
+    with pytest.raises(Interrupted) as stopped:
+        train_in_process(tmp_path / "run", QUICK)
+    assert stopped.value.facts == {"global_step": 30, "epoch": 1.0}
+    assert "after step 30 (epoch 1 of 2)" in str(stopped.value)
