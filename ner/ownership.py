@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ner.errors import UserError
+from ner.slurm import job_step
 
 LOCK_NAME = ".lock"
 HEARTBEAT_S = 15.0
@@ -59,11 +60,9 @@ def job_identity(environ=os.environ) -> str:
     torchrun without a rendezvous id keeps its agent process. Anything else is this process.
     """
     host = socket.gethostname()
-    if environ.get("SLURM_JOB_ID") and environ.get("SLURM_STEP_ID"):
-        job = environ["SLURM_JOB_ID"]
-        if environ.get("SLURM_ARRAY_TASK_ID"):
-            job = f"{environ.get('SLURM_ARRAY_JOB_ID', job)}_{environ['SLURM_ARRAY_TASK_ID']}"
-        return f"slurm job {job} step {environ['SLURM_STEP_ID']}"
+    if (slurm_step := job_step(environ)) is not None:
+        job, step = slurm_step
+        return f"slurm job {job} step {step}"
     run_id = environ.get("TORCHELASTIC_RUN_ID")
     if run_id and run_id != "none":
         return f"torchrun job {run_id}"

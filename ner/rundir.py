@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed
+from ner import checkpoint, config, distributed, slurm
 from ner.atomic import read_json, write_json, write_text
 from ner.errors import UserError
 from ner.ownership import Lock, RunDirBusy, job_identity, process_start
@@ -42,11 +42,9 @@ def run_stamp(environ=os.environ) -> str:
     if environ.get("NER_RUN_STAMP"):
         return environ["NER_RUN_STAMP"]
     if "TORCHELASTIC_RUN_ID" not in environ:
-        if environ.get("SLURM_JOB_ID") and environ.get("SLURM_STEP_ID"):
-            job = environ["SLURM_JOB_ID"]
-            if environ.get("SLURM_ARRAY_TASK_ID"):
-                job = f"{environ.get('SLURM_ARRAY_JOB_ID', job)}_{environ['SLURM_ARRAY_TASK_ID']}"
-            return f"slurm/{job}.{environ['SLURM_STEP_ID']}"
+        if (slurm_step := slurm.job_step(environ)) is not None:
+            job, step = slurm_step
+            return f"slurm/{job}.{step}"
         return dt.datetime.now().strftime(STAMP_FORMAT)
     world = int(environ.get("WORLD_SIZE", 1))
     local_world = int(environ.get("LOCAL_WORLD_SIZE", world))

@@ -171,6 +171,17 @@ def _master_port(environ: Mapping[str, str]) -> str:
     return str(DEFAULT_PORT_BASE + job_id % PORT_SPREAD)
 
 
+def job_step(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(job, step) of the Slurm job step this process runs in, which a requeue keeps (an array
+    task's job is <array job id>_<task id>); None outside a step (srun)."""
+    if not (environ.get("SLURM_JOB_ID") and environ.get("SLURM_STEP_ID")):
+        return None
+    job = environ["SLURM_JOB_ID"]
+    if environ.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{environ.get('SLURM_ARRAY_JOB_ID', job)}_{environ['SLURM_ARRAY_TASK_ID']}"
+    return job, environ["SLURM_STEP_ID"]
+
+
 def torch_env_from_slurm(environ: Mapping[str, str]) -> dict[str, str] | None:
     """The torch.distributed variables of this Slurm task, or None when there is nothing to derive.
 
