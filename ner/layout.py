@@ -16,8 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def attempts(run_dir: Path) -> list[Path]:
+    """The run's attempts/<k> directories, oldest first."""
+    numbered = [p for p in (run_dir / "attempts").glob("*") if p.name.isdigit()]
+    return sorted(numbered, key=lambda p: int(p.name))
+
+
 def launch_file(run_dir: Path, name: str) -> Path:
     """The newest attempt's copy of a launch file (config.yaml, overrides.yaml: a run extended
     with more epochs says so there), else the first launch's in .hydra/ (runs of older versions)."""
-    attempts = [p for p in (run_dir / "attempts").glob(f"*/{name}") if p.parent.name.isdigit()]
-    return max(attempts, key=lambda p: int(p.parent.name), default=run_dir / ".hydra" / name)
+    copies = [a / name for a in attempts(run_dir) if (a / name).exists()]
+    return copies[-1] if copies else run_dir / ".hydra" / name

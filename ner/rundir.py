@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,10 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed, slurm
+from ner import checkpoint, config, distributed, layout, slurm
 from ner.atomic import read_json, write_json, write_text
 from ner.errors import UserError
-from ner.ownership import Lock, RunDirBusy, job_identity, process_start
+from ner.ownership import Lock, RunDirBusy, process_start
 from ner.preemption import Interrupted
 from ner.runlog import framework_versions, git_commit, launch_command
 
@@ -133,16 +132,16 @@ class RunDir:
         """Record this attempt (rank 0); from here on the run writes into the directory."""
         if not self.env.is_main:
             return
-        attempts = self.path / "attempts"
-        numbers = [int(p.name) for p in attempts.glob("*") if p.name.isdigit()]
-        k = max(numbers, default=0) + 1
-        self.attempt = attempts / str(k)
+        earlier = layout.attempts(self.path)
+        k = int(earlier[-1].name) + 1 if earlier else 1
+        self.attempt = self.path / "attempts" / str(k)
+        me = self.lock.holder  # this process, as its lock names it
         info = {
             "attempt": k,
             "command": launch_command(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "job": job_identity(),
+            "host": me.host,
+            "pid": me.pid,
+            "job": me.job,
             "torchrun_restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)),
             "git_commit": git_commit(),
             "world_size": self.env.world_size,
@@ -166,9 +165,9 @@ class RunDir:
         for name in ("result.json", "error.json"):
             old = self.path / name
             if old.exists():
-                earlier = attempts / str(k - 1) / "end.json"
-                if k > 1 and not earlier.exists():
-                    os.replace(old, earlier)
+                previous = self.path / "attempts" / str(k - 1) / "end.json"
+                if k > 1 and not previous.exists():
+                    os.replace(old, previous)
                 else:
                     old.unlink()
 
