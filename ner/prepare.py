@@ -89,10 +89,14 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
         f"data: {corpus.source}; labels {', '.join(corpus.labels)}; windows of {max_length} "
         "sub-tokens"
     )
-    reports = iter(corpus.reports)  # in the order below: training sources, then every set
+    # One report per training source, then per split of every set, in the order below; each
+    # names its split as the run prints it ("train", or "train (he)", "validation (ar)").
+    reports = iter(corpus.reports)
+    label_id = {name: i for i, name in enumerate(corpus.labels)}
 
-    def encode(label: str, sentences: list[Sentence]) -> tuple[list[dict], FeatureStats]:
-        label_id = {name: i for i, name in enumerate(corpus.labels)}
+    def encode(sentences: list[Sentence]) -> tuple[str, list[dict], FeatureStats]:
+        report = next(reports)
+        label = report.split
         tokens = [s.tokens for s in sentences]
         tags = [[label_id[t] for t in s.tags] for s in sentences]
         stride = cfg.model.window_stride
@@ -100,23 +104,22 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
         build = partial(encode_split, tokenizer, tokens, tags, max_length, stride)
         features, stats = cached_features(cfg.data.cache_dir, key, build, env)
         counts = ", ".join(f"{k} {v}" for k, v in entity_counts(sentences).items())
-        for line in [*next(reports).lines(), *stats.lines(label), f"{label}: entities {counts}"]:
+        for line in [*report.lines(), *stats.lines(label), f"{label}: entities {counts}"]:
             say(line)
-        return features, stats
+        return label, features, stats
 
-    several = len(corpus.train) > 1 or corpus.several_sets
     train, train_sources, train_stats = [], [], {}
     for name, sentences in corpus.train:
-        label = f"train ({name})" if several else "train"
-        features, train_stats[label] = encode(label, sentences)
+        label, features, stats = encode(sentences)
         train += features
+        train_stats[label] = stats
         train_sources.append((name, len(features)))
     eval_sets = []
     for s in corpus.eval_sets:
         encoded = EncodedSet(s.name, s.source, {}, {}, {})
         for split, sentences in s.sentences.items():
-            label = f"{split} ({s.name})" if several else split
-            encoded.features[split], encoded.stats[label] = encode(label, sentences)
+            label, encoded.features[split], stats = encode(sentences)
+            encoded.stats[label] = stats
             encoded.gold[split] = [list(x.tags) for x in sentences]
         eval_sets.append(encoded)
     model = build_model(cfg.model, architecture, cfg.seed)
