@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ner import metrics
+from ner.config import as_list
 from ner.runlog import best_epoch, split_history
 from ner.tables import markdown_table
 
@@ -140,7 +141,7 @@ def _cells(line: str) -> list[str]:
 
 def _configs(config) -> str | None:
     """A dataset configuration, or several ("he, ar"), as text."""
-    return config if config is None or isinstance(config, str) else ", ".join(config)
+    return ", ".join(as_list(config)) or None
 
 
 def _front_matter(info: dict, last: dict) -> str:

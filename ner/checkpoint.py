@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ner import atomic
+from ner import atomic, distributed
 from ner.errors import UserError
 
 FORMAT_VERSION = 1
@@ -250,8 +250,9 @@ class TrainState:
         rngs = ckpt["rng"]
         if len(rngs) == env.world_size:
             set_rng_state(rngs[env.rank], env.device)
-        elif env.is_main:
-            print(
+        else:
+            distributed.print0(
+                env,
                 f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
                 "batches are the same, dropout streams are not",
                 file=sys.stderr,

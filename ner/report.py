@@ -102,7 +102,7 @@ def holder_died(job: Path) -> bool:
     """Does the job's run-directory lock name a process that is no longer running?"""
     from ner.ownership import LOCK_NAME, lock_is_stale
 
-    return (job / LOCK_NAME).exists() and lock_is_stale(job / LOCK_NAME)
+    return lock_is_stale(job / LOCK_NAME)  # False when there is no lock
 
 
 def job_mode(job: Path, result: Any, monitor: str) -> str:
