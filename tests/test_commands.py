@@ -101,6 +101,7 @@ EXPECTED: dict[tuple[str, ...], dict] = {
         "trainer.epochs": 1,
     },
     ("experiment=wikiann_he_grid",): {**CARD, "optim.lr": 2e-5},
+    ("experiment=panx",): {**XTREME, "data.config": "he", "run_name": "xlm-roberta-base-panx-he"},
     ("experiment=panx_zero_shot",): PANX_EN,
     ("experiment=panx_zero_shot", LOCAL_PANX, LOCAL_XLMR): {**PANX_EN, **LOCAL},
     ("experiment=panx_he_ar",): PANX_HE_AR,
