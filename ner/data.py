@@ -8,6 +8,8 @@ languages, named evaluation sets) and checks them; a new data source is a reader
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ner import LABELS_WIKIANN
@@ -30,12 +32,8 @@ def _from_dataset(name: str, config: str | None) -> tuple[dict[str, list[Sentenc
     """A `datasets` dataset by hub name or local directory in the hub's layout (same call)."""
     import datasets
 
-    try:
+    with loading_errors(name, config):
         dd = datasets.load_dataset(name, config)
-    except ConnectionError as e:  # offline, or the hub out of reach after its retries
-        raise unreachable(name, config, e) from None
-    except (FileNotFoundError, ValueError) as e:
-        raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
     sentences, labels = {}, None
     for split in SPLITS:
         if split not in dd:
@@ -72,12 +70,20 @@ def _from_dataset(name: str, config: str | None) -> tuple[dict[str, list[Sentenc
     return sentences, labels or []
 
 
-def unreachable(name: str, config: str | None, error: Exception) -> DataError:
-    reason = " ".join(str(error).split())
-    return DataError(
-        f"dataset {name} ({config}): cannot reach the Hugging Face Hub ({reason}); offline, give "
-        "a local copy in the hub's layout: data.name=DIR (e.g. data.name=../shared/wikiann)"
-    )
+@contextlib.contextmanager
+def loading_errors(name: str, config: str | None) -> Iterator[None]:
+    """A dataset that cannot be loaded is one line: out of reach (offline, or the hub after its
+    retries), or missing or malformed."""
+    try:
+        yield
+    except ConnectionError as e:
+        reason = " ".join(str(e).split())
+        raise DataError(
+            f"dataset {name} ({config}): cannot reach the Hugging Face Hub ({reason}); offline, "
+            "give a local copy in the hub's layout: data.name=DIR (e.g. data.name=../shared/wikiann)"
+        ) from None
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
 
 
 def check_reachable(name: str, config: str | None) -> None:
@@ -85,12 +91,8 @@ def check_reachable(name: str, config: str | None) -> None:
     local cache (used before any work when the hub is offline)."""
     import datasets
 
-    try:
+    with loading_errors(name, config):
         datasets.load_dataset_builder(name, config)
-    except ConnectionError as e:
-        raise unreachable(name, config, e) from None
-    except (FileNotFoundError, ValueError) as e:
-        raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e
 
 
 def _from_demo(language: str | None) -> dict[str, list[Sentence]]:
@@ -123,12 +125,15 @@ def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]]
 
     if data_cfg.name == "demo":
         sentences, labels = _from_demo(config), list(LABELS_WIKIANN)
-        source = "demo" + (f" ({config})" if config else "")
     else:
         sentences, labels = _from_dataset(data_cfg.name, config)
-        source = data_cfg.name + (f" ({config})" if config else "")
-    files = {"train": data_cfg.train_file, "validation": data_cfg.validation_file}
-    for split, path in {**files, "test": data_cfg.test_file}.items():
+    source = data_cfg.name + (f" ({config})" if config else "")
+    files = {
+        "train": data_cfg.train_file,
+        "validation": data_cfg.validation_file,
+        "test": data_cfg.test_file,
+    }
+    for split, path in files.items():
         if path is not None:
             sentences[split] = read_sentences(path, split)
     return sentences, labels, source
