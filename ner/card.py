@@ -278,7 +278,7 @@ def _per_type_text(last: dict, test: dict | None, sets: list[str] | None = None)
             blocks.append(f"{where}:\n\n" + _per_type_table(per_type))
         else:
             blocks.append(f"{where}: per-type scores were not logged.")
-        if test is not None and not (part and f"test_{part}f1" not in test):
+        if test is not None and (not part or f"test_{part}f1" in test):  # sets with a test
             if test.get(f"test_{part}per_type"):
                 blocks.append(f"Test{named}:\n\n" + _per_type_table(test[f"test_{part}per_type"]))
             else:

@@ -68,10 +68,11 @@ def plot_curves(
                 metric_ax.plot(epochs, values, "o-", markersize=3, label=f"F1 ({name})")
             mean = [e["eval_f1"] for e in evals]
             metric_ax.plot(epochs, mean, "k--", linewidth=1.5, label="F1 (mean)")
-        for m in [] if sets else metrics.METRICS:  # every score (the loss has the left panel)
-            if m.name != "loss":
-                values = [e[f"eval_{m.name}"] for e in evals]
-                metric_ax.plot(epochs, values, "o-", markersize=3, label=m.label)
+        else:  # every score (the loss has the left panel)
+            for m in metrics.METRICS:
+                if m.name != "loss":
+                    values = [e[f"eval_{m.name}"] for e in evals]
+                    metric_ax.plot(epochs, values, "o-", markersize=3, label=m.label)
 
         best, monitor, value = best_epoch(evals, final)
         # Put the label on the side of the line with more room, so it stays inside the panel.

@@ -41,7 +41,6 @@ from ner.tables import markdown_table
 from ner.validate import validate_split
 
 SPLIT_CHOICES = ("validation", "test", "train")
-SPLIT_ORDER = ("train", "validation", "test")  # as splits are listed in messages
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,6 +80,7 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
     the files, the configurations, or the run's own evaluation sets (cut as the run cut them,
     so the numbers match its log)."""
     from ner.corpus import split_of_every_set
+    from ner.data import SPLITS
     from ner.data_files import read_sentences
 
     on_error = loaded.cfg.data.on_error if loaded.cfg is not None else DataConfig.on_error
@@ -101,8 +101,8 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
         ]
     else:
         if args.data_name:
-            config = args.data_config if args.data_config and len(args.data_config) > 1 else None
-            config = config or (args.data_config or [None])[0]
+            configs = args.data_config or [None]
+            config = configs[0] if len(configs) == 1 else configs
             data_cfg = OmegaConf.structured(
                 DataConfig(name=args.data_name, config=config, on_error=on_error)
             )
@@ -115,10 +115,10 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
             )
         sets = split_of_every_set(data_cfg, args.split)
         if not sets:
-            have = [s for s in SPLIT_CHOICES if s != args.split and split_of_every_set(data_cfg, s)]
+            have = [s for s in SPLITS if s != args.split and split_of_every_set(data_cfg, s)]
             raise UserError(
                 f"data {data_cfg.name or 'local files'}: no {args.split} split "
-                f"(splits: {', '.join(sorted(have, key=SPLIT_ORDER.index))})"
+                f"(splits: {', '.join(have)})"
             )
     checked = []
     for name, sentences, source in sets:
@@ -158,11 +158,8 @@ def summary(metrics: dict) -> str:
     """One set: its scores and per-type table; several: one table, a row per set and the mean."""
     if "sets" in metrics:
         return sets_summary(metrics)
-    at = metrics["checkpoint"]
-    if metrics["epoch"] is not None:
-        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
     lines = [
-        f"{metrics['target']} ({at}) on {_where(metrics)}: "
+        f"{_what(metrics)} on {_where(metrics)}: "
         f"{metrics['sentences']} sentences, {metrics['words']} words",
         "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
         f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
@@ -196,6 +193,14 @@ def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> 
     return {"sentences": len(gold), "words": sum(len(g) for g in gold), **result}
 
 
+def _what(metrics: dict) -> str:
+    """The model scored: target (checkpoint, and the epoch and step it was saved at)."""
+    at = metrics["checkpoint"]
+    if metrics["epoch"] is not None:
+        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
+    return f"{metrics['target']} ({at})"
+
+
 def _where(metrics: dict) -> str:
     """The data and its split; a file given with --data-file is named alone (split: null)."""
     split = metrics["split"]
@@ -203,7 +208,6 @@ def _where(metrics: dict) -> str:
 
 
 def sets_summary(metrics: dict) -> str:
-    at = metrics["checkpoint"] + (f", epoch {metrics['epoch']:g}" if metrics["epoch"] else "")
     columns = registry.METRICS
     rows = [
         [name, str(r["sentences"]), *(f"{r[m.name]:.4f}" for m in columns)]
@@ -212,10 +216,8 @@ def sets_summary(metrics: dict) -> str:
     n = sum(r["sentences"] for r in metrics["sets"].values())
     rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
     header = ["set", "sentences", *(m.label for m in columns)]
-    title = f"{metrics['target']} ({at})" + (
-        f", split {metrics['split']}:" if metrics["split"] else ":"
-    )
-    return title + "\n" + markdown_table(header, rows)
+    split = f", split {metrics['split']}" if metrics["split"] else ""
+    return f"{_what(metrics)}{split}:\n" + markdown_table(header, rows)
 
 
 def run(args: argparse.Namespace, env: distributed.Env) -> dict:
