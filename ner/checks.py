@@ -51,6 +51,8 @@ def check(cfg: Any) -> None:
     unknown = unknown_keys(cfg)
     if unknown:  # `+key=value` adds keys past Hydra's struct check; the schema still refuses them
         raise UserError(f"config: unknown key {unknown[0]} (every key is listed in ner/config.py)")
+    _check_data(cfg.data)
+    _check_monitor(cfg.trainer, cfg.data)  # before the bounds: monitor_mode's default reads it
     for name, f in fields():
         value = OmegaConf.select(cfg, name)
         problem = None if value is None else _out_of_bounds(value, f.metadata)
@@ -62,12 +64,6 @@ def check(cfg: Any) -> None:
         raise UserError(f"config: optim.betas={list(o.betas)} must be two numbers in [0, 1)")
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
-    _check_data(d)
-    if t.monitor not in monitorable(d):
-        raise UserError(
-            f"config: trainer.monitor={t.monitor} is not a metric the run logs; choose one of "
-            f"{', '.join(monitorable(d))}"
-        )
     from ner.heads import HEADS
 
     if m.head not in HEADS:
@@ -87,6 +83,23 @@ def check(cfg: Any) -> None:
         )
 
 
+def _check_monitor(t, d) -> None:
+    if t.monitor not in monitorable(d):
+        raise UserError(
+            f"config: trainer.monitor={t.monitor} is not a metric the run logs; choose one of "
+            f"{', '.join(monitorable(d))}"
+        )
+    from ner.metrics import mode_of
+
+    if str(t.monitor_mode) != mode_of(t.monitor):
+        better = "higher" if mode_of(t.monitor) == "max" else "lower"
+        raise UserError(
+            f"config: trainer.monitor_mode={t.monitor_mode} contradicts trainer.monitor="
+            f"{t.monitor} ({better} is better); leave trainer.monitor_mode out: it follows the "
+            "metric"
+        )
+
+
 def _out_of_bounds(value: float, meta) -> str | None:
     """The bound of a key's declaration (`key(...)`) that `value` breaks, as text."""
     if "at_least" in meta and value < meta["at_least"]:
@@ -100,12 +113,15 @@ def _out_of_bounds(value: float, meta) -> str | None:
 
 def monitorable(data_cfg) -> list[str]:
     """The log keys trainer.monitor may name: the validation metrics of every epoch, and with
-    several evaluation sets each set's too (the plain keys are then their mean)."""
-    from ner.corpus import eval_set_names
+    several evaluation sets each set's too (the plain keys are then their mean), and the mean
+    over the training languages' sets when they are some of the sets (eval_training_f1)."""
+    from ner.corpus import eval_set_names, training_sets
     from ner.metrics import names
 
     sets = eval_set_names(data_cfg)
     named = [f"{s}_" for s in sets] if len(sets) > 1 else []
+    if 1 < len(training_sets(data_cfg)) < len(sets):
+        named.append("training_")  # the mean over the training languages' sets
     return [f"eval_{part}{name}" for part in ["", *named] for name in names()]
 
 

@@ -28,11 +28,63 @@ def key(
     above: float | None = None,
     below: float | None = None,
     operational: bool = False,
+    **meta: Any,
 ) -> Any:
     """A key with its default and the bounds `check` holds its value to (null passes)."""
     bounds = {"at_least": at_least, "above": above, "below": below}
-    meta = {"operational": operational, **{k: v for k, v in bounds.items() if v is not None}}
+    meta.update(operational=operational, **{k: v for k, v in bounds.items() if v is not None})
     return field(default=default, metadata=meta)
+
+
+def recipe(pretrained: float, tiny: float, **bounds: float) -> Any:
+    """A key of the training recipe, whose default follows the model the run trains:
+    `pretrained` when model.name_or_path names a pretrained encoder, `tiny` when it is null (the
+    tiny random-init model). It is resolved when read, so no group or key can hand one model the
+    other's tuning; a value set by an experiment or on the command line replaces it."""
+    default = f"${{ner_recipe:{pretrained!r},{tiny!r}}}"
+    return key(default, recipe={"pretrained": pretrained, "tiny": tiny}, **bounds)
+
+
+def _recipe_value(pretrained: float, tiny: float, *, _root_) -> float:
+    return tiny if _root_.model.name_or_path is None else pretrained
+
+
+OmegaConf.register_new_resolver("ner_recipe", _recipe_value, replace=True)
+
+
+def _default_monitor(*, _root_) -> str:
+    from ner.corpus import selection_monitor
+
+    return selection_monitor(_root_.data)
+
+
+def _default_monitor_mode(*, _root_) -> str:
+    from ner.metrics import mode_of
+
+    return mode_of(_root_.trainer.monitor)
+
+
+OmegaConf.register_new_resolver("ner_monitor", _default_monitor, replace=True)
+OmegaConf.register_new_resolver("ner_monitor_mode", _default_monitor_mode, replace=True)
+
+
+def recipe_summary(cfg: Any) -> str:
+    """The recipe a run trains with, printed at start: whose defaults, and which keys the
+    experiment or the command line set instead."""
+    kind = "tiny" if cfg.model.name_or_path is None else "pretrained"
+    own, changed = [], []
+    for name, f in fields():
+        if "recipe" in f.metadata:
+            value = OmegaConf.select(cfg, name)
+            (own if value == f.metadata["recipe"][kind] else changed).append(f"{name}={value}")
+    whose = {
+        "tiny": "the tiny random-init model's (model.name_or_path=null)",
+        "pretrained": f"a pretrained encoder's (model.name_or_path={cfg.model.name_or_path})",
+    }[kind]
+    text = f"recipe: {whose}: {' '.join(own) or '(none of its values)'}"
+    return text + (
+        f"; set by the experiment or command line: {' '.join(changed)}" if changed else ""
+    )
 
 
 def operational(default: Any, **bounds: float) -> Any:
@@ -118,14 +170,17 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    # Peak learning rate.
-    lr: float = key(2e-5, above=0)
+    # Peak learning rate. The recipe keys (ner_recipe: this one, warmup_steps, epochs, batch_size,
+    # eval_batch_size) default to the pretrained fine-tuning recipe when model.name_or_path is
+    # set (the reference card's: 2e-5, no warm-up, 3 epochs, batch 3) and to the tiny random-init
+    # model's when it is null (3e-3, warm-up 20, 10 epochs, batch 16, eval batch 64).
+    lr: float = recipe(2e-5, 3e-3, above=0)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = key(1e-8, above=0)
     # Decoupled weight decay (AdamW); 0 makes it plain Adam, as in the reference card.
     weight_decay: float = key(0.0, at_least=0)
     # Linear warm-up from 0, in optimizer steps, then linear decay to 0 at the last step.
-    warmup_steps: int = key(0, at_least=0)
+    warmup_steps: int = recipe(0, 20, at_least=0)
     # Gradient-norm clipping; 0 turns it off. 1.0 is the Hugging Face Trainer default.
     max_grad_norm: float = key(1.0, at_least=0)
 
@@ -134,12 +189,12 @@ class OptimConfig:
 class TrainerConfig:
     # Epochs of training. A finished run resumed with more epochs goes on training, the rest of the
     # schedule planned for the new total (README: "Extending a finished run").
-    epochs: int = key(3, at_least=1)
+    epochs: int = recipe(3, 10, at_least=1)
     # Sentences per process per micro-step. The global batch is
     # batch_size * world_size * grad_accum_steps.
-    batch_size: int = key(3, at_least=1)
+    batch_size: int = recipe(3, 16, at_least=1)
     # Sentences per process per evaluation batch.
-    eval_batch_size: int = key(3, at_least=1)
+    eval_batch_size: int = recipe(3, 64, at_least=1)
     grad_accum_steps: int = key(1, at_least=1)
     # Batch sentences of similar length (shuffled in chunks, like the Trainer's group_by_length):
     # less padding, same examples once per epoch.
@@ -163,11 +218,15 @@ class TrainerConfig:
     keep_last: int = operational(1, at_least=0)
     # auto: resume from <run dir>/checkpoints/last.pt when it exists; never; or a checkpoint path.
     resume: str = operational("auto")
-    # Metric that picks the best checkpoint (a key of the eval entry of log_history.json), and
-    # whether higher (max) or lower (min) is better; the mode must agree with the metric
-    # (ner/metrics.py), e.g. trainer.monitor=eval_loss trainer.monitor_mode=min.
-    monitor: str = "eval_f1"
-    monitor_mode: MonitorMode = MonitorMode["max"]
+    # Metric that picks the best checkpoint (a key of the eval entry of log_history.json). The
+    # default is F1 on the training languages' validation sets: eval_f1 when every evaluation
+    # set is one (their macro mean when several), else the one training set's eval_<set>_f1, else
+    # eval_training_f1 (their mean); extra evaluation files and zero-shot languages are scored and
+    # tested but select nothing unless named here (XTREME's rule).
+    monitor: str = "${ner_monitor:}"
+    # Whether higher (max) or lower (min) is better: by default the metric's own direction
+    # (loss: min, scores: max; ner/metrics.py); a contradictory explicit mode is refused.
+    monitor_mode: MonitorMode = "${ner_monitor_mode:}"  # type: ignore[assignment]
     # Stop after this many evaluations without improvement of `monitor`; 0 = never.
     early_stopping_patience: int = operational(0, at_least=0)
     # Evaluate the best model on the test split at the end, when the dataset has one.
@@ -240,8 +299,11 @@ def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) ->
     A key the saved config lacks (it was written by an older version) reads as its default; a
     key the schema no longer has is ignored; operational keys and `ignore` may differ freely.
     """
+    saved = OmegaConf.to_container(OmegaConf.create(saved), resolve=True)  # as it computed
     keys = {name: f.metadata.get("operational", False) for name, f in fields()}
-    defaults = _flatten(OmegaConf.to_container(OmegaConf.structured(Config)))
+    schema = OmegaConf.structured(Config)  # its recipe keys follow the saved run's model
+    schema.model.name_or_path = saved.get("model", {}).get("name_or_path")
+    defaults = _flatten(OmegaConf.to_container(schema, resolve=True))
     old = {**defaults, **{k: v for k, v in _flatten(saved).items() if k in keys}}
     new = _flatten(OmegaConf.to_container(cfg, resolve=True))
     compared = [k for k, free in keys.items() if not free and k not in ignore]
@@ -262,10 +324,38 @@ def run_name(cfg: Any) -> str:
         return cfg.run_name
     from pathlib import PurePath
 
-    model = PurePath(cfg.model.name_or_path).name if cfg.model.name_or_path else "tiny-xlmr"
+    model = model_name(cfg.model.name_or_path) if cfg.model.name_or_path else "tiny-xlmr"
     d = cfg.data
     if d.name:
         data = PurePath(d.name).name
     else:
         data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
     return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))
+
+
+# Directory names that say nothing about the model in them.
+GENERIC_DIRS = {"model", "models", "checkpoint", "final", "best_model", "export", "hf", "weights"}
+
+
+def model_name(name_or_path: str) -> str:
+    """A model's own name: the hub name's last part, or a local directory's name, unless that
+    says nothing (`model`, a hub cache snapshot): then the hub cache's repository name, the title
+    of the directory's model card (README.md's first `# name`), or the parent directory's name."""
+    import re
+    from pathlib import Path
+
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        return Path(name_or_path).name  # a hub name: org/name -> name
+    path = path.resolve()
+    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+        return path.parent.parent.name.split("--")[-1]  # the Hugging Face cache's layout
+    if path.name.lower() not in GENERIC_DIRS:
+        return path.name
+    card = path / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        title = re.search(r"^# (.+)$", text, re.M)  # the card's first heading
+        if title and len(title.group(1).split()) == 1:
+            return title.group(1).strip()
+    return path.parent.name

@@ -74,6 +74,27 @@ def eval_set_names(data_cfg) -> list[str]:
     return [*base, *(data_cfg.extra_eval_files or {})]
 
 
+def training_sets(data_cfg) -> list[str]:
+    """The evaluation sets that are validation sets of the training data: those of the training
+    configurations (all of data.name's sets when none of them is one), or the local validation
+    file; never data.extra_eval_files."""
+    every = eval_set_names(data_cfg)
+    names = every[: len(every) - len(data_cfg.extra_eval_files or {})]
+    if data_cfg.name is None:
+        return names
+    trained = {str(c or data_cfg.name) for c in as_list(data_cfg.config) or [None]}
+    return [n for n in names if n in trained] or names
+
+
+def selection_monitor(data_cfg) -> str:
+    """trainer.monitor's default: F1 on the training languages' validation sets (see its
+    comment in ner/config.py)."""
+    every, selected = eval_set_names(data_cfg), training_sets(data_cfg)
+    if selected == every:
+        return "eval_f1"
+    return f"eval_{selected[0]}_f1" if len(selected) == 1 else "eval_training_f1"
+
+
 def load_corpus(data_cfg) -> Corpus:
     """Read, cut (max_*_samples) and check every source and set; raise DataError on bad input."""
     from ner.data_files import read_sentences

@@ -131,10 +131,12 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
         "model.window_stride: 32 -> 8"
     ]
-    # A key whose value is a mapping is compared whole: another extra set changes the mean.
+    # A key whose value is a mapping is compared whole: another extra set changes the mean,
+    # and the default monitor then selects on the training set alone (issue 17).
     extra = compose([*QUICK, "+data.extra_eval_files.news=news.conll"])
     assert config.computed_differences(saved, extra) == [
-        "data.extra_eval_files: None -> {'news': 'news.conll'}"
+        "data.extra_eval_files: None -> {'news': 'news.conll'}",
+        "trainer.monitor: 'eval_f1' -> 'eval_demo_f1'",
     ]
     assert config.computed_differences(OmegaConf.to_container(extra), extra) == []
 
