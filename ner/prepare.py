@@ -19,7 +19,7 @@ from ner.data import Splits
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
 from ner.sentences import Sentence, entity_counts
-from ner.tokenizer import load_tokenizer, train_tokenizer
+from ner.tokenizer import load_tokenizer, tokenizer_from_spec, train_tokenizer
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Prepared:
     train_stats: dict[str, FeatureStats]
     eval_sets: list[EncodedSet]
     model: torch.nn.Module
+    trained_tokenizer: bool  # trained by this attempt: saved into the run dir once accepted
 
     # A one-set run seen split by split, as before sets had names (scripts, notebooks, tests).
     @property
@@ -69,20 +70,27 @@ class Prepared:
         return {**self.train_stats, **{k: v for s in self.eval_sets for k, v in s.stats.items()}}
 
 
-def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, env: distributed.Env):
+def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: distributed.Env):
+    """The run's tokenizer, and whether this attempt trained it (it is saved once the run is
+    accepted). A resumed tiny-model run reads the one its first attempt saved; a fresh one trains
+    its own on rank 0 and hands it to every rank in memory: nothing of an attempt that was
+    refused or failed before a checkpoint is reused, and nothing is written before acceptance."""
     if model_cfg.name_or_path is not None:
-        return load_tokenizer(model_cfg.name_or_path)
-    tok_dir = run_dir / "tokenizer"
-    if env.is_main and not (tok_dir / "tokenizer.json").exists():
+        return load_tokenizer(model_cfg.name_or_path), False
+    if resume:
+        return load_tokenizer(run_dir / "tokenizer"), False
+    spec = None
+    if env.is_main:
         sentences = (s.tokens for _, source in corpus.train for s in source)
-        train_tokenizer(sentences, model_cfg.vocab_size, tok_dir)
-    distributed.barrier(env)
-    return load_tokenizer(tok_dir)
+        spec = train_tokenizer(sentences, model_cfg.vocab_size).backend_tokenizer.to_str()
+    return tokenizer_from_spec(distributed.broadcast_object(spec, env)), True
 
 
-def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
+def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool) -> Prepared:
+    """Read, check and encode the data and build the model; writes nothing in `run_dir` (a run
+    refused here leaves it as it was)."""
     corpus = load_corpus(cfg.data)
-    tokenizer = tokenizer_for(cfg.model, corpus, run_dir, env)
+    tokenizer, trained = tokenizer_for(cfg.model, corpus, run_dir, resume, env)
     architecture = model_config(cfg.model, corpus.labels, tokenizer)
     max_length = window_length(cfg.model.max_length, tokenizer, architecture)
     say(
@@ -136,4 +144,5 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say) -> Prepared:
         train_stats,
         eval_sets,
         model,
+        trained,
     )

@@ -92,6 +92,7 @@ class RunDir:
 
     def __enter__(self) -> RunDir:
         problem = None
+        self.made = _made_for(self.path)  # removed again when the run is not accepted
         if self.env.is_main:
             try:
                 self.lock = Lock(self.path).acquire()
@@ -109,6 +110,8 @@ class RunDir:
         finally:
             if self.lock is not None:
                 self.lock.release()
+                if self.attempt is None:
+                    _remove_empty(self.made)
 
     def start(self, cfg) -> Start:
         """Decide where the run starts (on rank 0; every rank gets the answer) or refuse it."""
@@ -199,6 +202,33 @@ class RunDir:
             write_json(self.path / "error.json", record)
         except (OSError, UserError) as e:  # a full disk: say so, keep the original error
             print(f"warning: could not record how the run ended: {e}", file=sys.stderr)
+
+
+def _made_for(path: Path) -> list[Path]:
+    """The directories that are this run's to remove if it is refused, deepest first: the run
+    dir when it is missing or empty (Hydra makes it just before the run starts), and each parent
+    that holds nothing else, up to (not including) the working directory or its parents."""
+    if path.is_dir() and any(path.iterdir()):
+        return []
+    here = Path.cwd().resolve()
+    made, child = [path], path.resolve()
+    for parent in child.parents:
+        if parent == here or parent in here.parents:
+            break
+        if parent.exists() and [p.resolve() for p in parent.iterdir()] not in ([], [child]):
+            break
+        made.append(parent)
+        child = parent
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the directories a refused run made, deepest first, while they are empty."""
+    try:
+        for directory in made:
+            directory.rmdir()
+    except OSError:  # not empty: another run wrote into it since
+        pass
 
 
 def _hydra_files(cfg) -> dict[str, str] | None:

@@ -197,18 +197,32 @@ def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]
 
 
 class Printer:
-    """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks."""
+    """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks.
+
+    Until the run is accepted (`open`) the lines are printed and held, so that a run refused
+    during its preparation writes nothing into the run directory."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.enabled = enabled
         self.path = run_dir / "train.log"
+        self.held: list[str] | None = []
 
     def __call__(self, line: str) -> None:
         if not self.enabled:
             return
         print(line, flush=True)
+        if self.held is not None:
+            self.held.append(line)
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+    def open(self) -> None:
+        """The run was accepted: what was said so far goes into train.log, the rest as it comes."""
+        held, self.held = self.held or [], None
+        if self.enabled and held:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in held))
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm

@@ -11,18 +11,19 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from ner.errors import UserError
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0, 1, 2, 3, last
 
 
-def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Path) -> None:
-    """Train a SentencePiece Unigram tokenizer on sentences of words and save it (HF format)."""
-    from tokenizers import Tokenizer
+def train_tokenizer(
+    words: Iterable[Sequence[str]], vocab_size: int, out_dir: Path | None = None
+) -> PreTrainedTokenizerFast:
+    """Train a SentencePiece Unigram tokenizer on sentences of words (saved in HF format to
+    `out_dir` when given)."""
     from tokenizers.implementations import SentencePieceUnigramTokenizer
-    from transformers import XLMRobertaTokenizerFast
 
     sp = SentencePieceUnigramTokenizer()
     sp.train_from_iterator(
@@ -38,8 +39,20 @@ def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Pa
     spec["model"]["vocab"] = spec["model"]["vocab"][:n_special] + canonical_pieces(
         spec["model"]["vocab"][n_special:]
     )
-    tok = XLMRobertaTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+    tok = tokenizer_from_spec(json.dumps(spec))
+    if out_dir is not None:
+        tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def tokenizer_from_spec(spec: str) -> PreTrainedTokenizerFast:
+    """The tiny model's tokenizer from its serialized pipeline (tokenizer.json's text): how rank 0
+    hands the tokenizer it trained to every rank without a file."""
+    from tokenizers import Tokenizer
+    from transformers import XLMRobertaTokenizerFast
+
+    return XLMRobertaTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(spec),
         bos_token="<s>",
         eos_token="</s>",
         sep_token="</s>",
@@ -48,7 +61,6 @@ def train_tokenizer(words: Iterable[Sequence[str]], vocab_size: int, out_dir: Pa
         pad_token="<pad>",
         mask_token="<mask>",
     )
-    tok.save_pretrained(str(out_dir))
 
 
 LADDER_STEP = 1e-4  # see canonical_pieces
@@ -73,6 +85,14 @@ def canonical_pieces(pieces: list[list]) -> list[list]:
         k += 1
     canonical = [[piece, low if score in rungs else score] for piece, score in rounded]
     return sorted(canonical, key=lambda v: (-v[1], v[0]))
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """Save in Hugging Face format as one step (ner/atomic.py replace_dir): a kill leaves the
+    old directory or the new one, never a half-written file."""
+    from ner.atomic import replace_dir
+
+    replace_dir(directory, lambda tmp: tokenizer.save_pretrained(str(tmp)), "tokenizer")
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:

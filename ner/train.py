@@ -22,19 +22,21 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import checks, distributed, rundir
+from ner import checks, config, distributed, rundir
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import TrainState, rng_state
+from ner.corpus import training_sets
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
 from ner.finish import finish
 from ner.hparams import dashboard_hyperparameters
 from ner.loss import LossTracker, token_loss
-from ner.metrics import is_better, names
+from ner.metrics import is_better, mean_over_sets, names
 from ner.optimization import replan
 from ner.preemption import StopRequests
 from ner.prepare import prepare
 from ner.runlog import Printer, RunLog
+from ner.tokenizer import save_tokenizer
 
 
 def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
@@ -57,19 +59,31 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
                 f"{result.get('best')}); nothing to do. To train it longer, raise trainer.epochs",
             )
             return result.get("best")
+        # Everything that can refuse the run comes before it is accepted: a refusal leaves the
+        # run directory as it was (no directory at all when this run would have made it).
+        say = Printer(owner.path, env.is_main)
+        data = prepare(cfg, env, owner.path, say, resume=start.kind == "resume")
+        per_epoch = steps_per_epoch(
+            len(data.train), cfg.trainer.batch_size, env.world_size, cfg.trainer.grad_accum_steps
+        )
+        checks.check_schedule(cfg, per_epoch * cfg.trainer.epochs)
         owner.accept(cfg, start)
-        return TrainingRun(cfg, env, owner, stop).run(start)
+        say.open()
+        if data.trained_tokenizer and env.is_main:
+            save_tokenizer(data.tokenizer, owner.path / "tokenizer")
+        return TrainingRun(cfg, env, owner, stop, data, say).run(start)
 
 
 class TrainingRun:
     """One attempt at a run: what the loop holds, and the loop."""
 
-    def __init__(self, cfg: DictConfig, env: distributed.Env, owner: rundir.RunDir, stop):
+    def __init__(
+        self, cfg: DictConfig, env: distributed.Env, owner: rundir.RunDir, stop, data, say
+    ):
         self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
         self.t, device = cfg.trainer, env.device
         self.started, self.wall_before = time.time(), 0.0
-        self.say = Printer(owner.path, env.is_main)
-        self.data = prepare(cfg, env, owner.path, self.say)  # data, tokenizer, features, model
+        self.say, self.data = say, data  # data, tokenizer, features, model (ner/prepare.py)
         model = self.data.model.to(device)
         ids = [env.local_rank] if device.type == "cuda" else None
         self.ddp = DDP(model, device_ids=ids) if env.distributed else model
@@ -79,7 +93,6 @@ class TrainingRun:
             len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
         )
         self.total_steps = self.per_epoch * self.t.epochs
-        checks.check_schedule(cfg, self.total_steps)
         self.state = TrainState.start(cfg, model, self.data.labels, self.total_steps, device)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -106,6 +119,7 @@ class TrainingRun:
             f"{self.total_steps} steps in {t.epochs} epochs; device {env.device}"
             + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
         )
+        self.say(config.recipe_summary(self.cfg))
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
         cut_short = False
@@ -234,9 +248,12 @@ class TrainingRun:
         train_loss = p.epoch_loss_sum / max(p.epoch_loss_count, 1)
         p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
         results = {s.name: self.evaluate(s, "validation") for s in self.data.eval_sets}
-        entry = self.log.evaluation(
-            "eval", float(epoch + 1), p.global_step, results, {"train_loss": train_loss}
-        )
+        extra = {"train_loss": train_loss}
+        training = training_sets(self.cfg.data)
+        if 1 < len(training) < len(results):  # what the default monitor selects on
+            mean = mean_over_sets({name: results[name] for name in training})
+            extra.update({f"eval_training_{k}": v for k, v in mean.items()})
+        entry = self.log.evaluation("eval", float(epoch + 1), p.global_step, results, extra)
         improved = is_better(entry[t.monitor], p.best, t.monitor_mode)
         if improved:
             p.best, p.best_epoch = entry[t.monitor], float(epoch + 1)
