@@ -42,7 +42,8 @@ MORE_INFO = "More information needed"
 def render_card(history: list[dict], info: dict) -> str:
     """Render the model card of a run as markdown with YAML front matter.
 
-    `info` holds what the history does not: model_name, base_model, dataset_name,
+    `info` holds what the history does not: model_name, base_model, encoder (its family, e.g.
+    BERT), dataset_name,
     dataset_config, hyperparameters (ordered), versions, and optionally data_summary, command,
     and eval_sets (the names of a run's several evaluation sets: the plain validation and test
     columns are then their macro mean, and each set has its own table).
@@ -70,8 +71,8 @@ def render_card(history: list[dict], info: dict) -> str:
         f"This model starts from `{info['base_model']}` and was trained on {on_dataset}.\n"
         f"It achieves the following results on {on_sets}:\n" + _metric_list(last, "eval"),
         "## Model description",
-        "An XLM-RoBERTa encoder with a token-classification head, trained with the `ner` "
-        "project's PyTorch training loop." + _entity_types(last),
+        f"Encoder: {info['encoder']}, with a token-classification head, "
+        "trained with the `ner` project's PyTorch training loop." + _entity_types(last),
         "## Intended uses & limitations",
         f"Named-entity recognition in text like that of {on_dataset}. The scores on this card "
         "are entity-level (seqeval) on that dataset's splits; they say nothing about other "

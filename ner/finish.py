@@ -16,6 +16,7 @@ from ner.card import render_card
 from ner.curves import plot_curves
 from ner.hparams import card_hyperparameters
 from ner.metrics import names
+from ner.model import encoder_family
 from ner.runlog import framework_versions
 
 if TYPE_CHECKING:
@@ -60,10 +61,11 @@ def finish(run: TrainingRun) -> None:
         info = {
             "model_name": config.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
+            "encoder": encoder_family(model.config),
             "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,
             "dataset_config": OmegaConf.to_container(cfg.data)["config"],
             "eval_sets": [s.name for s in data.eval_sets] if len(data.eval_sets) > 1 else [],
-            "hyperparameters": card_hyperparameters(cfg, env, p.schedule),
+            "hyperparameters": card_hyperparameters(cfg, env, p.schedule, epochs_trained(run)),
             "versions": framework_versions(),
             "data_summary": "; ".join(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
@@ -94,3 +96,17 @@ def finish(run: TrainingRun) -> None:
         run.say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)
+
+
+def epochs_trained(run: TrainingRun) -> str:
+    """How many epochs ran, and why training stopped where it did (the card's epochs_trained)."""
+    p, t = run.state.progress, run.t
+    if p.epoch < t.epochs:
+        return (
+            f"{p.epoch:g} of {t.epochs}: early stopping, {t.monitor} did not improve for "
+            f"{t.early_stopping_patience} evaluations"
+        )
+    planned = p.schedule[0][1] // run.per_epoch  # the epochs of the run's first schedule
+    if len(p.schedule) > 1:
+        return f"{p.epoch:g}: a finished run of {planned} epochs extended to {t.epochs}"
+    return f"{p.epoch:g}"

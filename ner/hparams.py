@@ -61,10 +61,17 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
 )
 
 
-def card_hyperparameters(cfg, env: Env, schedule: list[list[int]] | None = None) -> dict:
+def card_hyperparameters(
+    cfg, env: Env, schedule: list[list[int]] | None = None, epochs_trained: str | None = None
+) -> dict:
     """The card's hyperparameter list, in the reference card's order and wording; a run
-    extended with more epochs also says which steps ran under which schedule."""
+    extended with more epochs also says which steps ran under which schedule, and
+    `epochs_trained` how many epochs ran and why it stopped there."""
     out = {h.card: h.value(cfg, env) for h in HYPERPARAMETERS if h.card}
+    if epochs_trained is not None:
+        at = list(out).index("num_epochs") + 1
+        trained = {"epochs_trained": epochs_trained}
+        out = dict([*list(out.items())[:at], *trained.items(), *list(out.items())[at:]])
     if len(schedule or []) > 1:
         segments = {"lr_scheduler_segments": schedule_text(schedule)}
         at = list(out).index("lr_scheduler_warmup_steps") + 1

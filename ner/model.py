@@ -99,6 +99,26 @@ def load_export(directory: Path) -> torch.nn.Module:
         raise UserError(f"{directory}: cannot load a token-classification model: {e}") from e
 
 
+# How a model family is written, by its config's model_type; others: the config class's name.
+FAMILIES = {
+    "xlm-roberta": "XLM-RoBERTa",
+    "xlm-roberta-xl": "XLM-RoBERTa-XL",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "deberta": "DeBERTa",
+    "deberta-v2": "DeBERTa-v2",
+    "electra": "ELECTRA",
+    "distilbert": "DistilBERT",
+    "camembert": "CamemBERT",
+    "mpnet": "MPNet",
+}
+
+
+def encoder_family(config: PretrainedConfig) -> str:
+    """The encoder's family as people write it (BERT, XLM-RoBERTa, ...), from its config."""
+    return FAMILIES.get(config.model_type) or type(config).__name__.removesuffix("Config")
+
+
 def window_length(
     max_length: int | None, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
 ) -> int:

@@ -84,6 +84,7 @@ def make_info(**overrides) -> dict:
     info = {
         "model_name": "xlm-roberta-base-finetuned-ner",
         "base_model": "xlm-roberta-base",
+        "encoder": "XLM-RoBERTa",
         "dataset_name": "wikiann",
         "dataset_config": "he",
         "hyperparameters": {
