@@ -219,9 +219,33 @@ def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
     return None
 
 
+def _looks_local(name: str) -> bool:
+    """A value that can only be a local path (a hub name never starts with /, . or ~)."""
+    return name.startswith(("/", ".", "~"))
+
+
+def _check_paths(cfg: Any) -> None:
+    """Every file a key names exists; a model or dataset given as a local path is a directory."""
+    d = cfg.data
+    files = [(f"data.train_file={f}", f) for f in as_list(d.train_file)]
+    files += [(f"data.{k}={d[k]}", d[k]) for k in ("validation_file", "test_file") if d[k]]
+    files += [
+        (f"data.extra_eval_files.{name}={path}", path)
+        for name, path in (d.extra_eval_files or {}).items()
+    ]
+    for where, path in files:
+        if not Path(path).expanduser().is_file():
+            raise UserError(f"config: {where}: no such file")
+    for where, name in (("model.name_or_path", cfg.model.name_or_path), ("data.name", d.name)):
+        if name and _looks_local(name) and not Path(name).expanduser().is_dir():
+            raise UserError(f"config: {where}={name}: no such directory")
+
+
 def check_sources(cfg: Any) -> None:
     """What is known before any work: a resume checkpoint that cannot resume a run, a model or
-    dataset that the hub cannot give in offline mode and no local cache holds."""
+    dataset that the hub cannot give in offline mode and no local cache holds, a file or local
+    directory named by any key that is not there."""
+    _check_paths(cfg)
     resume = cfg.trainer.resume
     if resume not in ("auto", "never"):
         from ner.checkpoint import load_resumable

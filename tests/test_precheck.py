@@ -30,8 +30,11 @@ def test_a_cuda_device_on_a_machine_without_one_is_refused():
     )
 
 
-def test_a_sweep_is_checked_job_by_job():
+def test_a_sweep_is_checked_job_by_job(tmp_path, monkeypatch):
     # Valid only as a sweep: without data.train_file no job could run.
+    monkeypatch.chdir(tmp_path)  # the files a sweep names must exist (issue 17)
+    for name in ("a.conll", "b.conll"):
+        (tmp_path / name).write_text("Moshe B-PER\n", encoding="utf-8")
     assert check("data.name=null", "data.train_file=a.conll,b.conll") is None
     assert check("trainer.batch_size=4,0", "seed=1,2") == (
         "config: trainer.batch_size=0 must be >= 1 (in the sweep job trainer.batch_size='0' "
@@ -71,3 +74,25 @@ def test_offline_every_configuration_the_run_reads_is_checked(monkeypatch):
     seen.clear()
     check_sources(compose(["data=wikiann"]))
     assert seen == [("unimelb-nlp/wikiann", "he")]
+
+
+def test_a_file_or_local_directory_that_is_not_there_is_one_line_before_any_work(tmp_path):
+    here = tmp_path / "train.conll"
+    here.write_text("Moshe B-PER\n", encoding="utf-8")
+    base = ["data.name=null", f"data.train_file={here}"]
+    assert check(*base, "data.validation_file=/nonexistent/dev.conll") == (
+        "config: data.validation_file=/nonexistent/dev.conll: no such file"
+    )
+    assert check("data.name=null", f"data.train_file=[{here},/nonexistent/b.conll]") == (
+        "config: data.train_file=/nonexistent/b.conll: no such file"
+    )
+    assert check("+data.extra_eval_files.news=/nonexistent/n.conll") == (
+        "config: data.extra_eval_files.news=/nonexistent/n.conll: no such file"
+    )
+    assert check("model.name_or_path=/nonexistent/xlm-roberta-base") == (
+        "config: model.name_or_path=/nonexistent/xlm-roberta-base: no such directory"
+    )
+    assert check("data.name=./no/wikiann", "data.config=he") == (
+        "config: data.name=./no/wikiann: no such directory"
+    )
+    assert check(*base, f"data.validation_file={here}") is None
