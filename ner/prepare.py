@@ -86,7 +86,7 @@ def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: d
     return tokenizer_from_spec(distributed.broadcast_object(spec, env)), True
 
 
-def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool) -> Prepared:
+def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False) -> Prepared:
     """Read, check and encode the data and build the model; writes nothing in `run_dir` (a run
     refused here leaves it as it was)."""
     corpus = load_corpus(cfg.data)
