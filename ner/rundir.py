@@ -6,7 +6,9 @@ each rank would write its own directory. `${ner_run_stamp:}` gives every process
 same stamp: `NER_RUN_STAMP` when set; under torchrun on one node the start time of the torchrun
 agent (a restarted worker finds the same directory); under torchrun on several nodes the
 rendezvous id; under srun without torchrun `slurm/<job id>.<step id>` (a requeued job finds its
-directory again); otherwise now.
+directory again); otherwise now. A stamp made from a start time ends with the id of the process
+that started then (the job itself, or its torchrun agent): jobs started in the same second (`for s
+in 1 2 3; do ner-train seed=$s & done`) each get their own directory.
 
 Acceptance. A run first takes the directory (ner/ownership.py), then decides where it starts:
 fresh, from a checkpoint, or not at all (a finished run with nothing left to do). A run that is
@@ -44,7 +46,7 @@ def run_stamp(environ=os.environ) -> str:
         if (slurm_step := slurm.job_step(environ)) is not None:
             job, step = slurm_step
             return f"slurm/{job}.{step}"
-        return dt.datetime.now().strftime(STAMP_FORMAT)
+        return f"{dt.datetime.now().strftime(STAMP_FORMAT)}-{os.getpid()}"
     world = int(environ.get("WORLD_SIZE", 1))
     local_world = int(environ.get("LOCAL_WORLD_SIZE", world))
     if world > local_world:  # several nodes
@@ -55,7 +57,8 @@ def run_stamp(environ=os.environ) -> str:
                 "torchrun or hydra.run.dir=DIR to ner.train"
             )
         return f"torchrun/{run_id}"
-    ticks = process_start(os.getppid())
+    agent = os.getppid()
+    ticks = process_start(agent)
     if ticks is None:
         return f"torchrun/{environ['TORCHELASTIC_RUN_ID']}"
     boot = next(
@@ -64,7 +67,7 @@ def run_stamp(environ=os.environ) -> str:
         if line.startswith("btime")
     )
     agent_start = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
-    return agent_start.strftime(STAMP_FORMAT)
+    return f"{agent_start.strftime(STAMP_FORMAT)}-{agent}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ import yaml
 from conftest import QUICK, compose
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config
+from ner import checkpoint, config, rundir
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.rundir import RunDir, run_stamp
@@ -173,3 +173,40 @@ def test_run_stamp_under_srun_names_the_job_and_step():
     assert run_stamp({**environ, "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "2"}) == (
         "slurm/40_2.0"
     )
+
+
+class _FrozenClock:
+    """`datetime` whose now() is one fixed second: jobs started together."""
+
+    class datetime(__import__("datetime").datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 1, 9, 30, 0)
+
+        @classmethod
+        def fromtimestamp(cls, t, tz=None):
+            return cls(2026, 12, 1, 9, 30, 0)
+
+
+def test_jobs_started_in_the_same_second_each_get_their_own_run_dir(monkeypatch):
+    # `for s in 1 2 3; do ner-train seed=$s & done`: three processes, one second.
+    monkeypatch.setattr(rundir, "dt", _FrozenClock)
+    stamps = []
+    for pid in (4101, 4102, 4103):
+        monkeypatch.setattr(rundir.os, "getpid", lambda pid=pid: pid)
+        stamps.append(run_stamp({}))
+    assert stamps == [f"2026-12-01/09-30-00-{pid}" for pid in (4101, 4102, 4103)]
+
+
+def test_torchrun_jobs_started_in_the_same_second_differ_and_their_ranks_agree(monkeypatch):
+    # Two single-node torchrun jobs whose agents started in the same second: the stamp names the
+    # agent, so both ranks of one job agree (they share the agent) and the two jobs differ.
+    monkeypatch.setattr(rundir, "dt", _FrozenClock)
+    monkeypatch.setattr(rundir, "process_start", lambda pid: 1000)
+    environ = {"TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+    stamps = {}
+    for agent, rank in [(500, 0), (500, 1), (600, 0), (600, 1)]:
+        monkeypatch.setattr(rundir.os, "getppid", lambda agent=agent: agent)
+        stamps[agent, rank] = run_stamp({**environ, "RANK": str(rank)})
+    assert stamps[500, 0] == stamps[500, 1] == "2026-12-01/09-30-00-500"
+    assert stamps[600, 0] == stamps[600, 1] == "2026-12-01/09-30-00-600"
