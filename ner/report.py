@@ -7,13 +7,14 @@ What the table shows and how it is written: ner/report_tables.py and ner/tables.
 
 A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
 (hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
-message; killed: its lock names a dead process, ner/ownership.py; running: none of these), the
+message; broken: a result.json or error.json that is not complete JSON, named; killed: its lock
+names a dead process, ner/ownership.py; running: none of these), the
 epochs done, the best epoch by the monitored metric (the loop's rule, ner/metrics.py), the scores
 at that epoch and at the last one, the test F1 and the wall time. Rows are sorted best first;
 jobs without metrics come last. Jobs that differ only in a `seed` override are summarised per
 group: mean and sample standard deviation of the best and final F1 over the finished jobs.
-Files are read as they are: a file being rewritten counts as missing, so the report works while
-a sweep runs.
+Files are read as they are, so the report works while a sweep runs: the run replaces its files
+atomically (ner/atomic.py), so one that is there but cannot be parsed is broken, not in progress.
 """
 
 import argparse
@@ -128,7 +129,12 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     tests = [e for e in history if "test_f1" in e]
 
     row: dict[str, Any] = {"job": str(job.relative_to(root)), "overrides": read_overrides(job)}
-    if isinstance(result, dict):
+    broken = [job / n for n, r in (("result.json", result), ("error.json", error)) if r is None]
+    broken = [path for path in broken if path.is_file()]
+    if broken:
+        row["status"] = "broken"
+        row["error"] = f"broken {broken[0].name}: {broken[0]} is not complete JSON"
+    elif isinstance(result, dict):
         row["status"], row["error"] = "finished", ""
     elif isinstance(error, dict) and error.get("status") == "interrupted":
         row["status"], row["error"] = "interrupted", error.get("message", "")

@@ -140,9 +140,9 @@ def report(root: Path, rows: Sequence[dict], monitor: str, fmt: str, everything:
         seeds = ["", "% seeds: mean ± sample std (n) over the finished jobs of each group"]
         seeds += [_seed_table(fmt, groups, everything)] if groups else []
         return "\n".join([main_table, *(seeds if groups else [])]) + "\n"
-    statuses = ("finished", "failed", "interrupted", "killed", "running")
+    statuses = ("finished", "failed", "interrupted", "broken", "killed", "running")
     counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
-    rare = ("interrupted", "killed")  # named only when some job is
+    rare = ("interrupted", "broken", "killed")  # named only when some job is
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in rare)
     lines = [f"# Runs under {root}", "", f"{len(rows)} jobs: {summary}. Sorted by best {monitor}."]
     lines += ["", main_table]

@@ -157,10 +157,12 @@ def test_job_that_failed_before_hydra_started(tmp_path: Path) -> None:
     assert row["epochs"] is None and row["wall_time_s"] is None
 
 
-def test_truncated_result_means_running(tmp_path: Path) -> None:
+def test_a_truncated_result_is_broken_and_named(tmp_path: Path) -> None:
+    # Files are replaced atomically: a result.json that is not complete JSON is not in progress.
     make_job(tmp_path, ["seed=1"], history(0.5), result='{"status": "finis')
     (row,) = build_rows(tmp_path)
-    assert row["job"] == "." and row["status"] == "running" and row["best_f1"] == 0.5
+    assert row["job"] == "." and row["status"] == "broken" and row["best_f1"] == 0.5
+    assert row["error"] == f"broken result.json: {tmp_path / 'result.json'} is not complete JSON"
 
 
 def test_loss_monitor_is_lower_is_better(tmp_path: Path) -> None:
