@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in ("batch_size", "max_samples"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
+    for key in ("output", "predictions"):  # files, written after the evaluation
+        if Path(getattr(args, key) or "-").is_dir():
+            p.error(f"--{key} {getattr(args, key)} is a directory; give a file's path")
     return args
 
 

@@ -80,6 +80,16 @@ def test_bad_arguments_exit_2(argv):
     assert exc.value.code == 2
 
 
+def test_an_output_or_predictions_path_that_is_a_directory_is_refused(tmp_path, capsys):
+    for flag in ("--output", "--predictions"):
+        with pytest.raises(SystemExit) as exc:
+            main(["run", flag, str(tmp_path)])
+        assert exc.value.code == 2
+        assert f"error: {flag} {tmp_path} is a directory; give a file's path" in (
+            capsys.readouterr().err
+        )
+
+
 # --- slow: a trained demo run ----------------------------------------------------------------
 
 
