@@ -19,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ner.atomic import write_json
+from ner.atomic import NO_SPACE, write_json
+from ner.errors import UserError
 from ner.metrics import best_entry, mean_over_sets, names
 
 
@@ -200,29 +201,46 @@ class Printer:
     """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks.
 
     Until the run is accepted (`open`) the lines are printed and held, so that a run refused
-    during its preparation writes nothing into the run directory."""
+    during its preparation writes nothing into the run directory.
+
+    Progress: tqdm draws a bar on stderr when it is a terminal. Otherwise (nohup, Slurm, a pipe)
+    the loop's progress line every trainer.log_every steps is printed instead. The lines go into
+    train.log either way, so the log does not depend on where the output went.
+    """
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.enabled = enabled
         self.path = run_dir / "train.log"
         self.held: list[str] | None = []
+        self.bars = sys.stderr.isatty()
 
-    def __call__(self, line: str) -> None:
+    def __call__(self, line: str, echo: bool = True) -> None:
         if not self.enabled:
             return
-        print(line, flush=True)
+        if echo:
+            print(line, flush=True)
         if self.held is not None:
             self.held.append(line)
             return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        self._append([line])
 
     def open(self) -> None:
         """The run was accepted: what was said so far goes into train.log, the rest as it comes."""
         held, self.held = self.held or [], None
         if self.enabled and held:
+            self._append(held)
+
+    def _append(self, lines: list[str]) -> None:
+        try:
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in held))
+                f.write("".join(line + "\n" for line in lines))
+        except OSError as e:
+            full = e.errno in NO_SPACE
+            raise UserError(
+                f"log {self.path}: cannot append ({'no space left' if full else e.strerror}); "
+                + ("free some space and " if full else "")
+                + f"run again with hydra.run.dir={self.path.parent} to resume from its last checkpoint"
+            ) from e
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm
@@ -231,10 +249,34 @@ class Printer:
             total=total,
             initial=initial,
             desc=desc,
-            disable=None if self.enabled and enabled else True,  # None: off when not a terminal
+            disable=not (self.enabled and enabled and self.bars),
             dynamic_ncols=True,
             leave=False,
         )
+
+    def step(self, line: str, enabled: bool) -> None:
+        """A progress line: into train.log; printed when no bar is drawn."""
+        if enabled:
+            self(line, echo=not self.bars)
+
+
+def progress_line(
+    step: int, total: int, epoch: float, epochs: int, loss: float, lr: float,
+    steps_per_s: float, batch: int, elapsed_s: float,
+) -> str:  # fmt: skip
+    """`step 120/6667 (epoch 0.05/3), loss 0.4312, lr 4.50e-05, 52.1 samples/s, elapsed 0:01:23,
+    ETA 0:45:10`: samples/s is the global batch times optimizer steps per second of training;
+    the ETA is the remaining steps at that rate (evaluations not included)."""
+    eta = _clock((total - step) / steps_per_s) if steps_per_s > 0 else "?"
+    return (
+        f"step {step}/{total} (epoch {epoch:.2f}/{epochs}), loss {loss:.4f}, lr {lr:.2e}, "
+        f"{steps_per_s * batch:.1f} samples/s, elapsed {_clock(elapsed_s)}, ETA {eta}"
+    )
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 def git_commit() -> str | None:

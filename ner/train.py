@@ -35,7 +35,7 @@ from ner.metrics import is_better, mean_over_sets, names
 from ner.optimization import replan
 from ner.preemption import StopRequests
 from ner.prepare import prepare
-from ner.runlog import Printer, RunLog
+from ner.runlog import Printer, RunLog, progress_line
 from ner.tokenizer import save_tokenizer
 
 
@@ -120,6 +120,7 @@ class TrainingRun:
             + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
         )
         self.say(config.recipe_summary(self.cfg))
+        self.timed_from = (p.global_step, p.train_seconds)  # this attempt's rate: progress lines
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
         cut_short = False
@@ -234,11 +235,22 @@ class TrainingRun:
             lr = self.state.scheduler.get_last_lr()[0]
             self.log.train(p.global_step, self.epochs_done(), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")
+            self.say.step(self.progress_line(loss, lr), t.progress)
         if t.save_every_steps and p.global_step % t.save_every_steps == 0:
             p.train_seconds += time.perf_counter() - self.tic
             self.save()
             self.tic = time.perf_counter()
         self.stop_if_asked(p.epoch)
+
+    def progress_line(self, loss: float, lr: float) -> str:
+        p, t, (step0, seconds0) = self.state.progress, self.t, self.timed_from
+        seconds = p.train_seconds + time.perf_counter() - self.tic - seconds0
+        batch = t.batch_size * self.env.world_size * t.grad_accum_steps
+        return progress_line(
+            p.global_step, self.total_steps, self.epochs_done(), t.epochs, loss, lr,
+            (p.global_step - step0) / seconds if seconds > 0 else 0.0, batch,
+            self.wall_before + time.time() - self.started,
+        )  # fmt: skip
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
