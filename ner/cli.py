@@ -2,17 +2,20 @@
 
 A bad config is one line on stderr and exit status 2, before Hydra starts (ner/checks.py precheck).
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
-done (or nothing to do), 2 a user error (one line), 75 interrupted by a signal after a checkpoint
-(run the same command to resume; ner/preemption.py).
+done (or nothing to do), 2 a user error (one line; in a multirun, one line per failed job, after
+the other jobs ran), 75 interrupted by a signal after a checkpoint (run the same command to
+resume; ner/preemption.py).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,14 +24,32 @@ from ner.errors import UserError
 from ner.preemption import EXIT_INTERRUPTED, Interrupted
 from ner.train import train
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 config.register()
 OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
 
 
+failed_jobs: list[int] = []  # jobs of this process's multirun that ended with a UserError
+
+
+class JobFailed(CompactHydraException):
+    """A multirun job's UserError, as one line, for launchers that run jobs elsewhere (Slurm)."""
+
+
+def one_copy_of_library_logs() -> None:
+    """huggingface_hub and datasets print their log records through a handler of their own
+    (stderr); Hydra's job logging gives the root logger a console handler too, through which
+    every record would be printed a second time."""
+    for library in ("huggingface_hub", "datasets"):
+        logging.getLogger(library).propagate = False
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    one_copy_of_library_logs()
     env = None
     try:
         env = distributed.setup(cfg.trainer.device)
@@ -39,10 +60,16 @@ def hydra_main(cfg: DictConfig) -> float | None:
         e.hand_over()  # submitit's handler requeues the Slurm job
         sys.exit(EXIT_INTERRUPTED)
     except UserError as e:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # Hydra marks this job failed and runs the others
+        line = f"error: {' '.join(str(e).split())}"
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            line = f"error: job {hydra_cfg.job.num} ({run_dir}): {line[7:]}"
+            if hydra_cfg.launcher._target_ != BASIC_LAUNCHER:
+                raise JobFailed(line) from None  # the launcher reports it and runs the others
+            print(line, file=sys.stderr, flush=True)  # in this process: main() exits 2 at the end
+            failed_jobs.append(hydra_cfg.job.num)
+            return None
         if env is None or env.is_main:
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+            print(line, file=sys.stderr, flush=True)
         sys.exit(2)
     finally:
         distributed.teardown()
@@ -59,6 +86,8 @@ def main() -> None:
                 print(f"error: {problem}", file=sys.stderr)
             sys.exit(2)
     hydra_main()
+    if failed_jobs:  # a multirun whose other jobs ran
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from transformers import (
 
 from ner import heads
 from ner.errors import UserError
+from ner.tokenizer import cannot_load
 
 
 def model_config(
@@ -61,7 +62,7 @@ def model_config(
             str(source), num_labels=len(labels), id2label=id2label, label2id=label2id, **dropout
         )
     except OSError as e:
-        raise UserError(f"model: cannot load '{source}': {e}") from e
+        raise cannot_load("a config", source, e) from e
 
 
 def build_model(
@@ -77,7 +78,7 @@ def build_model(
                 model_cfg.name_or_path, config=config
             )
         except OSError as e:
-            raise UserError(f"model: cannot load '{model_cfg.name_or_path}': {e}") from e
+            raise cannot_load("the weights", model_cfg.name_or_path, e) from e
     else:
         model = AutoModelForTokenClassification.from_config(config)
     return heads.attach(model, model_cfg.head)

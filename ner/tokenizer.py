@@ -95,11 +95,20 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
     replace_dir(directory, lambda tmp: tokenizer.save_pretrained(str(tmp)), "tokenizer")
 
 
+def cannot_load(what: str, source: str | Path, error: OSError) -> UserError:
+    """The one line for a model, config or tokenizer that from_pretrained could not load; a hub
+    name (not a directory here) is told how to run from a local copy."""
+    hint = "" if Path(source).is_dir() else "; give a local directory: model.name_or_path=DIR"
+    return UserError(
+        f"model: cannot load {what} from '{source}': {' '.join(str(error).split())}{hint}"
+    )
+
+
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
-        raise UserError(f"model: cannot load a tokenizer from '{name_or_path}': {e}") from e
+        raise cannot_load("a tokenizer", name_or_path, e) from e
     if not tok.is_fast:
         raise UserError(f"model: '{name_or_path}' has no fast tokenizer (word_ids() needs one)")
     return tok

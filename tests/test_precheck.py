@@ -57,7 +57,8 @@ def test_a_hub_model_the_offline_cache_lacks_is_refused_before_any_work():
         pytest.skip("xlm-roberta-base is in this machine's Hugging Face cache")
     assert check("model=xlmr_base") == (
         "config: model.name_or_path=xlm-roberta-base: not a local directory, not in the Hugging "
-        "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory"
+        "Face cache, and the hub is offline (HF_HUB_OFFLINE); give a local directory: "
+        "model.name_or_path=DIR"
     )
 
 
@@ -96,3 +97,16 @@ def test_a_file_or_local_directory_that_is_not_there_is_one_line_before_any_work
         "config: data.name=./no/wikiann: no such directory"
     )
     assert check(*base, f"data.validation_file={here}") is None
+
+
+def test_a_run_dir_or_cache_dir_that_cannot_be_a_directory_is_one_line(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    assert check(f"hydra.run.dir={taken}") == (
+        f"config: hydra.run.dir={taken}: cannot be the run directory ({taken} is a file)"
+    )
+    assert check(f"data.cache_dir={taken}/features") == (
+        f"config: data.cache_dir={taken}/features: cannot be created ({taken} is a file); "
+        "choose another directory, or data.cache_dir=null (no cache)"
+    )
+    assert check(f"hydra.run.dir={tmp_path}/new/run", f"data.cache_dir={tmp_path}/c") is None
