@@ -162,6 +162,13 @@ def test_job_outcome_files(tmp_path: Path) -> None:
     assert "unreadable" in str(job_failure(tmp_path, 1))
 
 
+def test_a_failed_job_is_reported_by_hydra_as_its_message_not_a_traceback() -> None:
+    from hydra.errors import CompactHydraException
+
+    # Hydra's run_and_report prints a CompactHydraException's message alone.
+    assert isinstance(job_failure(Path("job"), 2), CompactHydraException)
+
+
 def test_failure_is_recorded_only_when_the_job_did_not(tmp_path: Path) -> None:
     record_failure(tmp_path, -9, ["seed=1", "note='a, b'"])
     recorded = json.loads((tmp_path / "error.json").read_text())

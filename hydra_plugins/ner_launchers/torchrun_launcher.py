@@ -40,6 +40,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -201,6 +202,11 @@ def record_failure(job_dir: Path, returncode: int, overrides: Sequence[str]) -> 
     write_json(path, error)  # atomic: a report never reads half of it
 
 
+class JobFailed(CompactHydraException, RuntimeError):
+    """A failed job. After the sweep Hydra reports the first one by its message alone (each was
+    logged in one line when it failed), not by a traceback of the launcher."""
+
+
 def job_failure(job_dir: Path, returncode: int) -> RuntimeError:
     """The exception reported for a job that exited with `returncode`."""
     message = f"job in {job_dir} failed: torchrun exited with code {returncode}"
@@ -211,7 +217,7 @@ def job_failure(job_dir: Path, returncode: int) -> RuntimeError:
             message += f"; {error.get('type', 'error')}: {error.get('message', '')}"
         except (OSError, ValueError) as e:
             message += f"; {error_file} is unreadable ({e})"
-    return RuntimeError(message)
+    return JobFailed(message)
 
 
 class TorchrunLauncher(Launcher):
