@@ -7,6 +7,8 @@ values that have the right type but cannot work (a zero batch size, a negative l
 `key(default, at_least=..., above=..., below=..., operational=...)` declares a key with its
 bounds beside its default; ner/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
 where checkpoints go), not what it computes: a run may resume under other values of them.
+`trainer.threads` and `trainer.device` change the order of float reductions only (the rounding, not
+the computation): see trainer.threads.
 """
 
 from __future__ import annotations
@@ -209,7 +211,13 @@ class TrainerConfig:
     log_every: int = operational(50, at_least=1)
     # DataLoader worker processes; 0 loads in the training process.
     num_workers: int = operational(0, at_least=0)
-    # Torch intra-op threads per process; null leaves torch's default.
+    # Torch intra-op threads per process; null leaves torch's default (one per core; torchrun
+    # sets OMP_NUM_THREADS=1 for several processes per node). Waiting threads sleep instead of
+    # spinning (OMP_WAIT_POLICY=PASSIVE, ner/__init__.py), so cores other processes share cost
+    # little. The count changes the order of float reductions (a matmul or a sum adds one partial
+    # sum per thread), so every step differs in its last bits and a run drifts (issue 18: test
+    # F1 0.9651 vs 0.9618): bit for bit only at one count. Operational all the same, as `device`
+    # is: a run may resume on a machine with other cores, and goes on as a run at that count would.
     threads: int | None = operational(None, at_least=1)
     # Checkpoint every N optimizer steps as well as every epoch; 0 = per epoch only. An interrupted
     # run (SIGTERM, SIGINT, SIGUSR1, SIGUSR2) also checkpoints at the step it stops at.
@@ -234,7 +242,8 @@ class TrainerConfig:
     # Interrupt the run after this many optimizer steps in total, as a kill would (no evaluation,
     # no final reports; checkpoints as configured). For tests and debugging; 0 = never.
     stop_after_steps: int = operational(0, at_least=0)
-    # Progress bars on rank 0.
+    # Progress on rank 0: a bar on a terminal; otherwise (nohup, Slurm, a pipe) a line every
+    # log_every steps (step, epoch, loss, lr, samples/s, elapsed, ETA), which train.log gets too.
     progress: bool = operational(True)
 
 
