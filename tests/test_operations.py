@@ -126,8 +126,10 @@ def test_a_full_disk_at_a_train_log_line_is_one_line(tmp_path):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
     (tmp_path / "train.log").symlink_to("/dev/full")  # every write: ENOSPC
+    say = Printer(tmp_path, True)
+    say.open()  # the run was accepted: lines go to train.log as they come
     with pytest.raises(UserError) as full:
-        Printer(tmp_path, True)("epoch 1: ...")
+        say("epoch 1: ...")
     assert str(full.value) == (
         f"log {tmp_path / 'train.log'}: cannot append (no space left); free some space and run "
         f"again with hydra.run.dir={tmp_path} to resume from its last checkpoint"
