@@ -100,6 +100,15 @@ def render_card(history: list[dict], info: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def without_front_matter(card: str) -> str:
+    """The card's markdown after its YAML front matter, for viewers that do not read front
+    matter (TensorBoard's Text tab would show it as one paragraph of YAML)."""
+    if not card.startswith("---\n"):
+        return card
+    end = card.index("\n---\n", 3)  # the front matter is YAML: a line "---" cannot occur in it
+    return card[end + len("\n---\n") :].lstrip("\n")
+
+
 def parse_results_table(card_text: str) -> list[dict]:
     """Read the "Training results" table of a card back into log-history-like dicts.
 
