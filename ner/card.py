@@ -1,6 +1,6 @@
 """Model card (README.md) of a run, written from its own log history.
 
-The card keeps the form of the reference card (/work/shared/reference/model_card.md, the Hugging
+The card keeps the form of the reference card (experiments/reference/model_card.md, the Hugging
 Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
 per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
 test results and per-entity-type scores. Every number on the card is read from the history or

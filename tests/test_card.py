@@ -10,7 +10,8 @@ import yaml
 
 from ner.card import parse_results_table, render_card, without_front_matter
 
-REFERENCE_CARD = Path("/work/shared/reference/model_card.md")
+# The published card this project reproduces, shipped with the repository.
+REFERENCE_CARD = Path(__file__).resolve().parent.parent / "experiments/reference/model_card.md"
 
 
 def _per_type(p: float, r: float, f: float, support: int) -> dict:
