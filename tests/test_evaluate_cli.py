@@ -80,6 +80,15 @@ def test_bad_arguments_exit_2(argv):
     assert exc.value.code == 2
 
 
+def test_help_says_where_the_metrics_go_by_default(capsys):
+    """ner-evaluate writes its metrics into the run directory unless told otherwise: --help
+    says so (it said only "metrics JSON file")."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "<run dir>/eval_<split>_<checkpoint>" in " ".join(capsys.readouterr().out.split())
+
+
 # --- slow: a trained demo run ----------------------------------------------------------------
 
 
