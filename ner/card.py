@@ -1,6 +1,6 @@
 """Model card (README.md) of a run, written from its own log history.
 
-The card keeps the form of the reference card (/work/shared/reference/model_card.md, the Hugging
+The card keeps the form of the reference card (experiments/reference/model_card.md, the Hugging
 Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
 per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
 test results and per-entity-type scores. Every number on the card is read from the history or
@@ -98,6 +98,15 @@ def render_card(history: list[dict], info: dict) -> str:
     parts += ["## Per-type results", _per_type_text(last, test, sets)]
     parts += ["### Framework versions", _versions(info)]
     return "\n\n".join(parts) + "\n"
+
+
+def without_front_matter(card: str) -> str:
+    """The card's markdown after its YAML front matter, for viewers that do not read front
+    matter (TensorBoard's Text tab would show it as one paragraph of YAML)."""
+    if not card.startswith("---\n"):
+        return card
+    end = card.index("\n---\n", 3)  # the front matter is YAML: a line "---" cannot occur in it
+    return card[end + len("\n---\n") :].lstrip("\n")
 
 
 def parse_results_table(card_text: str) -> list[dict]:

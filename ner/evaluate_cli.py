@@ -63,8 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--batch-size", type=int, help="sentences per batch (default: the run's)")
     p.add_argument("--max-samples", type=int, help="evaluate the first N sentences only")
-    p.add_argument("--output", help="metrics JSON file; `-` for stdout")
-    p.add_argument("--predictions", help="write token, gold and predicted tag per word (CoNLL)")
+    p.add_argument(
+        "--output",
+        help="metrics JSON file; `-` for stdout (default for a run's checkpoint: "
+        "<run dir>/eval_<split>_<checkpoint>[_<data>].json; for an export: none)",
+    )
+    p.add_argument("--predictions", help="write every word's token, gold and predicted tag (CoNLL)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = p.parse_args(argv)
     if args.data_config is not None and args.data_name is None:

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
 from ner import atomic, checkpoint, config, distributed
-from ner.card import render_card
+from ner.card import render_card, without_front_matter
 from ner.curves import plot_curves
 from ner.hparams import card_hyperparameters
 from ner.metrics import names
@@ -75,7 +75,7 @@ def finish(run: TrainingRun) -> None:
         card = render_card(log.history, info)
         atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
-        log.text("model_card", card)
+        log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
         final_eval = [e for e in log.history if "eval_f1" in e][-1]
         run.owner.finished(
             {

@@ -3,7 +3,9 @@
 `token_loss` is the summed cross-entropy over the labelled positions of a batch (every position
 labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). The loop divides
 it by the number of labelled positions of the whole optimizer step over every rank, so N ranks
-at batch B update exactly like 1 rank at batch N*B; evaluation sums it over a split.
+at batch B weight every token as 1 rank at batch N*B does; with dropout off they update alike
+to float rounding (tests/test_distributed.py), with dropout on each rank draws its own masks.
+Evaluation sums it over a split.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch, and the first step whose loss was not finite.

@@ -6,11 +6,11 @@
 
 TARGET is a run directory (its best checkpoint by default), a checkpoint file or an exported
 model directory (ner/trained.py). Input is one sentence per line: the TEXT arguments, else
---file, else stdin. Each line is split into words (ner/words.py), tagged through the same
-windows as training (so a long line loses no word), and its entities are decoded from the
-predicted IOB2 tags with seqeval's default-mode rules (an I-X after O or after another type
-starts an entity). Output, one entry per input line (an empty line gives an entry with no
-words):
+--file, else stdin (from a terminal, one line on stderr first says so: type, then Ctrl-D).
+Each line is split into words (ner/words.py), tagged through the same windows as training (so
+a long line loses no word), and its entities are decoded from the predicted IOB2 tags with
+seqeval's default-mode rules (an I-X after O or after another type starts an entity).
+Output, one entry per input line (an empty line gives an entry with no words):
 - json (default): one JSON object per line, {"text", "words", "tags", "entities"}, each entity
   {"type", "text", "start_word", "end_word" (exclusive), "start", "end"} with
   text == line[start:end] (Python string indices, logical order: Hebrew is never reversed);
@@ -37,6 +37,7 @@ from ner.features import encode_split, gather_word_predictions
 from ner.words import split_words
 
 CHUNK_LINES = 512  # lines tagged (and written) at a time, so large inputs stream
+STDIN_HINT = "ner-predict: reading text from stdin, one sentence per line; end with Ctrl-D"
 
 
 def decode_entities(
@@ -136,6 +137,8 @@ def input_lines(args: argparse.Namespace) -> Iterator[str]:
             raise UserError(f"{args.file}: cannot read ({e.strerror})") from None
         yield from _lines(_decode(data, args.file))
     else:
+        if sys.stdin.isatty():  # a terminal: say what the silence waits for
+            print(STDIN_HINT, file=sys.stderr, flush=True)
         # Line by line, so output can follow input through a pipe.
         for number, raw in enumerate(sys.stdin.buffer, start=1):
             yield _decode(raw, "stdin", number).removesuffix("\n").removesuffix("\r")

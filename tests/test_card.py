@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ner.card import parse_results_table, render_card
+from ner.card import parse_results_table, render_card, without_front_matter
 
-REFERENCE_CARD = Path("/work/shared/reference/model_card.md")
+# The published card this project reproduces, shipped with the repository.
+REFERENCE_CARD = Path(__file__).resolve().parent.parent / "experiments/reference/model_card.md"
 
 
 def _per_type(p: float, r: float, f: float, support: int) -> dict:
@@ -114,6 +115,14 @@ EXPECTED_TABLE = """\
 def front_matter(card: str) -> dict:
     assert card.startswith("---\n")
     return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_without_front_matter_keeps_the_markdown_from_the_title_on():
+    card = render_card(make_history(), make_info())
+    body = without_front_matter(card)
+    assert body.startswith("# xlm-roberta-base-finetuned-ner\n") and card.endswith(body)
+    assert "model-index" not in body and front_matter(card)["model-index"]
+    assert without_front_matter(body) == body  # a text without front matter is left as it is
 
 
 def test_results_table_matches_expected_markdown_exactly():

@@ -90,6 +90,15 @@ def test_an_output_or_predictions_path_that_is_a_directory_is_refused(tmp_path, 
         )
 
 
+def test_help_says_where_the_metrics_go_by_default(capsys):
+    """ner-evaluate writes its metrics into the run directory unless told otherwise: --help
+    says so (it said only "metrics JSON file")."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "<run dir>/eval_<split>_<checkpoint>" in " ".join(capsys.readouterr().out.split())
+
+
 # --- slow: a trained demo run ----------------------------------------------------------------
 
 

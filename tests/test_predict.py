@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ner.predict import _lines, decode_entities, format_text, main
+from ner.predict import STDIN_HINT, _lines, decode_entities, format_text, main
 from ner.words import split_words
 
 
@@ -190,8 +190,36 @@ def test_stdin_through_a_subprocess(run_dir):
         timeout=240,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert STDIN_HINT not in out.stderr  # a pipe is not a person: no hint
     results = read_json_lines(out.stdout)
     assert len(results) == 3
     for r, line in zip(results, lines, strict=True):
         check_result(r, line)
     assert results[1]["words"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_stdin_from_a_terminal_says_it_is_reading(run_dir):
+    """Without TEXT or --file on a terminal, ner-predict waited in silence; now one line on
+    stderr says it reads stdin and how to end, and the lines typed are tagged."""
+    primary, terminal = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ner.predict", str(run_dir / "best_model")],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    os.close(terminal)
+    try:
+        os.write(primary, "משה כהן גר בחיפה .\n".encode())
+        os.write(primary, b"\x04")  # Ctrl-D at the start of a line: end of input
+        out, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+        os.close(primary)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert STDIN_HINT in err.decode().splitlines()
+    [result] = read_json_lines(out.decode())
+    check_result(result, "משה כהן גר בחיפה .")

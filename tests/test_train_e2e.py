@@ -59,6 +59,22 @@ def test_tensorboard_has_the_five_eval_scalars_per_epoch_and_the_card(demo_run):
     assert any("model_card" in t for t in tags["tensors"])
 
 
+def test_tensorboard_card_text_is_the_card_without_its_front_matter(demo_run):
+    """The Text tab renders markdown: the card's YAML front matter would be one paragraph."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, _ = demo_run
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    [tag] = [t for t in acc.Tags()["tensors"] if "model_card" in t]
+    [event] = acc.Tensors(tag)
+    text = event.tensor_proto.string_val[0].decode("utf-8")
+    card = (run_dir / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and not text.startswith("---")
+    assert "model-index" not in text and text.startswith("# ")
+    assert card.endswith(text)
+
+
 def test_card_table_equals_log_history(demo_run):
     from ner.card import parse_results_table
 
