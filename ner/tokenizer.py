@@ -2,7 +2,9 @@
 
 `model.name_or_path` null trains a SentencePiece Unigram tokenizer with the `tokenizers` library
 on the training sentences, with XLM-R's special tokens. Either way the tokenizer must be a fast
-one: word alignment needs `word_ids()`.
+one (word alignment needs `word_ids()`) with the special tokens a window is made of, and a
+byte-level BPE one (RoBERTa) is given `add_prefix_space`, so that pre-split words get the
+sub-tokens they have in running text.
 """
 
 from __future__ import annotations
@@ -105,10 +107,51 @@ def cannot_load(what: str, source: str | Path, error: OSError) -> UserError:
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
+    """A model's fast tokenizer, set to tokenize pre-split words as they read in running text."""
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
         raise cannot_load("a tokenizer", name_or_path, e) from e
     if not tok.is_fast:
         raise UserError(f"model: '{name_or_path}' has no fast tokenizer (word_ids() needs one)")
+    missing = [
+        name for name in ("cls_token", "sep_token", "unk_token") if getattr(tok, name) is None
+    ]
+    if missing:
+        raise UserError(
+            f"model: the tokenizer of '{name_or_path}' has no {', '.join(missing)} (a window is "
+            "cls_token, the words' sub-tokens, sep_token; a word with none gets unk_token)"
+        )
+    add_prefix_space(tok)
     return tok
+
+
+BYTE_LEVEL = {"ByteLevel", "RobertaProcessing"}  # the parts of a byte-level BPE pipeline
+
+
+def add_prefix_space(tok: PreTrainedTokenizerBase) -> None:
+    """Give a byte-level BPE tokenizer (RoBERTa, GPT-2 style) `add_prefix_space`.
+
+    Such a tokenizer marks a word that follows a space with a leading "Ġ". Given pre-split
+    words (is_split_into_words), it sees each word alone, with no space before it, so without
+    add_prefix_space every word is tokenized as the first word of a text is ("York" instead of
+    "ĠYork"): ids the pretrained model rarely saw mid-sentence, and other than the ones a
+    pipeline on the running text gives. Found from the backend pipeline itself (its ByteLevel
+    parts), not from a model name; set there and as the tokenizer's `add_prefix_space`, so that
+    an exported tokenizer (and a pipeline on it) keeps it.
+    """
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    changed = False
+    for part in ("pre_tokenizer", "post_processor"):
+        node = spec.get(part) or {}
+        for unit in node.get("pretokenizers") or node.get("processors") or [node]:
+            if unit.get("type") in BYTE_LEVEL and unit.get("add_prefix_space") is False:
+                unit["add_prefix_space"] = changed = True
+    if not changed:
+        return
+    from tokenizers import Tokenizer
+
+    rebuilt = Tokenizer.from_str(json.dumps(spec))
+    tok.backend_tokenizer.pre_tokenizer = rebuilt.pre_tokenizer
+    tok.backend_tokenizer.post_processor = rebuilt.post_processor
+    tok.add_prefix_space = True
