@@ -1,11 +1,12 @@
-"""XLM-R encoder with a token-classification head: one factory for every way a model is made.
+"""An encoder with a token-classification head: one factory for every way a model is made.
 
 `model_config` gives the architecture: the tiny random-init XLM-R of the demo and the tests
 (`model.name_or_path` null), or a pretrained model's (a hub name or a local directory) with this
 run's labels. `build_model` makes the model from it: with the pretrained weights for training,
 without weights when a checkpoint's state dict follows. `load_export` reads an exported model
 directory. The head is a named part (ner/heads.py); `window_length` is the one rule for how many
-sub-tokens a window holds.
+sub-tokens a window holds (`position_limit`: what the model's positions allow); `encoder_family`
+names the encoder for people.
 """
 
 from __future__ import annotations
@@ -120,18 +121,42 @@ def encoder_family(config: PretrainedConfig) -> str:
     return FAMILIES.get(config.model_type) or type(config).__name__.removesuffix("Config")
 
 
+def position_limit(config: PretrainedConfig) -> int | None:
+    """The longest input the model's absolute position table holds, or None when it has none.
+
+    BERT, ELECTRA and DeBERTa-v1 look positions 0.. up in a table of max_position_embeddings
+    rows. RoBERTa-style models (XLM-R, CamemBERT) number positions from pad_token_id + 1, so
+    pad + 1 rows are never used by text. DeBERTa-v2/v3 with position_biased_input false add no
+    absolute positions at all (relative attention, with clamped or log-bucketed distances,
+    takes any length): their max_position_embeddings bounds nothing.
+    """
+    if getattr(config, "position_biased_input", True) is False:
+        return None
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions:
+        return None
+    if "roberta" in config.model_type or config.model_type == "camembert":
+        positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
+    return positions
+
+
+DEFAULT_WINDOW = 512  # when neither the tokenizer nor the model bounds the length
+
+
 def window_length(
     max_length: int | None, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
 ) -> int:
     """Sub-tokens in a window, special tokens included: model.max_length when set, else the
-    tokenizer's limit capped at 512 and at the model's position table."""
+    tokenizer's limit capped at 512; never more than the model's position table holds."""
+    positions = position_limit(config)
     if max_length is not None:
+        if positions is not None and max_length > positions:
+            raise UserError(
+                f"config: model.max_length={max_length} is more than the {positions} positions "
+                f"of the model ({config.model_type}); set model.max_length<={positions} or null"
+            )
         return max_length
     limit = tokenizer.model_max_length
-    length = min(limit, 512) if limit and limit < 10**6 else 512
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        if "roberta" in config.model_type or config.model_type == "camembert":
-            positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
-        length = min(length, positions)
-    return length
+    length = min(limit, DEFAULT_WINDOW) if limit and limit < 10**6 else DEFAULT_WINDOW
+    return min(length, positions) if positions is not None else length
+
