@@ -123,7 +123,30 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
             "cls_token, the words' sub-tokens, sep_token; a word with none gets unk_token)"
         )
     add_prefix_space(tok)
+    check_template(tok, name_or_path)
     return tok
+
+
+def check_template(tok: PreTrainedTokenizerBase, name_or_path: str | Path) -> None:
+    """Windows are built as cls_token, the words' sub-tokens, sep_token (ner/features.py): the
+    tokenizer must wrap a sentence the same way, or a pipeline on the export would feed the model
+    other inputs than training did (XLNet puts its cls last; a tokenizer saved without a
+    post-processor adds none)."""
+    enc = tok(["a"], is_split_into_words=True)
+    ids, inside = enc["input_ids"], [k for k, w in enumerate(enc.word_ids()) if w is not None]
+    first, end = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))
+    prefix, suffix = ids[:first], ids[end:]
+    if (prefix, suffix) == ([tok.cls_token_id], [tok.sep_token_id]):
+        return
+    convert = tok.convert_ids_to_tokens
+    shown = " ".join([*convert(prefix), "…", *convert(suffix)])
+    if not prefix and not suffix:
+        shown += " (no special tokens)"
+    raise UserError(
+        f"model: the tokenizer of '{name_or_path}' wraps a sentence as {shown}; ner "
+        f"builds windows as {tok.cls_token} … {tok.sep_token}, so a pipeline on the export "
+        "would feed the model other inputs than training did"
+    )
 
 
 BYTE_LEVEL = {"ByteLevel", "RobertaProcessing"}  # the parts of a byte-level BPE pipeline

@@ -132,6 +132,37 @@ def test_a_tokenizer_without_the_special_tokens_of_a_window_is_refused(tmp_path)
         load_tokenizer(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "template, shown",
+    [(None, "… (no special tokens)"), ("$A [SEP] [CLS]", "… [SEP] [CLS]")],
+)
+def test_a_tokenizer_that_wraps_sentences_otherwise_than_windows_is_refused(
+    tmp_path, template, shown
+):
+    """Saved without a post-processor, or XLNet-like (cls last): a pipeline on the export would
+    feed the model other inputs than the windows ner trains on."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    pieces = BertWordPieceTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    pieces.train_from_iterator(["a b c"], vocab_size=50, special_tokens=specials)
+    backend = pieces._tokenizer
+    backend.post_processor = template and TemplateProcessing(
+        single=template, special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    PreTrainedTokenizerFast(tokenizer_object=backend, **names).save_pretrained(tmp_path)
+    with pytest.raises(UserError) as e:
+        load_tokenizer(tmp_path)
+    assert str(e.value) == (
+        f"model: the tokenizer of '{tmp_path}' wraps a sentence as {shown}; ner builds windows "
+        "as [CLS] … [SEP], so a pipeline on the export would feed the model other inputs than "
+        "training did"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_a_family_trains_evaluates_exports_and_tags_through_a_pipeline(
