@@ -114,7 +114,11 @@ def eval_shard(
 
 
 class Collator:
-    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU)."""
+    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU).
+
+    No token_type_ids: a window is one sentence, segment 0, which is what every encoder assumes
+    when they are absent (BERT, ELECTRA, RoBERTa, XLM-R, DeBERTa), and what a tokenizer gives.
+    """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
         self.pad_id = pad_id
