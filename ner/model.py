@@ -59,11 +59,21 @@ def model_config(
         )
     source = source or model_cfg.name_or_path
     try:
-        return AutoConfig.from_pretrained(
-            str(source), num_labels=len(labels), id2label=id2label, label2id=label2id, **dropout
+        config = AutoConfig.from_pretrained(
+            str(source), num_labels=len(labels), id2label=id2label, label2id=label2id
         )
     except OSError as e:
         raise cannot_load("a config", source, e) from e
+    # A config takes any attribute: one the model does not read would be a dropout never applied.
+    unknown = [key for key in dropout if not hasattr(config, key)]
+    if unknown:
+        raise UserError(
+            f"config: model.dropout={model_cfg.dropout}: a {config.model_type} model has no "
+            f"{' or '.join(unknown)}; leave model.dropout null for this model"
+        )
+    for key, value in dropout.items():
+        setattr(config, key, value)
+    return config
 
 
 def build_model(

@@ -21,7 +21,7 @@ from tiny_encoders import EXTRA, FAMILIES, POSITIONS
 from ner.demo_data import generate_split
 from ner.errors import UserError
 from ner.features import IGNORE, encode_split
-from ner.model import encoder_family, window_length
+from ner.model import encoder_family, model_config, window_length
 from ner.tokenizer import load_tokenizer
 
 SENTENCES = [ex["tokens"] for ex in generate_split("validation", 6)] + EXTRA
@@ -200,3 +200,23 @@ def test_a_family_trains_evaluates_exports_and_tags_through_a_pipeline(
             assert token["word"] == tokens[token["index"]], (line, token)
             first.setdefault(pre_split.word_ids()[token["index"]], token["entity"])
         assert [first[i] for i in range(len(words))] == p["tags"], line
+
+
+def test_a_dropout_the_model_does_not_read_is_refused(tmp_path):
+    """DistilBERT names its dropouts otherwise: model.dropout would have been set, unread."""
+    from conftest import compose
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=2).save_pretrained(tmp_path)
+    model_cfg = compose([*QUICK, f"model.name_or_path={tmp_path}", "model.dropout=0.2"]).model
+    with pytest.raises(UserError) as e:
+        model_config(model_cfg, ["O", "B-PER", "I-PER"], None)
+    assert str(e.value) == (
+        "config: model.dropout=0.2: a distilbert model has no hidden_dropout_prob or "
+        "attention_probs_dropout_prob; leave model.dropout null for this model"
+    )
+    bert = tmp_path / "bert"
+    FAMILIES["bert"](bert)
+    model_cfg = compose([*QUICK, f"model.name_or_path={bert}", "model.dropout=0.2"]).model
+    config = model_config(model_cfg, ["O", "B-PER", "I-PER"], None)
+    assert (config.hidden_dropout_prob, config.attention_probs_dropout_prob) == (0.2, 0.2)
