@@ -169,4 +169,3 @@ def window_length(
     limit = tokenizer.model_max_length
     length = min(limit, DEFAULT_WINDOW) if limit and limit < 10**6 else DEFAULT_WINDOW
     return min(length, positions) if positions is not None else length
-

@@ -141,8 +141,7 @@ def xlm_r(out: Path) -> None:
     """The demo's own tiny XLM-R (ner/tokenizer.py's Unigram tokenizer), saved as a hub model."""
     from ner.tokenizer import train_tokenizer
 
-    train_tokenizer((text.split(" ") for text in training_text()), 500, out)
-    tok = transformers.AutoTokenizer.from_pretrained(str(out))
+    tok = train_tokenizer((text.split(" ") for text in training_text()), 500)
     config = transformers.XLMRobertaConfig(
         vocab_size=len(tok),
         max_position_embeddings=POSITIONS + tok.pad_token_id + 1,
