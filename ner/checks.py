@@ -69,13 +69,19 @@ def check(cfg: Any) -> None:
 
     if m.head not in HEADS:
         raise UserError(f"config: model.head={m.head} is not a head; heads: {', '.join(HEADS)}")
-    if t.device == "cuda":
+    if t.device == "cuda" or t.precision == "fp16":
         import torch
 
-        if not torch.cuda.is_available():
+        if t.device == "cuda" and not torch.cuda.is_available():
             raise UserError(
                 "config: trainer.device=cuda but this machine has no CUDA device; use "
                 "trainer.device=auto or cpu"
+            )
+        on_cpu = t.device == "cpu" or not torch.cuda.is_available()  # auto: cuda when there is one
+        if t.precision == "fp16" and on_cpu:
+            raise UserError(
+                f"config: trainer.precision=fp16 needs a CUDA device and this run is on the CPU "
+                f"(trainer.device={t.device}); use trainer.precision=bf16 or fp32"
             )
     if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
         raise UserError(

@@ -201,7 +201,9 @@ class TrainerConfig:
     # Batch sentences of similar length (shuffled in chunks, like the Trainer's group_by_length):
     # less padding, same examples once per epoch.
     group_by_length: bool = True
-    # fp32, bf16 or fp16 (autocast; fp16 adds a grad scaler). bf16/fp16 apply on CUDA.
+    # fp32, bf16 or fp16: the forward pass under autocast to that type (weights, optimizer and
+    # loss stay fp32); fp16 adds a grad scaler. bf16 runs on CUDA and on the CPU (CPU autocast);
+    # fp16 needs CUDA and is refused on the CPU (torch's CPU fp16 kernels are few and slow).
     precision: Precision = Precision["fp32"]
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
