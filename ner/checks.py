@@ -220,6 +220,11 @@ def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
     except UserError as e:
         return str(e)
     except (HydraException, OmegaConfBaseException) as e:
+        cause = e
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # raised by a resolver (ner_package_model), wrapped by OmegaConf
+            return str(cause)
         text = str(e.__cause__ if e.__cause__ is not None else e).strip()
         key = next(
             (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None

