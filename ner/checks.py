@@ -69,13 +69,19 @@ def check(cfg: Any) -> None:
 
     if m.head not in HEADS:
         raise UserError(f"config: model.head={m.head} is not a head; heads: {', '.join(HEADS)}")
-    if t.device == "cuda":
+    if t.device == "cuda" or t.precision == "fp16":
         import torch
 
-        if not torch.cuda.is_available():
+        if t.device == "cuda" and not torch.cuda.is_available():
             raise UserError(
                 "config: trainer.device=cuda but this machine has no CUDA device; use "
                 "trainer.device=auto or cpu"
+            )
+        on_cpu = t.device == "cpu" or not torch.cuda.is_available()  # auto: cuda when there is one
+        if t.precision == "fp16" and on_cpu:
+            raise UserError(
+                f"config: trainer.precision=fp16 needs a CUDA device and this run is on the CPU "
+                f"(trainer.device={t.device}); use trainer.precision=bf16 or fp32"
             )
     if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
         raise UserError(
@@ -214,6 +220,11 @@ def _precheck_one(overrides: list[str], conf_dir: str) -> str | None:
     except UserError as e:
         return str(e)
     except (HydraException, OmegaConfBaseException) as e:
+        cause = e
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # raised by a resolver (ner_package_model), wrapped by OmegaConf
+            return str(cause)
         text = str(e.__cause__ if e.__cause__ is not None else e).strip()
         key = next(
             (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "full_key:" in ln), None

