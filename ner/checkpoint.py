@@ -167,6 +167,8 @@ class Progress:
     wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
     epoch_loss_sum: float = 0.0  # summed over ranks, up to the last checkpoint
     epoch_loss_count: int = 0
+    window_loss_sum: float = 0.0  # the same since the last train log (trainer.log_every)
+    window_loss_count: int = 0
     # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
     # a finished run was extended with more epochs (README: "Extending a finished run").
     schedule: list[list[int]] = field(default_factory=list)

@@ -8,7 +8,8 @@ to float rounding (tests/test_distributed.py), with dropout on each rank draws i
 Evaluation sums it over a split.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
-since the last log and over the epoch, and the first step whose loss was not finite.
+since the last log and over the epoch (folded into the checkpointed progress at every log,
+checkpoint and epoch end), and the first step whose loss was not finite.
 """
 
 from __future__ import annotations
@@ -65,18 +66,22 @@ class LossTracker:
                 "the last checkpoint, from before that step, is kept; lower optim.lr or check the data"
             )
 
-    def window_mean(self, env: distributed.Env) -> float:
-        """The mean loss since the last call (a collective), and start a new window."""
-        loss = float(distributed.all_reduce_sum(self.window.clone(), env))
-        mean = loss / max(int(self.window_count), 1)
-        self.window.zero_()
-        self.window_count.zero_()
+    def window_mean(self, progress, env: distributed.Env) -> float:
+        """The mean loss since the last log (a collective), and start a new window. The window
+        can span a checkpoint: what it held then is in the progress (`fold_into`), so a resumed
+        run logs the mean of the same steps as a run never stopped."""
+        self.fold_into(progress, env)
+        mean = progress.window_loss_sum / max(progress.window_loss_count, 1)
+        progress.window_loss_sum, progress.window_loss_count = 0.0, 0
         return mean
 
     def fold_into(self, progress, env: distributed.Env) -> None:
-        """Add the epoch's loss (summed over ranks) and token count since the last fold to the
-        progress, which checkpoints save (a collective)."""
-        progress.epoch_loss_sum += float(distributed.all_reduce_sum(self.epoch.clone(), env))
+        """Add the loss (summed over ranks) and token counts since the last fold to the
+        progress's epoch and logging-window sums, which checkpoints save (a collective)."""
+        sums = distributed.all_reduce_sum(torch.stack([self.epoch, self.window]), env).tolist()
+        progress.epoch_loss_sum += sums[0]
         progress.epoch_loss_count += int(self.epoch_count)
-        self.epoch.zero_()
-        self.epoch_count.zero_()
+        progress.window_loss_sum += sums[1]
+        progress.window_loss_count += int(self.window_count)
+        for total in (self.epoch, self.epoch_count, self.window, self.window_count):
+            total.zero_()

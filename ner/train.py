@@ -231,7 +231,7 @@ class TrainingRun:
         p, t = self.state.progress, self.t
         if p.global_step % t.log_every == 0:
             self.losses.check_finite(p.epoch, self.env)
-            loss = self.losses.window_mean(self.env)
+            loss = self.losses.window_mean(p, self.env)
             lr = self.state.scheduler.get_last_lr()[0]
             self.log.train(p.global_step, self.epochs_done(), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")

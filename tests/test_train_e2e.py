@@ -145,6 +145,27 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
     assert len(list((tmp_path / "cut/checkpoints").glob("step-*.pt"))) == 1  # keep_last=1
 
 
+def test_resume_inside_a_logging_window_logs_the_losses_of_a_run_never_stopped(tmp_path):
+    """The checkpoint of step 36 falls inside the window of the log at step 40 (log_every=5):
+    the resumed run's entry at step 40 is the mean over steps 36-40, as the uninterrupted
+    run's, not over 37-40."""
+    common = [*QUICK, "trainer.save_every_steps=6"]
+    _, full = train_in_process(tmp_path / "full", common)
+    train_in_process(tmp_path / "cut", [*common, "trainer.stop_after_steps=40"])
+    saved = torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["progress"]
+    assert saved["global_step"] == 36
+    _, resumed = train_in_process(tmp_path / "cut", common)
+    losses = [{(e["step"], "loss"): e["loss"]} for e in full if "learning_rate" in e]
+    again = [{(e["step"], "loss"): e["loss"]} for e in resumed if "learning_rate" in e]
+    assert len(again) == len(losses) == 12  # 60 steps, one entry every 5
+    for a, b in zip(losses, again, strict=True):
+        assert a.keys() == b.keys()
+        [(key, value)] = a.items()
+        assert b[key] == pytest.approx(value, abs=1e-6), key  # step 40 included
+    for a, b in zip(eval_entries(full), eval_entries(resumed), strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-6)
+
+
 def test_checkpoint_of_another_label_set_is_refused(tmp_path, demo_run):
     from ner.errors import UserError
 
