@@ -25,6 +25,7 @@ import torch
 
 from ner import atomic, distributed
 from ner.errors import UserError
+from ner.runlog import counted
 
 FORMAT_VERSION = 1
 
@@ -255,7 +256,8 @@ class TrainState:
         else:
             distributed.print0(
                 env,
-                f"warning: checkpoint from {len(rngs)} processes resumed on {env.world_size}: "
+                f"warning: checkpoint from {counted(len(rngs), 'process')} resumed on "
+                f"{env.world_size}: "
                 "batches are the same, dropout streams are not",
                 file=sys.stderr,
             )

@@ -4,7 +4,7 @@ A bad config is one line on stderr and exit status 2, before Hydra starts (ner/c
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
 done (or nothing to do), 2 a user error (one line; in a multirun, one line per failed job, after
 the other jobs ran), 75 interrupted by a signal after a checkpoint (run the same command to
-resume; ner/preemption.py).
+resume; ner/preemption.py), whatever signals follow the first.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ner import config, distributed, rundir
 from ner.errors import UserError
-from ner.preemption import EXIT_INTERRUPTED, Interrupted
+from ner.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.train import train
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
@@ -50,6 +50,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     one_copy_of_library_logs()
+    StopRequests.process_ends_with_run = True  # a second signal cannot change the exit status
     env = None
     try:
         env = distributed.setup(cfg.trainer.device)

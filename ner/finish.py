@@ -54,6 +54,9 @@ def finish(run: TrainingRun) -> None:
             "lr_schedule": p.schedule,
         }
     )
+    # From here the run's end is written: a signal is only noted, and the run finishes (a
+    # result.json beside an error.json, or exit 75 for a finished run, would say it did not).
+    run.stop.deferred = True
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output

@@ -18,7 +18,13 @@ finish, so the signal raises `Interrupted` at once; the last checkpoint is intac
 A handler installed before ours (submitit's, which requeues the Slurm job) is handed the signal
 after the checkpoint is written (`Interrupted.hand_over`), so `hydra/launcher=slurm` requeues a
 preempted job. Later copies of the signal are ignored: torchrun's agent forwards the one the
-terminal already sent.
+terminal already sent. On the command line, whose process ends with the run, they stay ignored
+until it exits (`StopRequests.process_ends_with_run`), so a second Ctrl-C or a repeated SIGTERM
+cannot turn the exit status 75 of a saved run into death by that signal; elsewhere (a notebook, a
+test) leaving the `with` block gives back the handlers that were there before.
+
+Once the run's end is being written (ner/finish.py: result.json), a signal is only noted: the
+run is finished, exits 0, and nothing is recorded as interrupted.
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ class StopRequests:
     the next step boundary tells every rank to stop. Otherwise a signal raises at once.
     """
 
+    # Set by the command line (ner/cli.py): after a stop signal the process only exits, so
+    # every later copy is ignored to the end (see the module docstring).
+    process_ends_with_run = False
+
     def __init__(self) -> None:
         self.signum = 0
         self.deferred = False
@@ -78,6 +88,11 @@ class StopRequests:
 
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():
+            if self.signum and self.process_ends_with_run:
+                # The process is on its way out. SIG_IGN, not our handler: the interpreter's
+                # finalization puts SIG_DFL back in place of Python handlers, before the rest
+                # of its teardown (and torch's), where a copy would kill the process.
+                handler = signal.SIG_IGN
             signal.signal(s, handler)
 
     def settle(self) -> None:

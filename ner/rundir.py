@@ -33,7 +33,7 @@ from ner.atomic import read_json, write_json, write_text
 from ner.errors import UserError
 from ner.ownership import Lock, RunDirBusy, process_start
 from ner.preemption import Interrupted
-from ner.runlog import framework_versions, git_commit, launch_command
+from ner.runlog import counted, framework_versions, git_commit, launch_command
 
 STAMP_FORMAT = "%Y-%m-%d/%H-%M-%S"
 
@@ -248,6 +248,26 @@ def _hydra_files(cfg) -> dict[str, str] | None:
     }
 
 
+def nothing_to_do(cfg, start: Start, run_dir: Path) -> str:
+    """What a rerun of a finished run says (rank 0, which holds its checkpoint), and which
+    setting would train it on."""
+    result, progress, t = start.result, start.checkpoint["progress"], cfg.trainer
+    done = (
+        f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
+        f"{result.get('best')}); nothing to do."
+    )
+    patience = t.early_stopping_patience
+    if not (patience and progress["evals_without_improvement"] >= patience):
+        return f"{done} To train it longer, raise trainer.epochs"
+    early = (
+        f" It stopped early after epoch {progress['epoch']} of {t.epochs}: {t.monitor} did not "
+        f"improve for {counted(patience, 'evaluation')}."
+    )
+    if progress["epoch"] < t.epochs:
+        return f"{done}{early} To train on, raise trainer.early_stopping_patience (0: never stop)"
+    return f"{done}{early} To train it longer, raise trainer.epochs and early_stopping_patience"
+
+
 def _decide(cfg, run_dir: Path) -> Start:
     mode = cfg.trainer.resume
     last = run_dir / "checkpoints" / "last.pt"
@@ -274,7 +294,7 @@ def _decide(cfg, run_dir: Path) -> Start:
     if cfg.trainer.epochs < progress["epoch"] and mode == "auto":
         raise UserError(
             f"config: trainer.epochs={cfg.trainer.epochs}, but checkpoint {path} has already "
-            f"completed {progress['epoch']} epochs; a run can be extended, not shortened"
+            f"completed {counted(progress['epoch'], 'epoch')}; a run can be extended, not shortened"
         )
     result = read_json(run_dir / "result.json")
     patience = cfg.trainer.early_stopping_patience
@@ -284,5 +304,5 @@ def _decide(cfg, run_dir: Path) -> Start:
     if not (isinstance(result, dict) and result.get("status") == "finished"):
         result = None
     if mode == "auto" and done and result:
-        return Start("finished", path, result=result)
+        return Start("finished", path, ckpt, result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)

@@ -197,6 +197,11 @@ def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]
     return entry, "eval_f1", float(entry["eval_f1"])
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 epoch', '2 epochs': a count in words a person reads."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 class Printer:
     """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks.
 

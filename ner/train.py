@@ -14,6 +14,7 @@ schedule) and the epoch's end (evaluate on every rank, log, keep the best, check
 
 from __future__ import annotations
 
+import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -35,7 +36,7 @@ from ner.metrics import is_better, mean_over_sets, names
 from ner.optimization import replan
 from ner.preemption import StopRequests
 from ner.prepare import prepare
-from ner.runlog import Printer, RunLog, progress_line
+from ner.runlog import Printer, RunLog, counted, progress_line
 from ner.tokenizer import save_tokenizer
 
 
@@ -52,13 +53,9 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     with StopRequests() as stop, rundir.RunDir(run_dir, env) as owner:
         start = owner.start(cfg)
         if start.kind == "finished":
-            result = start.result
-            distributed.print0(
-                env,
-                f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
-                f"{result.get('best')}); nothing to do. To train it longer, raise trainer.epochs",
-            )
-            return result.get("best")
+            if env.is_main:  # rank 0 holds the checkpoint
+                print(rundir.nothing_to_do(cfg, start, run_dir), flush=True)
+            return start.result.get("best")
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
         # run directory as it was (no directory at all when this run would have made it).
         say = Printer(owner.path, env.is_main)
@@ -116,8 +113,8 @@ class TrainingRun:
             f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
             f"{t.grad_accum_steps} = global batch {t.batch_size * env.world_size * t.grad_accum_steps}"
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
-            f"{self.total_steps} steps in {t.epochs} epochs; device {env.device}"
-            + (f"; resuming at epoch {p.epoch} step {p.global_step}" if resumed else "")
+            f"{self.total_steps} steps in {counted(t.epochs, 'epoch')}; device {env.device}"
+            + (f"; resuming after {self.position()}" if resumed else "")
         )
         self.say(config.recipe_summary(self.cfg))
         self.timed_from = (p.global_step, p.train_seconds)  # this attempt's rate: progress lines
@@ -136,6 +133,9 @@ class TrainingRun:
             return None
         p.wall_seconds = self.wall_before + time.time() - self.started
         finish(self)
+        if self.stop.signum:  # it came while the end was written (ner/finish.py): too late
+            name = signal.Signals(self.stop.signum).name
+            self.say(f"{name} came as the run finished: it is finished, nothing to resume")
         return p.best
 
     def restore(self, start: rundir.Start) -> None:
@@ -240,7 +240,7 @@ class TrainingRun:
             p.train_seconds += time.perf_counter() - self.tic
             self.save()
             self.tic = time.perf_counter()
-        self.stop_if_asked(p.epoch)
+        self.stop_if_asked()
 
     def progress_line(self, loss: float, lr: float) -> str:
         p, t, (step0, seconds0) = self.state.progress, self.t, self.timed_from
@@ -279,7 +279,7 @@ class TrainingRun:
         self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
         self.log.save()
         self.save(best_improved=improved)
-        self.stop_if_asked(epoch)
+        self.stop_if_asked()
         patience = t.early_stopping_patience
         if patience and p.evals_without_improvement >= patience:
             self.say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
@@ -308,9 +308,15 @@ class TrainingRun:
         distributed.barrier(self.env)
         self.saved_at = p.global_step
 
-    def stop_if_asked(self, epoch: int) -> None:
-        """A collective at a step boundary: when any rank got a stop signal, all save and stop
-        (`epoch`: the one the last step belonged to, counted from 0)."""
+    def position(self) -> str:
+        """The last step done and its epoch, as people count epochs (from 1): "step 223 (epoch 2
+        of 10)"; the same words when a run stops and when it resumes."""
+        p = self.state.progress
+        epoch = p.epoch if p.step_in_epoch == 0 and p.epoch else p.epoch + 1
+        return f"step {p.global_step} (epoch {epoch} of {self.t.epochs})"
+
+    def stop_if_asked(self) -> None:
+        """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
         signum = self.stop.agreed(self.env)
         if not signum:
             return
@@ -321,7 +327,7 @@ class TrainingRun:
             self.save()
         last = self.owner.path / "checkpoints" / "last.pt"
         raise self.stop.interrupted(
-            f"after step {p.global_step} (epoch {epoch + 1} of {self.t.epochs}); the checkpoint "
+            f"after {self.position()}; the checkpoint "
             f"{last} resumes there: run the same command (with hydra.run.dir={self.owner.path})",
             signum,
             global_step=p.global_step,

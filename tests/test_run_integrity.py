@@ -166,11 +166,63 @@ def test_sigint_and_sigusr1_checkpoint_print_one_line_and_exit_for_a_rerun(tmp_p
     error = json.loads((run / "error.json").read_text())
     step = torch.load(run / "checkpoints/last.pt", weights_only=True)["progress"]["global_step"]
     assert (error["status"], error["signal"], error["global_step"]) == ("interrupted", name, step)
+    # One convention on both sides, epochs counted from 1: the step and the epoch it was in.
+    where = re.search(rf"after (step {step} \(epoch \d of 3\));", line).group(1)
     again = run_cli(train_cmd(run, args), tmp_path, 300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert re.search(rf"resuming at epoch \d step {step}\b", again.stdout)
+    assert f"resuming after {where}" in again.stdout
     assert json.loads((run / "result.json").read_text())["status"] == "finished"
     assert not (run / "error.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_after_the_first_do_not_change_the_exit_status_of_a_saved_run(tmp_path, signum):
+    """A double Ctrl-C, a scheduler repeating SIGTERM: once the first signal's checkpoint and
+    error.json are written, the copies that keep coming until the process is gone change
+    nothing; it exits 75, so `[ $? -eq 75 ] && scontrol requeue` requeues it."""
+    run = tmp_path / "run"
+    proc = start(train_cmd(run, [*QUICK, "trainer.epochs=1"]), tmp_path)
+    wait_for(lambda: logged(run, "world size 1"), proc, "training")
+    proc.send_signal(signum)
+    copies = 0
+    while proc.poll() is None:
+        if (run / "error.json").exists():  # saved and recorded: the copies come while it exits
+            proc.send_signal(signum)
+            copies += 1
+        time.sleep(0.002)
+    _, err = proc.communicate()
+    assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, err[-2000:])
+    assert copies > 0, "the process was gone before a second signal reached it"
+    assert json.loads((run / "error.json").read_text())["status"] == "interrupted"
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"interrupted by {signal.Signals(signum).name} after step ")
+
+
+def test_a_signal_after_result_json_leaves_a_finished_run(tmp_path):
+    """SIGTERM as soon as result.json is written (the process signals itself there, a real
+    signal at that moment): the run is finished, exits 0, and nothing says it was interrupted."""
+    run = tmp_path / "run"
+    script = (
+        "import os, signal, sys\n"
+        "from ner import rundir\n"
+        "finished = rundir.RunDir.finished\n"
+        "def then_signal(self, result):\n"
+        "    finished(self, result)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "rundir.RunDir.finished = then_signal\n"
+        "from ner.cli import main\n"
+        "main()\n"
+    )
+    args = [*QUICK, "trainer.epochs=1", f"hydra.run.dir={run}"]
+    out = run_cli([sys.executable, "-c", script, *args], tmp_path, 300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "steps in 1 epoch;" in out.stdout  # not "1 epochs"
+    assert "SIGTERM came as the run finished: it is finished, nothing to resume" in out.stdout
+    assert json.loads((run / "result.json").read_text())["status"] == "finished"
+    assert not (run / "error.json").exists()
+    assert json.loads((run / "attempts/1/end.json").read_text())["status"] == "finished"
+    again = run_cli(train_cmd(run, [*QUICK, "trainer.epochs=1"]), tmp_path, 300)
+    assert again.returncode == 0 and "holds a finished run" in again.stdout, again.stderr
 
 
 def test_a_finished_run_extended_with_more_epochs_states_its_schedules(tmp_path):

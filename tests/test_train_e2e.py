@@ -166,6 +166,25 @@ def test_resume_inside_a_logging_window_logs_the_losses_of_a_run_never_stopped(t
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-6)
 
 
+def test_a_rerun_of_an_early_stopped_run_names_the_setting_that_trains_it_on(tmp_path, capsys):
+    """lr 1e-12: the model does not change, so epoch 2 does not improve on epoch 1 and
+    patience 1 stops the run after epoch 2 of 3. Raising trainer.epochs would change nothing;
+    the rerun says what would, and that setting does train epoch 3."""
+    run = tmp_path / "run"
+    args = [*QUICK, "trainer.epochs=3", "optim.lr=1e-12", "trainer.early_stopping_patience=1"]
+    train_in_process(run, args)
+    capsys.readouterr()
+    train_in_process(run, args)
+    said = capsys.readouterr().out
+    assert "nothing to do" in said and "raise trainer.epochs" not in said, said
+    assert (
+        "It stopped early after epoch 2 of 3: eval_f1 did not improve for 1 evaluation. To "
+        "train on, raise trainer.early_stopping_patience (0: never stop)" in said
+    )
+    _, history = train_in_process(run, [*args, "trainer.early_stopping_patience=2"])
+    assert [e["epoch"] for e in eval_entries(history)] == [1.0, 2.0, 3.0]
+
+
 def test_checkpoint_of_another_label_set_is_refused(tmp_path, demo_run):
     from ner.errors import UserError
 
