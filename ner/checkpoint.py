@@ -256,7 +256,7 @@ class TrainState:
         else:
             distributed.print0(
                 env,
-                f"warning: checkpoint from {counted(len(rngs), 'process')} resumed on "
+                f"warning: checkpoint from {counted(len(rngs), 'process', 'processes')} resumed on "
                 f"{env.world_size}: "
                 "batches are the same, dropout streams are not",
                 file=sys.stderr,

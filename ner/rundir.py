@@ -122,7 +122,7 @@ class RunDir:
         shared = None
         if self.env.is_main:
             try:
-                decision = _decide(cfg, self.path)
+                decision = _decide(cfg, self.path, self.env.world_size)
                 shared = (decision.kind, decision.path, decision.result)
             except UserError as e:
                 shared = decision = e
@@ -268,7 +268,7 @@ def nothing_to_do(cfg, start: Start, run_dir: Path) -> str:
     return f"{done}{early} To train it longer, raise trainer.epochs and early_stopping_patience"
 
 
-def _decide(cfg, run_dir: Path) -> Start:
+def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     mode = cfg.trainer.resume
     last = run_dir / "checkpoints" / "last.pt"
     if mode == "never":
@@ -282,12 +282,14 @@ def _decide(cfg, run_dir: Path) -> Start:
         return Start("fresh")
     path = last if mode == "auto" else Path(mode)
     ckpt = checkpoint.load_resumable(path)
-    diff = config.computed_differences(yaml.safe_load(ckpt["config"]), cfg, ("trainer.epochs",))
+    saved = yaml.safe_load(ckpt["config"])
+    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *BATCH_SPLIT))
     if diff and mode == "auto":
         raise UserError(
             f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
             f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
         )
+    _check_global_batch(saved, len(ckpt["rng"]), cfg, world_size, path)  # on any path
     if diff:  # an explicit path: continuing under new settings is the user's choice
         print(f"warning: resuming {path} with changed settings: {'; '.join(diff)}", file=sys.stderr)
     progress = ckpt["progress"]
@@ -306,3 +308,41 @@ def _decide(cfg, run_dir: Path) -> Start:
     if mode == "auto" and done and result:
         return Start("finished", path, ckpt, result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)
+
+
+# How a step's examples are dealt out: per-rank micro-batches and accumulation may change on a
+# resume; their product with the number of processes, the global batch, may not (with it the
+# steps of an epoch, the schedule and the position in the epoch stay; ner/batching.py).
+BATCH_SPLIT = ("trainer.batch_size", "trainer.grad_accum_steps")
+
+
+def _check_global_batch(saved: dict, saved_world: int, cfg, world: int, path: Path) -> None:
+    """Refuse a resume at another global batch (another experiment under the old run's name),
+    saying how to keep it on this many processes."""
+    old_batch, old_accum = (
+        saved["trainer"]["batch_size"],
+        saved["trainer"].get("grad_accum_steps", 1),
+    )
+    old = old_batch * saved_world * old_accum
+    batch, accum = cfg.trainer.batch_size, cfg.trainer.grad_accum_steps
+    if batch * world * accum == old:
+        return
+    processes = counted(world, "process", "processes")
+    if old % (world * accum) == 0:
+        keep = f"on {processes} keep it with trainer.batch_size={old // (world * accum)}"
+    elif old % world == 0:
+        keep = (
+            f"on {processes} keep it with trainer.batch_size={old // world} "
+            "trainer.grad_accum_steps=1"
+        )
+    else:
+        keep = (
+            f"{old} sentences do not split over {processes}: resume on a number that divides {old}"
+        )
+    then = counted(saved_world, "process", "processes")
+    raise UserError(
+        f"checkpoint {path} was trained at global batch {old} ({then} x "
+        f"trainer.batch_size={old_batch} x trainer.grad_accum_steps={old_accum}), this run's is "
+        f"{batch * world * accum} ({processes} x {batch} x {accum}): another schedule and other "
+        f"steps; {keep}"
+    )

@@ -197,9 +197,9 @@ def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]
     return entry, "eval_f1", float(entry["eval_f1"])
 
 
-def counted(n: int, noun: str) -> str:
-    """'1 epoch', '2 epochs': a count in words a person reads."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 epoch', '2 epochs', '2 processes': a count in words a person reads."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 class Printer:

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from ner import checkpoint, config, rundir
 from ner.distributed import Env
 from ner.errors import UserError
-from ner.rundir import RunDir, run_stamp
+from ner.rundir import RunDir, _decide, run_stamp
 from ner.train import train
 
 
@@ -26,6 +26,7 @@ def fake_checkpoint(path: Path, cfg, epoch: int = 2, resumable: bool = True) -> 
         "labels": ["O"],
         "config": OmegaConf.to_yaml(cfg, resolve=True),
         "progress": {"epoch": epoch, "global_step": 60, "evals_without_improvement": 0},
+        "rng": [{}],  # one process's streams: it ran on 1 process
     }
     if resumable:
         ckpt["optimizer"] = {}
@@ -94,6 +95,42 @@ def test_an_accepted_attempt_is_recorded_and_the_first_launch_kept(finished_run)
     )
     assert not (finished_run / "result.json").exists()
     assert not (finished_run / ".lock").exists()
+
+
+@pytest.mark.parametrize(
+    "world,overrides,answer",
+    [
+        (2, [], "on 2 processes keep it with trainer.batch_size=4"),
+        (4, ["trainer.grad_accum_steps=2"], "on 4 processes keep it with trainer.batch_size=1"),
+        (8, ["trainer.grad_accum_steps=2"], "keep it with trainer.batch_size=1 trainer.grad_acc"),
+        (3, [], "8 sentences do not split over 3 processes: resume on a number that divides 8"),
+        (1, ["trainer.batch_size=16"], "on 1 process keep it with trainer.batch_size=8"),
+    ],
+)
+def test_a_resume_at_another_global_batch_is_refused_saying_how_to_keep_it(
+    finished_run, world, overrides, answer
+):
+    """The checkpoint ran on 1 process at batch 8 (QUICK): the same command on more processes
+    would double the global batch (another schedule, other steps, a position in the epoch
+    that no longer means the same examples)."""
+    cfg = compose([*QUICK, "trainer.epochs=3", *overrides])
+    with pytest.raises(UserError) as refused:
+        _decide(cfg, finished_run, world)
+    [line] = str(refused.value).splitlines()
+    assert line.startswith(
+        f"checkpoint {finished_run}/checkpoints/last.pt was trained at global batch 8 (1 process x "
+        "trainer.batch_size=8 x trainer.grad_accum_steps=1), this run's is "
+    )
+    assert answer in line
+
+
+@pytest.mark.parametrize(
+    "world,split",
+    [(2, ["trainer.batch_size=4"]), (4, ["trainer.batch_size=1", "trainer.grad_accum_steps=2"])],
+)
+def test_the_same_global_batch_on_other_processes_resumes(finished_run, world, split):
+    cfg = compose([*QUICK, "trainer.epochs=3", *split])
+    assert _decide(cfg, finished_run, world).kind == "resume"
 
 
 def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_change():
