@@ -2,9 +2,10 @@
 
 A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states,
 the loop's position (epoch, step inside the epoch, global step), the best metric so far, the log
-history, the RNG states of every rank, the label list and the resolved config. It is written to
-a temporary file, fsynced, then renamed over the old one, so a process killed mid-save leaves
-the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no code runs from a
+history, the RNG states of every rank, the label list, the resolved config and the fingerprints
+of the data (every source and split: a resume onto other data is refused, ner/resumable.py). It
+is written to a temporary file, fsynced, then renamed over the old one, so a process killed
+mid-save leaves the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no code runs from a
 checkpoint file.
 
 Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
@@ -187,10 +188,11 @@ class TrainState:
     history: list[dict]  # the log history; the run's RunLog appends to this list
     labels: list[str]
     config_yaml: str  # the resolved config
+    data: dict[str, str]  # the fingerprint of every source and split (ner/corpus.py)
 
     @classmethod
     def start(
-        cls, cfg, model: torch.nn.Module, labels: list[str], total_steps: int, device
+        cls, cfg, model: torch.nn.Module, labels: list[str], data: dict, total_steps: int, device
     ) -> TrainState:
         """A fresh run's state: the optimizer and schedule of cfg.optim (ner/optimization.py)."""
         from omegaconf import OmegaConf
@@ -208,6 +210,7 @@ class TrainState:
             history=[],
             labels=labels,
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+            data=data,
         )
 
     def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
@@ -229,6 +232,7 @@ class TrainState:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "rng": rngs,
+            "data": self.data,
         }
         atomic_save(last, directory / "last.pt")
         if keep_steps:

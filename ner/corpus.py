@@ -21,7 +21,7 @@ from pathlib import Path
 from ner.config import as_list
 from ner.data import SPLITS, labels_from_tags, read_source
 from ner.errors import DataError
-from ner.sentences import Sentence
+from ner.sentences import Sentence, fingerprint
 from ner.validate import ValidationReport, check_iob2_tags, check_label_sets, validate_split
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a set's name goes into log keys and tags
@@ -43,6 +43,9 @@ class Corpus:
     labels: list[str]  # label names in id order
     source: str  # for the card
     reports: list[ValidationReport] = field(default_factory=list)  # one per source and split
+    # The fingerprint of every source and split as the run uses them (cut, checked), under the
+    # name the run prints it by ("train", "validation (he)"): a checkpoint keeps them.
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def several_sets(self) -> bool:
@@ -173,13 +176,13 @@ def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> 
     if derived:
         labels = labels_from_tags([s for _, sentences in train for s in sentences])
     train_tags = {t for _, sentences in train for s in sentences for t in s.tags}
-    reports, checked_train = [], []
+    reports, checked_train, fingerprints = [], [], {}
     for name, sentences in train:
-        kept, report = validate_split(
-            sentences, labels, f"train ({name})" if several else "train", data_cfg.on_error
-        )
+        label = f"train ({name})" if several else "train"
+        kept, report = validate_split(sentences, labels, label, data_cfg.on_error)
         checked_train.append((name, kept))
         reports.append(report)
+        fingerprints[label] = fingerprint(kept)
     for eval_set in eval_sets:
         for split, sentences in list(eval_set.sentences.items()):
             label = f"{split} ({eval_set.name})" if several else split
@@ -194,7 +197,8 @@ def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> 
                 sentences, labels, label, data_cfg.on_error
             )
             reports.append(report)
-    return Corpus(checked_train, eval_sets, labels, source, reports)
+            fingerprints[label] = fingerprint(eval_set.sentences[split])
+    return Corpus(checked_train, eval_sets, labels, source, reports, fingerprints)
 
 
 def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], str]]:

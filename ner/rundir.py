@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed, layout, slurm
+from ner import checkpoint, config, distributed, layout, resumable, slurm
 from ner.atomic import read_json, write_json, write_text
 from ner.errors import UserError
 from ner.ownership import Lock, RunDirBusy, process_start
@@ -177,6 +177,19 @@ class RunDir:
                 else:
                     old.unlink()
 
+    def check_data(self, cfg, start: Start, fingerprints: dict[str, str]) -> None:
+        """Before accepting a resume: refuse it onto other data than its checkpoint's (rank 0
+        decides; every rank gets the answer)."""
+        problem = None
+        if self.env.is_main:
+            try:
+                resumable.same_data(start, fingerprints, cfg.trainer.resume == "auto")
+            except UserError as e:
+                problem = e
+        problem = distributed.broadcast_object(problem, self.env)
+        if problem:
+            raise problem
+
     def ensure_owned(self) -> None:
         """Before writing a checkpoint: raise if another run took the directory over (rank 0)."""
         if self.lock is not None:
@@ -248,26 +261,6 @@ def _hydra_files(cfg) -> dict[str, str] | None:
     }
 
 
-def nothing_to_do(cfg, start: Start, run_dir: Path) -> str:
-    """What a rerun of a finished run says (rank 0, which holds its checkpoint), and which
-    setting would train it on."""
-    result, progress, t = start.result, start.checkpoint["progress"], cfg.trainer
-    done = (
-        f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
-        f"{result.get('best')}); nothing to do."
-    )
-    patience = t.early_stopping_patience
-    if not (patience and progress["evals_without_improvement"] >= patience):
-        return f"{done} To train it longer, raise trainer.epochs"
-    early = (
-        f" It stopped early after epoch {progress['epoch']} of {t.epochs}: {t.monitor} did not "
-        f"improve for {counted(patience, 'evaluation')}."
-    )
-    if progress["epoch"] < t.epochs:
-        return f"{done}{early} To train on, raise trainer.early_stopping_patience (0: never stop)"
-    return f"{done}{early} To train it longer, raise trainer.epochs and early_stopping_patience"
-
-
 def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     mode = cfg.trainer.resume
     last = run_dir / "checkpoints" / "last.pt"
@@ -283,13 +276,13 @@ def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     path = last if mode == "auto" else Path(mode)
     ckpt = checkpoint.load_resumable(path)
     saved = yaml.safe_load(ckpt["config"])
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *BATCH_SPLIT))
+    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
     if diff and mode == "auto":
         raise UserError(
             f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
             f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
         )
-    _check_global_batch(saved, len(ckpt["rng"]), cfg, world_size, path)  # on any path
+    resumable.check_global_batch(saved, len(ckpt["rng"]), cfg, world_size, path)  # on any path
     if diff:  # an explicit path: continuing under new settings is the user's choice
         print(f"warning: resuming {path} with changed settings: {'; '.join(diff)}", file=sys.stderr)
     progress = ckpt["progress"]
@@ -308,41 +301,3 @@ def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     if mode == "auto" and done and result:
         return Start("finished", path, ckpt, result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)
-
-
-# How a step's examples are dealt out: per-rank micro-batches and accumulation may change on a
-# resume; their product with the number of processes, the global batch, may not (with it the
-# steps of an epoch, the schedule and the position in the epoch stay; ner/batching.py).
-BATCH_SPLIT = ("trainer.batch_size", "trainer.grad_accum_steps")
-
-
-def _check_global_batch(saved: dict, saved_world: int, cfg, world: int, path: Path) -> None:
-    """Refuse a resume at another global batch (another experiment under the old run's name),
-    saying how to keep it on this many processes."""
-    old_batch, old_accum = (
-        saved["trainer"]["batch_size"],
-        saved["trainer"].get("grad_accum_steps", 1),
-    )
-    old = old_batch * saved_world * old_accum
-    batch, accum = cfg.trainer.batch_size, cfg.trainer.grad_accum_steps
-    if batch * world * accum == old:
-        return
-    processes = counted(world, "process", "processes")
-    if old % (world * accum) == 0:
-        keep = f"on {processes} keep it with trainer.batch_size={old // (world * accum)}"
-    elif old % world == 0:
-        keep = (
-            f"on {processes} keep it with trainer.batch_size={old // world} "
-            "trainer.grad_accum_steps=1"
-        )
-    else:
-        keep = (
-            f"{old} sentences do not split over {processes}: resume on a number that divides {old}"
-        )
-    then = counted(saved_world, "process", "processes")
-    raise UserError(
-        f"checkpoint {path} was trained at global batch {old} ({then} x "
-        f"trainer.batch_size={old_batch} x trainer.grad_accum_steps={old_accum}), this run's is "
-        f"{batch * world * accum} ({processes} x {batch} x {accum}): another schedule and other "
-        f"steps; {keep}"
-    )

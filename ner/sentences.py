@@ -6,6 +6,8 @@ demo) gives `Sentence`s, so validation, tokenization and error messages work the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,6 +30,15 @@ def token_error(sentence: Sentence, i: int, problem: str) -> DataError:
     own_line = f" (token on line {lines[i]})" if lines and lines[i] != lines[0] else ""
     n = len(sentence.tokens)
     return DataError(f"{sentence.where}: token {i + 1} of {n} {problem}{own_line}")
+
+
+def fingerprint(sentences: list[Sentence]) -> str:
+    """sha256 of the words and tags of every sentence, in order: what a run trains or is
+    scored on, whatever file or dataset it came from (a checkpoint keeps it; ner/rundir.py)."""
+    digest = hashlib.sha256()
+    for s in sentences:
+        digest.update(json.dumps([s.tokens, s.tags], ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
 
 
 def entity_counts(sentences: list[Sentence]) -> dict[str, int]:

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import checks, config, distributed, rundir
+from ner import checks, config, distributed, resumable, rundir
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import TrainState, rng_state
 from ner.corpus import training_sets
@@ -54,7 +54,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         start = owner.start(cfg)
         if start.kind == "finished":
             if env.is_main:  # rank 0 holds the checkpoint
-                print(rundir.nothing_to_do(cfg, start, run_dir), flush=True)
+                print(resumable.nothing_to_do(cfg, start, run_dir), flush=True)
             return start.result.get("best")
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
         # run directory as it was (no directory at all when this run would have made it).
@@ -64,6 +64,8 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             len(data.train), cfg.trainer.batch_size, env.world_size, cfg.trainer.grad_accum_steps
         )
         checks.check_schedule(cfg, per_epoch * cfg.trainer.epochs)
+        if start.kind == "resume":  # onto the data it was trained on (ner/resumable.py)
+            owner.check_data(cfg, start, data.corpus.fingerprints)
         owner.accept(cfg, start)
         say.open()
         if data.trained_tokenizer and env.is_main:
@@ -90,7 +92,10 @@ class TrainingRun:
             len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
         )
         self.total_steps = self.per_epoch * self.t.epochs
-        self.state = TrainState.start(cfg, model, self.data.labels, self.total_steps, device)
+        fingerprints = self.data.corpus.fingerprints
+        self.state = TrainState.start(
+            cfg, model, self.data.labels, fingerprints, self.total_steps, device
+        )
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True

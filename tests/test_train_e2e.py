@@ -185,6 +185,81 @@ def test_a_rerun_of_an_early_stopped_run_names_the_setting_that_trains_it_on(tmp
     assert [e["epoch"] for e in eval_entries(history)] == [1.0, 2.0, 3.0]
 
 
+def write_jsonl(path, rows) -> None:
+    path.write_text(
+        "".join(
+            json.dumps({"tokens": r["tokens"], "ner_tags": r["ner_tags"]}) + "\n" for r in rows
+        ),
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture
+def local_files_run_cut_at_step_20(tmp_path):
+    """A run on local files (train and validation), stopped at step 20 of 2 x 15."""
+    from ner.demo_data import generate_demo
+
+    demo = generate_demo(sizes={"train": 240, "validation": 61, "test": 1})
+    write_jsonl(tmp_path / "train.jsonl", demo["train"])
+    write_jsonl(tmp_path / "dev.jsonl", demo["validation"])
+    files = ["data.name=null", f"data.train_file={tmp_path}/train.jsonl"]
+    args = [*QUICK, *files, f"data.validation_file={tmp_path}/dev.jsonl", "trainer.batch_size=16"]
+    run = tmp_path / "run"
+    train_in_process(run, [*args, "trainer.save_every_steps=10", "trainer.stop_after_steps=20"])
+    return run, args, demo
+
+
+def test_a_resume_onto_other_data_in_the_same_file_is_refused_and_writes_nothing(
+    local_files_run_cut_at_step_20,
+):
+    """The training file's content replaced, same path, same config: one line naming the
+    set, and no byte of the run directory changes."""
+    from test_rundir import snapshot
+
+    from ner.demo_data import generate_demo
+    from ner.errors import UserError
+
+    run, args, demo = local_files_run_cut_at_step_20
+    train_file = run.parent / "train.jsonl"
+    other = generate_demo(seed=1, sizes={"train": 240, "validation": 1, "test": 1})["train"]
+    write_jsonl(train_file, other)  # another draw of the same kind of sentences
+    before = snapshot(run)
+    with pytest.raises(UserError) as refused:
+        train_in_process(run, args)
+    [line] = str(refused.value).splitlines()
+    assert line == (
+        f"checkpoint {run}/checkpoints/last.pt was trained on other data: train changed since "
+        "(sentences or tags); give the run its data back, or choose another hydra.run.dir for a "
+        "new run"
+    )
+    assert snapshot(run) == before
+    write_jsonl(train_file, demo["train"])  # given back: it resumes
+    write_jsonl(run.parent / "dev.jsonl", demo["validation"][:60])  # but one set is not
+    with pytest.raises(UserError, match="other data: validation changed since"):
+        train_in_process(run, args)
+    assert snapshot(run) == before
+
+
+def test_a_checkpoint_without_data_fingerprints_resumes_with_a_warning(
+    local_files_run_cut_at_step_20, capsys
+):
+    """Written before checkpoints held fingerprints: its data cannot be checked; it resumes,
+    says so, and its next checkpoint holds this data's fingerprints."""
+    run, args, _ = local_files_run_cut_at_step_20
+    path = run / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt.pop("data")) == {"train", "validation"}
+    torch.save(ckpt, path)
+    capsys.readouterr()
+    _, history = train_in_process(run, args)
+    assert [e["epoch"] for e in eval_entries(history)] == [1.0, 2.0]
+    assert (
+        f"warning: checkpoint {path} predates data fingerprints, so whether this run's data is the "
+        "data it was trained on cannot be checked" in capsys.readouterr().err
+    )
+    assert set(torch.load(path, weights_only=True)["data"]) == {"train", "validation"}
+
+
 def test_checkpoint_of_another_label_set_is_refused(tmp_path, demo_run):
     from ner.errors import UserError
 
