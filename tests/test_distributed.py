@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,6 +55,44 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path):
         for key in ("eval_loss", "eval_precision", "eval_recall", "eval_f1", "eval_accuracy"):
             assert a[key] == pytest.approx(b[key], abs=1e-4), key
     assert len(list((two / "tensorboard").glob("events.*"))) == 1
+
+
+def test_a_resume_on_more_processes_keeps_the_global_batch_or_is_refused(tmp_path):
+    """A 1-process run at batch 8 stopped at step 40 (of 2 x 30). The same command on 2
+    processes (global batch 16) is refused in one line that says how to keep it, writing
+    nothing; with that setting (2 x 4) the run resumes and ends as the run never stopped."""
+    from test_rundir import snapshot
+
+    _, uninterrupted = train_in_process(tmp_path / "ref", NO_DROPOUT)
+    cut = tmp_path / "cut"
+    train_in_process(
+        cut, [*NO_DROPOUT, "trainer.save_every_steps=10", "trainer.stop_after_steps=40"]
+    )
+    args = [*NO_DROPOUT, "trainer.save_every_steps=10", f"hydra.run.dir={cut}"]
+    before = snapshot(cut)
+    refused = torchrun(2, args, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    [line] = refused.stderr.strip().splitlines()
+    assert line == (
+        f"error: checkpoint {cut}/checkpoints/last.pt was trained at global batch 8 (1 process x "
+        "trainer.batch_size=8 x trainer.grad_accum_steps=1), this run's is 16 (2 processes x 8 x "
+        "1): another schedule and other steps; on 2 processes keep it with trainer.batch_size=4"
+    )
+    assert snapshot(cut) == before
+
+    resumed = torchrun(2, [*args, "trainer.batch_size=4"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after step 40 (epoch 2 of 2)" in resumed.stdout
+    assert "extended" not in resumed.stdout
+    history = json.loads((cut / "log_history.json").read_text())
+    assert step_losses(history) == pytest.approx(step_losses(uninterrupted), abs=1e-5)
+    assert [e["learning_rate"] for e in history if "learning_rate" in e] == pytest.approx(
+        [e["learning_rate"] for e in uninterrupted if "learning_rate" in e], rel=1e-9
+    )
+    for a, b in zip(eval_entries(history), eval_entries(uninterrupted), strict=True):
+        for key in ("eval_loss", "eval_f1", "train_loss"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), key
+    assert history[-1]["lr_schedule"] == [[0, 60]]
 
 
 def free_port() -> int:
@@ -130,7 +169,8 @@ def test_killed_worker_is_restarted_and_the_job_ends_like_an_uninterrupted_one(t
     os.kill(victim, signal.SIGKILL)
     out, err = agent.communicate(timeout=300)
     assert agent.returncode == 0, err[-3000:]
-    assert "resuming at epoch 1" in out, "the restarted group resumed from the mid-epoch checkpoint"
+    # The restarted group resumed from a mid-epoch checkpoint of epoch 2 (epochs counted from 1).
+    assert re.search(r"resuming after step \d+ \(epoch 2 of 3\)", out), out
 
     final = {}
     for name in ("ref", "faulty"):
