@@ -6,6 +6,7 @@ and never takes part in model selection.
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
@@ -99,6 +100,9 @@ def finish(run: TrainingRun) -> None:
         run.say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)
+    if run.stop.signum:  # noted while the end was written: too late to stop, nothing to resume
+        name = signal.Signals(run.stop.signum).name
+        run.say(f"{name} came as the run finished: it is finished, nothing to resume")
 
 
 def epochs_trained(run: TrainingRun) -> str:

@@ -14,7 +14,6 @@ schedule) and the epoch's end (evaluate on every rank, log, keep the best, check
 
 from __future__ import annotations
 
-import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -138,9 +137,6 @@ class TrainingRun:
             return None
         p.wall_seconds = self.wall_before + time.time() - self.started
         finish(self)
-        if self.stop.signum:  # it came while the end was written (ner/finish.py): too late
-            name = signal.Signals(self.stop.signum).name
-            self.say(f"{name} came as the run finished: it is finished, nothing to resume")
         return p.best
 
     def restore(self, start: rundir.Start) -> None:
