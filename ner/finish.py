@@ -18,7 +18,7 @@ from ner.curves import plot_curves
 from ner.hparams import card_hyperparameters
 from ner.metrics import names
 from ner.model import encoder_family
-from ner.runlog import framework_versions
+from ner.runlog import counted, framework_versions
 
 if TYPE_CHECKING:
     from ner.train import TrainingRun
@@ -111,7 +111,7 @@ def epochs_trained(run: TrainingRun) -> str:
     if p.epoch < t.epochs:
         return (
             f"{p.epoch:g} of {t.epochs}: early stopping, {t.monitor} did not improve for "
-            f"{t.early_stopping_patience} evaluations"
+            f"{counted(t.early_stopping_patience, 'evaluation')}"
         )
     planned = p.schedule[0][1] // run.per_epoch  # the epochs of the run's first schedule
     if len(p.schedule) > 1:

@@ -283,7 +283,9 @@ class TrainingRun:
         self.stop_if_asked()
         patience = t.early_stopping_patience
         if patience and p.evals_without_improvement >= patience:
-            self.say(f"early stopping: {t.monitor} did not improve for {patience} evaluations")
+            self.say(
+                f"early stopping: {t.monitor} did not improve for {counted(patience, 'evaluation')}"
+            )
             return True
         return False
 

@@ -93,7 +93,7 @@ def test_a_run_killed_with_sigkill_shows_as_killed_and_the_next_run_resumes(tmp_
     assert row["status"] == "killed"
     second = run_cli(train_cmd(run, args), tmp_path, 300)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "resuming at epoch" in second.stdout
+    assert "resuming after step " in second.stdout
     [row] = build_rows(tmp_path)
     assert row["status"] == "finished"
 
