@@ -5,8 +5,8 @@ the loop's position (epoch, step inside the epoch, global step), the best metric
 history, the RNG states of every rank, the label list, the resolved config and the fingerprints
 of the data (every source and split: a resume onto other data is refused, ner/resumable.py). It
 is written to a temporary file, fsynced, then renamed over the old one, so a process killed
-mid-save leaves the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no code runs from a
-checkpoint file.
+mid-save leaves the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no
+code runs from a checkpoint file.
 
 Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
 `best.pt` (model weights of the best evaluation by trainer.monitor), `step-<N>.pt` (the last
@@ -260,8 +260,7 @@ class TrainState:
         else:
             distributed.print0(
                 env,
-                f"warning: checkpoint from {counted(len(rngs), 'process', 'processes')} resumed on "
-                f"{env.world_size}: "
-                "batches are the same, dropout streams are not",
+                f"warning: checkpoint from {counted(len(rngs), 'process', 'processes')} resumed "
+                f"on {env.world_size}: batches are the same, dropout streams are not",
                 file=sys.stderr,
             )
