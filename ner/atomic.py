@@ -5,6 +5,10 @@ file in the same directory, flushed and fsynced, given the mode the umask asks f
 would leave 0600), renamed over the target, and the directory fsynced. When the write fails
 (a full disk, a quota) the temporary file is removed, the previous file is kept, and the error
 is one line naming the path, the bytes it needed and the bytes free.
+
+A process killed while writing (SIGKILL, a lost node) leaves its temporary behind: `.NAME.tmpXXXX`
+(a file or a directory), or `.NAME.old<pid>` (a directory being replaced). The next owner of the
+run directory removes them (`remove_orphans`) before it writes anything.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -144,6 +149,27 @@ def replace_dir(out_dir: Path, fill: Callable[[Path], None], what: str = "direct
         if _out_of_space(e):
             raise no_space(out_dir, None, what) from None
         raise
+
+
+ORPHAN = re.compile(r"\..+\.(tmp[a-z0-9_]{8}|old[0-9]+)")  # names of the temporaries above
+
+
+def remove_orphans(directory: Path) -> list[tuple[Path, int]]:
+    """Remove the temporaries that killed writers left under `directory` (which the caller owns:
+    no other process writes there). Returns each one removed with its size in bytes."""
+    found = [p for p in directory.rglob(".*") if ORPHAN.fullmatch(p.name)]
+    removed = []
+    for path in found:
+        if not path.exists():  # inside an orphan directory removed before it
+            continue
+        if path.is_dir() and not path.is_symlink():
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        else:
+            size = path.lstat().st_size
+            path.unlink()
+        removed.append((path, size))
+    return removed
 
 
 def read_json(path: Path) -> Any:

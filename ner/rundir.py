@@ -29,7 +29,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ner import checkpoint, config, distributed, layout, slurm
-from ner.atomic import read_json, write_json, write_text
+from ner.atomic import human, read_json, remove_orphans, write_json, write_text
 from ner.errors import UserError
 from ner.ownership import Lock, RunDirBusy, process_start
 from ner.preemption import Interrupted
@@ -138,6 +138,11 @@ class RunDir:
         """Record this attempt (rank 0); from here on the run writes into the directory."""
         if not self.env.is_main:
             return
+        orphans = remove_orphans(self.path)  # left by a killed attempt (ner/atomic.py)
+        if orphans:
+            size = human(sum(n for _, n in orphans))
+            names = ", ".join(str(p.relative_to(self.path)) for p, _ in orphans[:3])
+            print(f"removed {len(orphans)} temporary files of a killed attempt ({size}): {names}")
         earlier = layout.attempts(self.path)
         k = int(earlier[-1].name) + 1 if earlier else 1
         self.attempt = self.path / "attempts" / str(k)
