@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 from ner import checkpoint, config, distributed, layout, slurm
 from ner.atomic import human, read_json, remove_orphans, write_json, write_text
 from ner.errors import UserError
-from ner.ownership import Lock, RunDirBusy, process_start
+from ner.ownership import Lock, process_start
 from ner.preemption import Interrupted
 from ner.runlog import framework_versions, git_commit, launch_command
 
@@ -94,16 +94,16 @@ class RunDir:
         self.attempt: Path | None = None  # attempts/<k> once accepted (rank 0)
 
     def __enter__(self) -> RunDir:
-        problem = None
+        problem: UserError | None = None
         self.made = _made_for(self.path)  # removed again when the run is not accepted
         if self.env.is_main:
             try:
                 self.lock = Lock(self.path).acquire()
-            except RunDirBusy as e:
-                problem = str(e)
+            except UserError as e:  # in use by another run, or not writable
+                problem = e
         problem = distributed.broadcast_object(problem, self.env)
         if problem:
-            raise RunDirBusy(problem)
+            raise problem
         return self
 
     def __exit__(self, kind, error, tb) -> None:
