@@ -9,7 +9,8 @@ checkpoint file.
 
 Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
 `best.pt` (model weights of the best evaluation by trainer.monitor), `step-<N>.pt` (the last
-trainer.keep_last step checkpoints).
+trainer.keep_last step checkpoints); once the run has finished, trainer.keep_checkpoints may
+remove some or all of them (`retain`).
 
 The record and the best weights. last.pt's progress names the best epoch (`best_epoch`); best.pt
 holds that epoch's weights, with the progress they were saved at. An improved epoch writes
@@ -193,6 +194,19 @@ def prune_steps(directory: Path, keep: int) -> None:
     steps = sorted(directory.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     for old in steps[: max(len(steps) - keep, 0)]:
         old.unlink()
+
+
+def retain(directory: Path, keep: str) -> tuple[list[str], int]:
+    """After a finished run: remove the checkpoints trainer.keep_checkpoints does not keep
+    (config.py says what each value allows afterwards). Returns the names and bytes freed."""
+    kept = {"all": None, "best": {"best.pt"}, "none": set()}[keep]
+    if kept is None:
+        return [], 0
+    removed = [p for p in sorted(directory.glob("*.pt")) if p.name not in kept]
+    inodes = {p.stat().st_ino: p.stat().st_size for p in removed}  # step-N.pt links last.pt
+    for path in removed:
+        path.unlink()
+    return [p.name for p in removed], sum(inodes.values())
 
 
 def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:

@@ -96,6 +96,13 @@ def finish(run: TrainingRun) -> None:
                 "wall_time_s": round(p.wall_seconds, 1),
             }
         )
+        # Only once result.json says finished: a rerun then needs no checkpoint (rundir.py).
+        removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
+        if removed:
+            run.say(
+                f"removed {', '.join(removed)} ({atomic.human(freed)}, trainer.keep_checkpoints="
+                f"{t.keep_checkpoints}): this run can no longer be extended"
+            )
         run.say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)

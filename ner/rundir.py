@@ -256,6 +256,10 @@ def _hydra_files(cfg) -> dict[str, str] | None:
 def _decide(cfg, run_dir: Path) -> Start:
     mode = cfg.trainer.resume
     last = run_dir / "checkpoints" / "last.pt"
+    if mode in ("auto", "never") and not last.exists():
+        finished = _finished_without_last(cfg, run_dir, mode)
+        if finished is not None:
+            return finished
     if mode == "never":
         if last.exists():
             raise UserError(
@@ -291,3 +295,39 @@ def _decide(cfg, run_dir: Path) -> Start:
     if mode == "auto" and done and result:
         return Start("finished", path, result=result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)
+
+
+def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
+    """A finished run whose last.pt trainer.keep_checkpoints removed: the same command does
+    nothing (its newest attempt's config stands for the checkpoint's); what would need last.pt
+    (another configuration, more epochs, trainer.resume=never) is refused in one line."""
+    result = read_json(run_dir / "result.json")
+    config_file = layout.launch_file(run_dir, "config.yaml")
+    if not (isinstance(result, dict) and result.get("status") == "finished"):
+        return None
+    if not config_file.is_file():
+        return None
+    saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    kept = saved.get("trainer", {}).get("keep_checkpoints", "all")
+    where = (
+        f"run dir {run_dir} holds a finished run without checkpoints/last.pt (removed after it "
+        f"finished: trainer.keep_checkpoints={kept})"
+    )
+    if mode == "never":
+        raise UserError(
+            f"{where}; with trainer.resume=never it would be overwritten: choose "
+            "another hydra.run.dir"
+        )
+    diff = config.computed_differences(saved, cfg, ("trainer.epochs",))
+    if diff:
+        raise UserError(
+            f"{where}, made with another configuration ({'; '.join(diff[:5])}"
+            f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
+        )
+    epochs = saved["trainer"]["epochs"]
+    if cfg.trainer.epochs != epochs:
+        raise UserError(
+            f"{where}: it ran trainer.epochs={epochs} and cannot be extended or shortened to "
+            f"{cfg.trainer.epochs}; train a new run in another hydra.run.dir"
+        )
+    return Start("finished", result=result)

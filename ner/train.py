@@ -54,10 +54,15 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         start = owner.start(cfg)
         if start.kind == "finished":
             result = start.result
+            longer = (
+                "To train it longer, raise trainer.epochs"
+                if start.path
+                else "Its checkpoints were removed (trainer.keep_checkpoints): it cannot be extended"
+            )
             distributed.print0(
                 env,
                 f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
-                f"{result.get('best')}); nothing to do. To train it longer, raise trainer.epochs",
+                f"{result.get('best')}); nothing to do. {longer}",
             )
             return result.get("best")
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
