@@ -134,10 +134,24 @@ def saved_best_epoch(path: Path) -> float | None:
         return None
 
 
-def reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
-    """Before a resume (rank 0): make `directory`/best.pt hold the weights of the epoch that the
-    record of `ckpt` (loaded from `path`) calls best. Returns a line saying what it repaired, or
-    None when nothing needed it; refuses in one line when no checkpoint holds those weights."""
+def reconcile_best(directory: Path, ckpt: dict, path: Path, env) -> str | None:
+    """Before a resume: make `directory`/best.pt hold the weights of the epoch that the record
+    of `ckpt` (loaded from `path`) calls best (rank 0 writes; every rank gets the answer).
+    Returns a line saying what it repaired, or None when nothing needed it; refuses in one line
+    when no checkpoint holds those weights."""
+    outcome: str | UserError | None = None
+    if env.is_main:
+        try:
+            outcome = _reconcile_best(directory, ckpt, path)
+        except UserError as e:
+            outcome = e
+    outcome = distributed.broadcast_object(outcome, env)
+    if isinstance(outcome, UserError):
+        raise outcome
+    return outcome
+
+
+def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
     progress = ckpt["progress"]
     want = progress.get("best_epoch")
     target = directory / "best.pt"

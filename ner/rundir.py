@@ -303,9 +303,8 @@ def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
     (another configuration, more epochs, trainer.resume=never) is refused in one line."""
     result = read_json(run_dir / "result.json")
     config_file = layout.launch_file(run_dir, "config.yaml")
-    if not (isinstance(result, dict) and result.get("status") == "finished"):
-        return None
-    if not config_file.is_file():
+    finished = isinstance(result, dict) and result.get("status") == "finished"
+    if not (finished and config_file.is_file()):
         return None
     saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     kept = saved.get("trainer", {}).get("keep_checkpoints", "all")

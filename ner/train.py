@@ -26,7 +26,6 @@ from ner import checks, config, distributed, rundir
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import TrainState, reconcile_best, rng_state
 from ner.corpus import training_sets
-from ner.errors import UserError
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
 from ner.finish import finish
@@ -146,18 +145,9 @@ class TrainingRun:
 
     def restore(self, start: rundir.Start) -> None:
         self.state.restore(start.checkpoint, start.path, self.env)
-        # best.pt must hold the record's best epoch (ner/checkpoint.py); rank 0 checks, repairs.
-        repaired: str | UserError | None = None
-        if self.env.is_main:
-            try:
-                directory = self.owner.path / "checkpoints"
-                repaired = reconcile_best(directory, start.checkpoint, start.path)
-            except UserError as e:
-                repaired = e
-        repaired = distributed.broadcast_object(repaired, self.env)
-        if isinstance(repaired, UserError):
-            raise repaired
-        if repaired:
+        # best.pt must hold the record's best epoch (ner/checkpoint.py); rank 0 repairs it.
+        directory = self.owner.path / "checkpoints"
+        if repaired := reconcile_best(directory, start.checkpoint, start.path, self.env):
             self.say(repaired)
         p = self.state.progress
         if p.schedule[-1][1] != self.total_steps:  # extended: plan the rest for the new total

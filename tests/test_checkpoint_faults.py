@@ -14,6 +14,7 @@ from conftest import QUICK, train_in_process
 from safetensors.torch import load_file
 
 from ner import atomic, checkpoint
+from ner.distributed import Env
 from ner.errors import UserError
 
 # Epoch 2 improves on epoch 1; a step checkpoint at step 30 and 60 adds step-N.pt links.
@@ -46,7 +47,7 @@ def test_a_record_saved_at_its_best_epoch_rewrites_an_older_best_pt(tmp_path):
     last = tmp_path / "last.pt"
     ckpt = record(last, epoch=2, best_epoch=2.0)
     weights_only(tmp_path / "best.pt", epoch=1)
-    line = checkpoint.reconcile_best(tmp_path, ckpt, last)
+    line = checkpoint.reconcile_best(tmp_path, ckpt, last, Env())
     assert line == (
         f"{tmp_path / 'best.pt'} holds epoch 1's weights; rewritten from {last}, saved at the "
         "end of best epoch 2"
@@ -54,13 +55,13 @@ def test_a_record_saved_at_its_best_epoch_rewrites_an_older_best_pt(tmp_path):
     best = checkpoint.load(tmp_path / "best.pt")
     assert best["progress"]["best_epoch"] == 2.0 and best["model"]["w"].tolist() == [2.0, 2.0]
     assert "optimizer" not in best
-    assert checkpoint.reconcile_best(tmp_path, ckpt, last) is None  # consistent now
+    assert checkpoint.reconcile_best(tmp_path, ckpt, last, Env()) is None  # consistent now
 
 
 def test_a_missing_best_pt_is_rewritten_from_a_record_of_its_best_epoch(tmp_path):
     last = tmp_path / "last.pt"
     ckpt = record(last, epoch=1, best_epoch=1.0)
-    assert "is missing or unreadable" in checkpoint.reconcile_best(tmp_path, ckpt, last)
+    assert "is missing or unreadable" in checkpoint.reconcile_best(tmp_path, ckpt, last, Env())
     assert checkpoint.load(tmp_path / "best.pt")["progress"]["best_epoch"] == 1.0
 
 
@@ -71,7 +72,7 @@ def test_a_record_whose_best_weights_no_checkpoint_holds_is_refused(tmp_path):
     weights_only(tmp_path / "best.pt", epoch=3)
     before = (tmp_path / "best.pt").read_bytes()
     with pytest.raises(UserError) as refused:
-        checkpoint.reconcile_best(tmp_path, ckpt, step)
+        checkpoint.reconcile_best(tmp_path, ckpt, step, Env())
     assert str(refused.value).startswith(
         f"checkpoint {step} records its best evaluation at epoch 1, but {tmp_path / 'best.pt'} "
         "holds epoch 3's weights and no checkpoint holds epoch 1's weights"
