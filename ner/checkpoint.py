@@ -10,7 +10,16 @@ code runs from a checkpoint file.
 
 Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
 `best.pt` (model weights of the best evaluation by trainer.monitor), `step-<N>.pt` (the last
-trainer.keep_last step checkpoints).
+trainer.keep_last step checkpoints); once the run has finished, trainer.keep_checkpoints may
+remove some or all of them (`retain`).
+
+The record and the best weights. last.pt's progress names the best epoch (`best_epoch`); best.pt
+holds that epoch's weights, with the progress they were saved at. An improved epoch writes
+last.pt, then best.pt, so a process killed between the two leaves a record whose best epoch is
+the epoch it was saved at, beside an older best.pt: the record's own weights are then the best
+ones, and a resumed run rewrites best.pt from them (`reconcile_best`). Whatever reads best.pt for
+a run (the test, the export) checks that its epoch is the record's best epoch (`check_best`):
+one epoch's record is never paired with another epoch's weights.
 """
 
 from __future__ import annotations
@@ -116,6 +125,67 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+WEIGHTS_ONLY = ("format", "model", "labels", "config", "progress")  # what best.pt holds
+
+
+def saved_best_epoch(path: Path) -> float | None:
+    """The epoch whose weights best.pt at `path` holds; None when it is absent or unreadable."""
+    try:
+        return load(path)["progress"].get("best_epoch")
+    except UserError:  # missing or torn: it holds no epoch's weights
+        return None
+
+
+def reconcile_best(directory: Path, ckpt: dict, path: Path, env) -> str | None:
+    """Before a resume: make `directory`/best.pt hold the weights of the epoch that the record
+    of `ckpt` (loaded from `path`) calls best (rank 0 writes; every rank gets the answer).
+    Returns a line saying what it repaired, or None when nothing needed it; refuses in one line
+    when no checkpoint holds those weights."""
+    outcome: str | UserError | None = None
+    if env.is_main:
+        try:
+            outcome = _reconcile_best(directory, ckpt, path)
+        except UserError as e:
+            outcome = e
+    outcome = distributed.broadcast_object(outcome, env)
+    if isinstance(outcome, UserError):
+        raise outcome
+    return outcome
+
+
+def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
+    progress = ckpt["progress"]
+    want = progress.get("best_epoch")
+    target = directory / "best.pt"
+    have = saved_best_epoch(target)
+    if want is None or have == want:
+        return None
+    found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
+    if progress["epoch"] == want and progress["step_in_epoch"] == 0:
+        # Saved at the end of the best epoch itself (killed before best.pt was written).
+        atomic_save({k: ckpt[k] for k in WEIGHTS_ONLY}, target)
+        return f"{target} {found}; rewritten from {path}, saved at the end of best epoch {want:g}"
+    beside = path.parent / "best.pt"  # an explicit trainer.resume from another directory
+    if beside.resolve() != target.resolve() and saved_best_epoch(beside) == want:
+        atomic_save({k: v for k, v in load(beside).items() if k in WEIGHTS_ONLY}, target)
+        return f"{target} {found}; copied from {beside}, which holds best epoch {want:g}"
+    raise UserError(
+        f"checkpoint {path} records its best evaluation at epoch {want:g}, but {target} "
+        f"{found} and no checkpoint holds epoch {want:g}'s weights: resume from a checkpoint "
+        "saved after best.pt (trainer.resume=PATH), or start the run anew in another directory"
+    )
+
+
+def check_best(best: dict, path: Path, best_epoch: float | None) -> None:
+    """Refuse best.pt weights that are not those of the record's best epoch."""
+    have = best.get("progress", {}).get("best_epoch")
+    if have != best_epoch:
+        raise UserError(
+            f"checkpoint {path} holds the weights of epoch {have}, but the run's record has its "
+            f"best evaluation at epoch {best_epoch}; they are not tested or exported as the best"
+        )
+
+
 def check_compatible(ckpt: dict, path: Path, labels: list[str], model: torch.nn.Module) -> None:
     """Refuse a checkpoint of another label set or model shape, naming the difference."""
     if ckpt["labels"] != labels:
@@ -140,6 +210,19 @@ def prune_steps(directory: Path, keep: int) -> None:
     steps = sorted(directory.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     for old in steps[: max(len(steps) - keep, 0)]:
         old.unlink()
+
+
+def retain(directory: Path, keep: str) -> tuple[list[str], int]:
+    """After a finished run: remove the checkpoints trainer.keep_checkpoints does not keep
+    (config.py says what each value allows afterwards). Returns the names and bytes freed."""
+    kept = {"all": None, "best": {"best.pt"}, "none": set()}[keep]
+    if kept is None:
+        return [], 0
+    removed = [p for p in sorted(directory.glob("*.pt")) if p.name not in kept]
+    inodes = {p.stat().st_ino: p.stat().st_size for p in removed}  # step-N.pt links last.pt
+    for path in removed:
+        path.unlink()
+    return [p.name for p in removed], sum(inodes.values())
 
 
 def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
@@ -216,15 +299,14 @@ class TrainState:
     def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
         `rngs`: every rank's RNG streams, in rank order."""
-        weights = self.model.state_dict()
-        progress = asdict(self.progress)
         common = {
             "format": FORMAT_VERSION,
-            "model": weights,
+            "model": self.model.state_dict(),
             "labels": self.labels,
             "config": self.config_yaml,
-            "progress": progress,
+            "progress": asdict(self.progress),
         }
+        assert tuple(common) == WEIGHTS_ONLY
         last = {
             **common,
             "optimizer": self.optimizer.state_dict(),
@@ -240,7 +322,7 @@ class TrainState:
             step_file.unlink(missing_ok=True)
             os.link(directory / "last.pt", step_file)  # a second name, not a second write
             prune_steps(directory, keep_steps)
-        if best_improved:
+        if best_improved:  # after last.pt: see the module docstring (reconcile_best)
             atomic_save(common, directory / "best.pt")
 
     def restore(self, ckpt: dict, path: Path, env) -> None:

@@ -108,6 +108,7 @@ Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
 Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
 OnError = Choice("OnError", {v: v for v in ("repair", "raise")})  # `raise` is a keyword
+KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
 
 
 @dataclass
@@ -228,6 +229,13 @@ class TrainerConfig:
     save_every_steps: int = operational(0, at_least=0)
     # Step checkpoints kept besides last and best.
     keep_last: int = operational(1, at_least=0)
+    # Checkpoints kept once the run has finished (best_model/, the export, always stays):
+    # all: every one; ner-evaluate --checkpoint best|last|step-N, and the run can be extended.
+    # best: best.pt (last.pt and step-N.pt removed); ner-evaluate RUN scores best.pt.
+    # none: no checkpoint; ner-evaluate RUN scores best_model/.
+    # With best or none, ner-report and the same command (nothing to do) work as with all, but
+    # the run can no longer be extended (trainer.epochs raised): that is refused in one line.
+    keep_checkpoints: KeepCheckpoints = operational(KeepCheckpoints["all"])
     # auto: resume from <run dir>/checkpoints/last.pt when it exists; never; or a checkpoint path.
     resume: str = operational("auto")
     # Metric that picks the best checkpoint (a key of the eval entry of log_history.json). The

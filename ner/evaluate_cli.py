@@ -28,7 +28,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import distributed, trained
+from ner import atomic, distributed, trained
 from ner import metrics as registry
 from ner.atomic import write_json
 from ner.batching import Collator
@@ -150,6 +150,28 @@ def default_output(args: argparse.Namespace, loaded: trained.Loaded) -> Path | N
     return loaded.run_dir / f"{name}.json"
 
 
+def check_writable(args: argparse.Namespace, output: Path | None, env) -> None:
+    """Refuse in one line, on every rank, when the metrics or predictions file could not be
+    written (a read-only run directory: --output puts the metrics elsewhere)."""
+    problem = None
+    if env.is_main:
+        try:
+            if output is not None:
+                try:
+                    atomic.check_writable(output, "metrics file")
+                except UserError as e:
+                    if args.output is not None:
+                        raise
+                    raise UserError(f"{e}; give --output PATH, or --output - for stdout") from None
+            if args.predictions:
+                atomic.check_writable(Path(args.predictions), "predictions file")
+        except UserError as e:
+            problem = e
+    problem = distributed.broadcast_object(problem, env)
+    if problem:
+        raise problem
+
+
 def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
     """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
     with open(path, "w", encoding="utf-8") as f:
@@ -233,6 +255,10 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
     out = sys.stderr if args.output == "-" else sys.stdout  # keep stdout for the JSON then
     loaded = trained.load(args.target, args.checkpoint, env.device)
     sets = load_sets(args, loaded)
+    output = default_output(args, loaded) if args.output is None else None
+    if args.output not in (None, "-"):
+        output = Path(args.output)
+    check_writable(args, output, env)  # before the work, not after it
     results = {name: score(args, loaded, sentences, env, out) for name, sentences, _ in sets}
     about = {
         "target": str(args.target),
@@ -257,9 +283,6 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         means = registry.mean_over_sets(per_set)
         metrics = {**about, "data": ", ".join(per_set), **means, "sets": per_set}
     if env.is_main:
-        output = default_output(args, loaded) if args.output is None else None
-        if args.output not in (None, "-"):
-            output = Path(args.output)
         if args.predictions:
             Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
             for name, sentences, _ in sets:

@@ -12,18 +12,21 @@ depend on: the sentences and tags, the label list, the tokenizer (its full seria
 the window length and stride, and FEATURES_VERSION (bump it when the encoding code changes what
 it produces). The first process of each node (local rank 0) encodes and writes the file
 atomically; the other ranks wait at a barrier and read it. A sweep's later jobs, and resumed
-runs, read it too. JSON, not pickle: reading a cache file runs no code.
+runs, read it too, checked whole (`read_cache`). JSON, not pickle: reading a cache file runs no
+code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ner import atomic, distributed
+from ner.errors import UserError
 
 # The label of positions that are not scored: sub-tokens after a word's first, context, padding.
 IGNORE = -100
@@ -246,19 +249,44 @@ def cached_features(
     build: Callable[[], tuple[list[dict], FeatureStats]],
     env: distributed.Env,
 ) -> tuple[list[dict], FeatureStats]:
-    """`build()` once per node (or always, when cache_dir is null), else read the cached result."""
+    """`build()` once per node (or always, when cache_dir is null), else read the cached result.
+
+    A cache file that cannot be read back whole (a kill inside an older version's write, a full
+    disk, a foreign file) is rebuilt by the node's first process, with a warning naming it.
+    """
     if cache_dir is None:
         return build()
     path = Path(cache_dir).expanduser() / f"{key}.json"
-    built = None
-    if env.is_local_main and not path.exists():
-        built = build()
-        features, stats = built
-        atomic.write_text(
-            path, json.dumps({"features": features, "stats": asdict(stats)}), "feature cache"
-        )
+    mine = None  # the node's first process: read, or build and write
+    if env.is_local_main:
+        try:
+            mine = read_cache(path, key) if path.exists() else None
+        except UserError as e:
+            print(f"warning: {e}; rebuilt", file=sys.stderr, flush=True)
+        if mine is None:
+            mine = build()
+            features, stats = mine
+            atomic.write_text(
+                path,
+                json.dumps({"key": key, "features": features, "stats": asdict(stats)}),
+                "feature cache",
+            )
     distributed.barrier(env)
-    if built is not None:
-        return built
-    cached = json.loads(path.read_text(encoding="utf-8"))
-    return cached["features"], FeatureStats(**cached["stats"])
+    return mine if mine is not None else read_cache(path, key)
+
+
+def read_cache(path: Path, key: str) -> tuple[list[dict], FeatureStats]:
+    """A cache file's features and statistics, checked whole; one line naming it if not."""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("key", key) != key:  # files of older versions hold no key
+            raise ValueError(f"it holds the features of key {cached['key']}")
+        features, stats = cached["features"], FeatureStats(**cached["stats"])
+        if not isinstance(features, list) or len(features) != stats.windows:
+            raise ValueError(f"{stats.windows} windows expected")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise UserError(
+            f"feature cache {path} (data.cache_dir) cannot be read ({type(e).__name__}: {e}); "
+            "delete the file to rebuild it"
+        ) from e
+    return features, stats

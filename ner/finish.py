@@ -28,7 +28,10 @@ def finish(run: TrainingRun) -> None:
     """Rank 0 writes; every rank evaluates (the test split is sharded too)."""
     cfg, env, data, log, t = run.cfg, run.env, run.data, run.log, run.t
     p, model, run_dir = run.state.progress, run.state.model, run.owner.path
-    model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
+    best_pt = run_dir / "checkpoints" / "best.pt"
+    best = checkpoint.load(best_pt)
+    checkpoint.check_best(best, best_pt, p.best_epoch)
+    model.load_state_dict(best["model"])
     test = None
     with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
     if with_test:
@@ -97,6 +100,13 @@ def finish(run: TrainingRun) -> None:
                 "wall_time_s": round(p.wall_seconds, 1),
             }
         )
+        # Only once result.json says finished: a rerun then needs no checkpoint (rundir.py).
+        removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
+        if removed:
+            run.say(
+                f"removed {', '.join(removed)} ({atomic.human(freed)}, trainer.keep_checkpoints="
+                f"{t.keep_checkpoints}): this run can no longer be extended"
+            )
         run.say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)

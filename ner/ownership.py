@@ -32,6 +32,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ner import atomic
 from ner.errors import UserError
 from ner.slurm import job_step
 
@@ -174,6 +175,16 @@ class Lock:
         self._beat: threading.Thread | None = None
 
     def acquire(self) -> Lock:
+        """Take the lock, or refuse in one line: another live run holds it, or the directory
+        cannot be written (read-only, permissions, a full disk)."""
+        try:
+            return self._acquire()
+        except OSError as e:
+            if e.errno in atomic.NO_SPACE:
+                raise atomic.no_space(self.path, None, "run dir lock") from None
+            raise atomic.cannot_write(self.path, e, "run dir lock") from None
+
+    def _acquire(self) -> Lock:
         data = json.dumps(asdict(self.holder), indent=2).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(20):

@@ -7,6 +7,7 @@ printed on rank 0 before training starts, for every training source and evaluati
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from ner import distributed
 from ner.corpus import Corpus, load_corpus
 from ner.data import Splits
+from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
 from ner.sentences import Sentence, entity_counts
@@ -74,11 +76,25 @@ def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: d
     """The run's tokenizer, and whether this attempt trained it (it is saved once the run is
     accepted). A resumed tiny-model run reads the one its first attempt saved; a fresh one trains
     its own on rank 0 and hands it to every rank in memory: nothing of an attempt that was
-    refused or failed before a checkpoint is reused, and nothing is written before acceptance."""
+    refused or failed before a checkpoint is reused, and nothing is written before acceptance.
+    A resumed run whose tokenizer cannot be read trains it again (and saves it once accepted)."""
     if model_cfg.name_or_path is not None:
         return load_tokenizer(model_cfg.name_or_path), False
     if resume:
-        return load_tokenizer(run_dir / "tokenizer"), False
+        problem = None  # decided on rank 0, so that every rank takes the same way
+        if env.is_main:
+            try:
+                load_tokenizer(run_dir / "tokenizer")
+            except UserError as e:  # torn (a kill inside an older version's save) or removed
+                problem = str(e)
+        if distributed.broadcast_object(problem, env) is None:
+            return load_tokenizer(run_dir / "tokenizer"), False
+        distributed.print0(
+            env,
+            f"warning: {problem}; trained again on the training sentences (the same sentences "
+            "give the same tokenizer, to the byte)",
+            file=sys.stderr,
+        )
     spec = None
     if env.is_main:
         sentences = (s.tokens for _, source in corpus.train for s in source)

@@ -79,11 +79,16 @@ def same_data(start, fingerprints: dict[str, str], refuse: bool) -> None:
 def nothing_to_do(cfg, start, run_dir: Path) -> str:
     """What a rerun of a finished run says (rank 0, which holds its checkpoint), and which
     setting would train it on."""
-    result, progress, t = start.result, start.checkpoint["progress"], cfg.trainer
+    result, t = start.result, cfg.trainer
     done = (
         f"run dir {run_dir} holds a finished run (best {result.get('monitor')} "
         f"{result.get('best')}); nothing to do."
     )
+    if start.checkpoint is None:  # trainer.keep_checkpoints removed last.pt after it finished
+        return (
+            f"{done} Its checkpoints were removed (trainer.keep_checkpoints): it cannot be extended"
+        )
+    progress = start.checkpoint["progress"]
     patience = t.early_stopping_patience
     if not (patience and progress["evals_without_improvement"] >= patience):
         return f"{done} To train it longer, raise trainer.epochs"

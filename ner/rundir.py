@@ -29,9 +29,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from ner import checkpoint, config, distributed, layout, resumable, slurm
-from ner.atomic import read_json, write_json, write_text
+from ner.atomic import human, read_json, remove_orphans, write_json, write_text
 from ner.errors import UserError
-from ner.ownership import Lock, RunDirBusy, process_start
+from ner.ownership import Lock, process_start
 from ner.preemption import Interrupted
 from ner.runlog import counted, framework_versions, git_commit, launch_command
 
@@ -94,16 +94,16 @@ class RunDir:
         self.attempt: Path | None = None  # attempts/<k> once accepted (rank 0)
 
     def __enter__(self) -> RunDir:
-        problem = None
+        problem: UserError | None = None
         self.made = _made_for(self.path)  # removed again when the run is not accepted
         if self.env.is_main:
             try:
                 self.lock = Lock(self.path).acquire()
-            except RunDirBusy as e:
-                problem = str(e)
+            except UserError as e:  # in use by another run, or not writable
+                problem = e
         problem = distributed.broadcast_object(problem, self.env)
         if problem:
-            raise RunDirBusy(problem)
+            raise problem
         return self
 
     def __exit__(self, kind, error, tb) -> None:
@@ -138,6 +138,11 @@ class RunDir:
         """Record this attempt (rank 0); from here on the run writes into the directory."""
         if not self.env.is_main:
             return
+        orphans = remove_orphans(self.path)  # left by a killed attempt (ner/atomic.py)
+        if orphans:
+            size = human(sum(n for _, n in orphans))
+            names = ", ".join(str(p.relative_to(self.path)) for p, _ in orphans[:3])
+            print(f"removed {len(orphans)} temporary files of a killed attempt ({size}): {names}")
         earlier = layout.attempts(self.path)
         k = int(earlier[-1].name) + 1 if earlier else 1
         self.attempt = self.path / "attempts" / str(k)
@@ -264,6 +269,10 @@ def _hydra_files(cfg) -> dict[str, str] | None:
 def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     mode = cfg.trainer.resume
     last = run_dir / "checkpoints" / "last.pt"
+    if mode in ("auto", "never") and not last.exists():
+        finished = _finished_without_last(cfg, run_dir, mode)
+        if finished is not None:
+            return finished
     if mode == "never":
         if last.exists():
             raise UserError(
@@ -301,3 +310,38 @@ def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     if mode == "auto" and done and result:
         return Start("finished", path, ckpt, result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)
+
+
+def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
+    """A finished run whose last.pt trainer.keep_checkpoints removed: the same command does
+    nothing (its newest attempt's config stands for the checkpoint's); what would need last.pt
+    (another configuration, more epochs, trainer.resume=never) is refused in one line."""
+    result = read_json(run_dir / "result.json")
+    config_file = layout.launch_file(run_dir, "config.yaml")
+    finished = isinstance(result, dict) and result.get("status") == "finished"
+    if not (finished and config_file.is_file()):
+        return None
+    saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    kept = saved.get("trainer", {}).get("keep_checkpoints", "all")
+    where = (
+        f"run dir {run_dir} holds a finished run without checkpoints/last.pt (removed after it "
+        f"finished: trainer.keep_checkpoints={kept})"
+    )
+    if mode == "never":
+        raise UserError(
+            f"{where}; with trainer.resume=never it would be overwritten: choose "
+            "another hydra.run.dir"
+        )
+    diff = config.computed_differences(saved, cfg, ("trainer.epochs",))
+    if diff:
+        raise UserError(
+            f"{where}, made with another configuration ({'; '.join(diff[:5])}"
+            f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
+        )
+    epochs = saved["trainer"]["epochs"]
+    if cfg.trainer.epochs != epochs:
+        raise UserError(
+            f"{where}: it ran trainer.epochs={epochs} and cannot be extended or shortened to "
+            f"{cfg.trainer.epochs}; train a new run in another hydra.run.dir"
+        )
+    return Start("finished", result=result)

@@ -112,6 +112,10 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
         raise cannot_load("a tokenizer", name_or_path, e) from e
+    except Exception as e:  # a torn or foreign file (tokenizer.json): name it, keep the cause
+        raise UserError(
+            f"model: the tokenizer in '{name_or_path}' cannot be read ({type(e).__name__}: {e})"
+        ) from e
     if not tok.is_fast:
         raise UserError(f"model: '{name_or_path}' has no fast tokenizer (word_ids() needs one)")
     missing = [

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ner import checks, config, distributed, resumable, rundir
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
-from ner.checkpoint import TrainState, rng_state
+from ner.checkpoint import TrainState, reconcile_best, rng_state
 from ner.corpus import training_sets
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
@@ -141,6 +141,10 @@ class TrainingRun:
 
     def restore(self, start: rundir.Start) -> None:
         self.state.restore(start.checkpoint, start.path, self.env)
+        # best.pt must hold the record's best epoch (ner/checkpoint.py); rank 0 repairs it.
+        directory = self.owner.path / "checkpoints"
+        if repaired := reconcile_best(directory, start.checkpoint, start.path, self.env):
+            self.say(repaired)
         p = self.state.progress
         if p.schedule[-1][1] != self.total_steps:  # extended: plan the rest for the new total
             p.schedule.append([p.global_step, self.total_steps])

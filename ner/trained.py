@@ -4,7 +4,8 @@ an exported Hugging Face directory.
 - A run directory (it holds `checkpoints/`): weights from `checkpoints/<name>.pt` (`best` by
   default), the configuration saved inside that checkpoint (the resolved config the weights were
   trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
-  model), else `best_model/`'s, else the configured model's.
+  model), else `best_model/`'s, else the configured model's. A finished run whose checkpoints
+  trainer.keep_checkpoints=none removed is read from its `best_model/`.
 - A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
 - An exported directory (`<run>/best_model`, or any token-classification model with
   `config.json`): weights, tokenizer and labels (`config.id2label`) from the directory. When it
@@ -77,13 +78,18 @@ def load(
     elif (path / "checkpoints").is_dir():
         name = checkpoint or "best"
         file = path / "checkpoints" / f"{name}.pt"
-        if not file.is_file():
+        export = path / "best_model"
+        if not file.is_file() and checkpoint is None and (export / "config.json").is_file():
+            loaded = _from_export(export)  # trainer.keep_checkpoints=none removed best.pt
+        elif not file.is_file():
             have = sorted(p.stem for p in (path / "checkpoints").glob("*.pt"))
             raise UserError(
                 f"run dir {path}: no checkpoint {file.name} (found: {', '.join(have) or 'none'}"
-                "; best.pt is written after the first evaluation)"
+                "; best.pt is written after the first evaluation, and a finished run keeps "
+                "those trainer.keep_checkpoints kept)"
             )
-        loaded = _from_checkpoint(file, path)
+        else:
+            loaded = _from_checkpoint(file, path)
     elif (path / "config.json").is_file():
         if checkpoint is not None:
             raise UserError(
