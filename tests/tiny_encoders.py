@@ -89,16 +89,7 @@ def roberta(out: Path) -> None:
     )
     tok = transformers.RobertaTokenizerFast(tokenizer_object=bpe._tokenizer)
     assert not tok.add_prefix_space, "saved as roberta-base is: add_prefix_space false"
-    config = transformers.RobertaConfig(
-        vocab_size=len(tok),
-        max_position_embeddings=POSITIONS + tok.pad_token_id + 1,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.cls_token_id,
-        eos_token_id=tok.sep_token_id,
-        type_vocab_size=1,
-        **SHAPE,
-    )
-    _save(out, tok, transformers.RobertaModel, config)
+    _save(out, tok, transformers.RobertaModel, _roberta_like(transformers.RobertaConfig, tok))
 
 
 def deberta_v3(out: Path) -> None:
@@ -142,7 +133,13 @@ def xlm_r(out: Path) -> None:
     from ner.tokenizer import train_tokenizer
 
     tok = train_tokenizer((text.split(" ") for text in training_text()), 500)
-    config = transformers.XLMRobertaConfig(
+    config = _roberta_like(transformers.XLMRobertaConfig, tok)
+    _save(out, tok, transformers.XLMRobertaModel, config)
+
+
+def _roberta_like(config_class, tok):
+    """RoBERTa and XLM-R: positions start after the pad id, one token type."""
+    return config_class(
         vocab_size=len(tok),
         max_position_embeddings=POSITIONS + tok.pad_token_id + 1,
         pad_token_id=tok.pad_token_id,
@@ -151,7 +148,6 @@ def xlm_r(out: Path) -> None:
         type_vocab_size=1,
         **SHAPE,
     )
-    _save(out, tok, transformers.XLMRobertaModel, config)
 
 
 def _save(out: Path, tokenizer, model_class, config) -> None:
