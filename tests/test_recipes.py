@@ -173,7 +173,8 @@ def _conll(path: Path, split: str, n: int, language: str = "he") -> Path:
     rows = generate_split(split, n, language=language)
     path.write_text(
         "\n\n".join(
-            "\n".join(f"{w} {t}" for w, t in zip(r["tokens"], r["ner_tags"], strict=True)) for r in rows
+            "\n".join(f"{w} {t}" for w, t in zip(r["tokens"], r["ner_tags"], strict=True))
+            for r in rows
         )
         + "\n",
         encoding="utf-8",
