@@ -6,6 +6,7 @@ Optional: skipped unless the `optuna` extra (hydra-optuna-sweeper) is installed.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def test_search_composes_and_maximises_validation_f1(name: str, experiment: str)
         assert cfg.trainer.epochs < 100 and cfg.trainer.early_stopping_patience > 0
 
 
-def run_search(sweep: Path, cwd: Path, n_trials: int, extra: list[str]):
+def run_search(sweep: Path, cwd: Path, n_trials: int, extra: list[str], status: int = 0):
+    """Run the search; its job directories (those of refused trials are not made), the
+    sweeper's results, and stderr."""
     out = run_cli(
         [
             sys.executable,
@@ -90,10 +93,12 @@ def run_search(sweep: Path, cwd: Path, n_trials: int, extra: list[str]):
         cwd,
         300,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == status, out.stderr[-3000:]
     jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    assert [j.name for j in jobs] == [str(i) for i in range(n_trials)]
-    return jobs, yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    if status == 0:
+        assert [j.name for j in jobs] == [str(i) for i in range(n_trials)]
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    return jobs, results, out.stderr
 
 
 def job_overrides(job: Path) -> dict[str, str]:
@@ -106,7 +111,7 @@ def test_two_trial_search_reports_the_best_validation_f1(tmp_path: Path) -> None
     # Three epochs of 300 sentences: F1 differs between trials. Values given on the command line
     # (trainer.batch_size, optim.warmup_steps) leave the search space.
     fixed = ["data.max_train_samples=300", "trainer.epochs=3", "trainer.batch_size=8"]
-    jobs, results = run_search(tmp_path / "S", tmp_path, 2, [*fixed, "optim.warmup_steps=0"])
+    jobs, results, _ = run_search(tmp_path / "S", tmp_path, 2, [*fixed, "optim.warmup_steps=0"])
     best = {j: json.loads((j / "result.json").read_text())["best"] for j in jobs}
     assert len(set(best.values())) == 2, best  # the trials differ, so max is a real choice
     assert results["best_value"] == pytest.approx(max(best.values()))
@@ -123,19 +128,23 @@ def test_two_trial_search_reports_the_best_validation_f1(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_a_failed_trial_does_not_stop_the_search(tmp_path: Path) -> None:
     # A warm-up longer than training fails at start (UserError); with the sampler's seed, some of
-    # the 4 trials draw it and some do not.
-    jobs, results = run_search(
-        tmp_path / "S",
+    # the 4 trials draw it and some do not. Such a trial is refused before its run directory is
+    # written (issue 17): one line each, the other trials go on, and the search exits 2.
+    sweep = tmp_path / "S"
+    jobs, results, stderr = run_search(
+        sweep,
         tmp_path,
         4,
         ["trainer.epochs=1", "data.max_train_samples=80", "optim.warmup_steps=choice(0,1000)"],
+        status=2,
     )
-    failed = [j for j in jobs if (j / "error.json").is_file()]
+    failed = re.findall(r"^error: job (\d+) \((.*?)\): (.*)$", stderr, re.M)
     finished = [j for j in jobs if (j / "result.json").is_file()]
     assert failed and finished and len(failed) + len(finished) == 4
-    for job in failed:
-        assert job_overrides(job)["optim.warmup_steps"] == "1000"
-        assert "warmup_steps" in json.loads((job / "error.json").read_text())["message"]
+    assert finished == jobs  # a refused trial leaves no directory
+    for number, where, message in failed:
+        assert Path(where) == sweep / number and not Path(where).exists()
+        assert message.startswith("config: optim.warmup_steps=1000 is not shorter than training")
     assert results["best_params"]["optim.warmup_steps"] == 0
     assert results["best_value"] == pytest.approx(
         max(json.loads((j / "result.json").read_text())["best"] for j in finished)
