@@ -49,7 +49,14 @@ class Interrupted(Exception):
         self.signal = signal.Signals(signum).name
         self.facts = facts  # global_step, epoch, checkpoint: for the run's record
         self._previous = previous
+        self._where = where
         super().__init__(f"interrupted by {self.signal} {where}")
+
+    def __reduce__(self):
+        # Copied or pickled (a copy of the exception on its way out of Hydra's job handling), it
+        # is rebuilt from its own arguments: the default rebuilds from the message alone, which
+        # raised a TypeError in place of the interruption.
+        return (_rebuild_interrupted, (self.signum, self._where, self.facts))
 
     def record(self) -> dict:
         return {"signal": self.signal, "message": str(self), **self.facts}
@@ -59,6 +66,10 @@ class Interrupted(Exception):
         handler: Callable | Any = self._previous
         if callable(handler) and handler is not signal.default_int_handler:
             handler(self.signum, None)
+
+
+def _rebuild_interrupted(signum: int, where: str, facts: dict) -> Interrupted:
+    return Interrupted(signum, where, **facts)
 
 
 class StopRequests:
