@@ -69,14 +69,21 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         say.open()
         if data.trained_tokenizer and env.is_main:
             save_tokenizer(data.tokenizer, owner.path / "tokenizer")
-        return TrainingRun(cfg, env, owner, stop, data, say).run(start)
+        return TrainingRun(cfg, env, owner, stop, data, say, per_epoch).run(start)
 
 
 class TrainingRun:
     """One attempt at a run: what the loop holds, and the loop."""
 
     def __init__(
-        self, cfg: DictConfig, env: distributed.Env, owner: rundir.RunDir, stop, data, say
+        self,
+        cfg: DictConfig,
+        env: distributed.Env,
+        owner: rundir.RunDir,
+        stop,
+        data,
+        say,
+        per_epoch,
     ):
         self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
         self.t, device = cfg.trainer, env.device
@@ -87,9 +94,7 @@ class TrainingRun:
         self.ddp = DDP(model, device_ids=ids) if env.distributed else model
         self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
         self.lengths = [len(f["input_ids"]) for f in self.data.train]
-        self.per_epoch = steps_per_epoch(
-            len(self.lengths), self.t.batch_size, env.world_size, self.t.grad_accum_steps
-        )
+        self.per_epoch = per_epoch  # optimizer steps per epoch, computed (and checked) by train()
         self.total_steps = self.per_epoch * self.t.epochs
         fingerprints = self.data.corpus.fingerprints
         self.state = TrainState.start(
