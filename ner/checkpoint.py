@@ -3,7 +3,7 @@
 A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states,
 the loop's position (epoch, step inside the epoch, global step), the best metric so far, the log
 history, the RNG states of every rank, the label list, the resolved config and the fingerprints
-of the data (every source and split: a resume onto other data is refused, ner/resumable.py). It
+of the data (every source and split: a resume onto other data is refused, ner/run/resumable.py). It
 is written to a temporary file, fsynced, then renamed over the old one, so a process killed
 mid-save leaves the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no
 code runs from a checkpoint file.
@@ -34,8 +34,7 @@ import numpy as np
 import torch
 
 from ner import atomic, distributed
-from ner.errors import UserError
-from ner.runlog import counted
+from ner.errors import UserError, counted
 
 FORMAT_VERSION = 1
 
@@ -271,7 +270,7 @@ class TrainState:
     history: list[dict]  # the log history; the run's RunLog appends to this list
     labels: list[str]
     config_yaml: str  # the resolved config
-    data: dict[str, str]  # the fingerprint of every source and split (ner/corpus.py)
+    data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
     @classmethod
     def start(

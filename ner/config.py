@@ -1,11 +1,11 @@
 """Structured config: every key, its one default, and why.
 
 Hydra merges `conf/*.yaml` onto these dataclasses, so an unknown key or a value of the wrong type
-is refused at composition time. YAML files only override. `ner.checks.check(cfg)` then rejects
+is refused at composition time. YAML files only override. `ner.run.checks.check(cfg)` then rejects
 values that have the right type but cannot work (a zero batch size, a negative learning rate).
 
 `key(default, at_least=..., above=..., below=..., operational=...)` declares a key with its
-bounds beside its default; ner/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
+bounds beside its default; ner/run/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
 where checkpoints go), not what it computes: a run may resume under other values of them.
 `trainer.threads` and `trainer.device` change the order of float reductions only (the rounding, not
 the computation): see trainer.threads.
@@ -57,7 +57,7 @@ OmegaConf.register_new_resolver("ner_recipe", _recipe_value, replace=True)
 
 
 def _default_monitor(*, _root_) -> str:
-    from ner.corpus import selection_monitor
+    from ner.data.corpus import selection_monitor
 
     return selection_monitor(_root_.data)
 

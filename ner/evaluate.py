@@ -26,7 +26,7 @@ from ner.metrics import entity_metrics
 def autocast(device: torch.device, precision: str):
     """The forward pass of training and evaluation under trainer.precision: bf16 autocasts on
     CUDA and on the CPU, fp16 on CUDA; fp32 runs without autocast. Training refuses fp16 on the
-    CPU (ner/checks.py); an fp16 run's model evaluated on the CPU later computes in fp32."""
+    CPU (ner/run/checks.py); an fp16 run's model evaluated on the CPU later computes in fp32."""
     if str(precision) == "fp32" or (str(precision) == "fp16" and device.type != "cuda"):
         return nullcontext()
     dtype = torch.bfloat16 if str(precision) == "bf16" else torch.float16

@@ -13,12 +13,13 @@ from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
 from ner import atomic, checkpoint, config, distributed
-from ner.card import render_card, without_front_matter
-from ner.curves import plot_curves
-from ner.hparams import card_hyperparameters
+from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
-from ner.runlog import counted, framework_versions
+from ner.report.card import render_card, without_front_matter
+from ner.report.curves import plot_curves
+from ner.report.hparams import card_hyperparameters
+from ner.run.provenance import framework_versions
 
 if TYPE_CHECKING:
     from ner.train import TrainingRun

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 from ner import distributed
-from ner.corpus import Corpus, load_corpus
-from ner.data import Splits
+from ner.data.corpus import Corpus, load_corpus
+from ner.data.sentences import Sentence, entity_counts
+from ner.data.sources import Splits
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
-from ner.sentences import Sentence, entity_counts
 from ner.tokenizer import load_tokenizer, tokenizer_from_spec, train_tokenizer
 
 

@@ -4,12 +4,12 @@
     torchrun --standalone --nproc_per_node=2 -m ner.train         # the same on 2 processes
     torchrun --nproc_per_node=N -m ner.train experiment=wikiann_he_card
 
-ner/cli.py (the command line, Hydra) joins the process group and calls `train`, as tests do. A
-run takes its directory and decides where it starts (ner/rundir.py); then: set up data, model,
+ner/run/cli.py (the command line, Hydra) joins the process group and calls `train`, as tests do. A
+run takes its directory and decides where it starts (ner/run/rundir.py); then: set up data, model,
 optimizer, schedule (restore a checkpoint); per epoch, optimizer steps (`train_step`: no DDP sync
 but on the last micro-batch, the loss over the step's labelled tokens of every rank, clip, step,
 schedule) and the epoch's end (evaluate on every rank, log, keep the best, checkpoint); then
-`finish` (test, export, card). A signal stops every rank after one step (ner/preemption.py).
+`finish` (test, export, card). A signal stops every rank after one step (ner/run/preemption.py).
 """
 
 from __future__ import annotations
@@ -22,27 +22,29 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import checks, config, distributed, resumable, rundir
+from ner import config, distributed
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import TrainState, reconcile_best, rng_state
-from ner.corpus import training_sets
+from ner.data.corpus import training_sets
+from ner.errors import counted
 from ner.evaluate import autocast, evaluate
 from ner.features import IGNORE
 from ner.finish import finish
-from ner.hparams import dashboard_hyperparameters
 from ner.loss import LossTracker, token_loss
 from ner.metrics import is_better, mean_over_sets, names
 from ner.optimization import replan
-from ner.preemption import StopRequests
 from ner.prepare import prepare
-from ner.runlog import Printer, RunLog, counted, progress_line
+from ner.report.hparams import dashboard_hyperparameters
+from ner.report.runlog import Printer, RunLog, progress_line
+from ner.run import checks, resumable, rundir
+from ner.run.preemption import StopRequests
 from ner.tokenizer import save_tokenizer
 
 
 def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     """Train and evaluate in `run_dir`; return the best value of trainer.monitor.
 
-    A refused run writes nothing in `run_dir` (ner/rundir.py). Returns None when
+    A refused run writes nothing in `run_dir` (ner/run/rundir.py). Returns None when
     trainer.stop_after_steps cut the run short; raises `Interrupted` when a signal stopped it
     (after a checkpoint at that step).
     """
@@ -63,7 +65,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             len(data.train), cfg.trainer.batch_size, env.world_size, cfg.trainer.grad_accum_steps
         )
         checks.check_schedule(cfg, per_epoch * cfg.trainer.epochs)
-        if start.kind == "resume":  # onto the data it was trained on (ner/resumable.py)
+        if start.kind == "resume":  # onto the data it was trained on (ner/run/resumable.py)
             owner.check_data(cfg, start, data.corpus.fingerprints)
         owner.accept(cfg, start)
         say.open()
@@ -348,6 +350,6 @@ class TrainingRun:
 
 
 if __name__ == "__main__":
-    from ner.cli import main
+    from ner.run.cli import main
 
     main()

@@ -35,7 +35,7 @@ def compose(overrides: list[str]):
     """The config `python -m ner.train OVERRIDES` would get (without the hydra node)."""
     import hydra
 
-    import ner.cli  # noqa: F401  registers the schema and resolvers
+    import ner.run.cli  # noqa: F401  registers the schema and resolvers
 
     with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra.compose("config", overrides=overrides)

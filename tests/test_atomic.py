@@ -40,7 +40,7 @@ def test_written_files_and_directories_follow_the_umask(tmp_path, umask_027):
 
 
 def test_curves_png_follows_the_umask(tmp_path, umask_027):
-    from ner.curves import plot_curves
+    from ner.report.curves import plot_curves
 
     history = [
         {"loss": 1.0, "learning_rate": 0.1, "epoch": 0.5, "step": 1},

@@ -85,7 +85,7 @@ def test_a_faulty_file_stops_the_run_with_place_and_problem(
 
 
 def test_missing_validation_split_is_named(tmp_path):
-    from ner.data import load_splits
+    from ner.data.sources import load_splits
     from ner.errors import DataError
 
     path = tmp_path / "train.conll"
@@ -112,10 +112,10 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     from seqeval.metrics import f1_score, precision_score, recall_score
 
     from ner.batching import Collator
+    from ner.data.sentences import entity_counts
     from ner.distributed import Env
     from ner.evaluate import evaluate
     from ner.prepare import prepare
-    from ner.sentences import entity_counts
 
     cfg = compose([*QUICK, "model.max_length=16", "model.window_stride=3"])
     run = prepare(cfg, Env(), tmp_path, lambda line: None)
@@ -135,7 +135,7 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
 
 
 def test_a_lowercase_tag_in_the_validation_file_is_named_with_its_line(tmp_path):
-    from ner.data import load_splits
+    from ner.data.sources import load_splits
     from ner.errors import DataError
 
     train, dev = tmp_path / "train.conll", tmp_path / "dev.conll"

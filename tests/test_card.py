@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ner.card import parse_results_table, render_card, without_front_matter
+from ner.report.card import parse_results_table, render_card, without_front_matter
 
 # The published card this project reproduces, shipped with the repository.
 REFERENCE_CARD = Path(__file__).resolve().parent.parent / "experiments/reference/model_card.md"

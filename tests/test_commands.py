@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import compose
 
-from ner import checks, config
+from ner import config
+from ner.run import checks
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [

@@ -9,7 +9,7 @@ import matplotlib.text
 import pytest
 from matplotlib.figure import Figure
 
-from ner.curves import curves_figure, plot_curves
+from ner.report.curves import curves_figure, plot_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

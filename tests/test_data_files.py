@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ner import LABELS_WIKIANN
-from ner.data_files import read_sentences
+from ner.data.files import read_sentences
+from ner.data.sentences import Sentence
 from ner.errors import DataError
-from ner.sentences import Sentence
 
 
 def write(tmp_path, name, content):

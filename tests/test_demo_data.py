@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from ner import LABELS_WIKIANN, demo_arabic, demo_hebrew
-from ner.demo_data import DEMO_LANGUAGES, DEMO_SPLIT_SIZES, generate_demo, generate_split
+from ner import LABELS_WIKIANN
+from ner.demo import arabic as demo_arabic
+from ner.demo import hebrew as demo_hebrew
+from ner.demo.generate import DEMO_LANGUAGES, DEMO_SPLIT_SIZES, generate_demo, generate_split
 from ner.errors import UserError
 
 
@@ -31,7 +33,7 @@ def _digest_in_another_process(call: str) -> str:
     """The digest of `generate_split(<call>)` computed by a fresh interpreter, which has another
     string-hash salt: this catches seeding through hash()."""
     code = (
-        "import hashlib, json; from ner.demo_data import generate_split; "
+        "import hashlib, json; from ner.demo.generate import generate_split; "
         f"print(hashlib.sha256(json.dumps(generate_split({call}), "
         "ensure_ascii=False).encode()).hexdigest())"
     )

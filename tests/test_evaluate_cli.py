@@ -11,7 +11,7 @@ import yaml
 from conftest import CLI_RUN_EPOCHS as QUICK_EPOCHS
 from conftest import run_cli, torchrun_cmd
 
-from ner.evaluate_cli import main
+from ner.tools.evaluate import main
 
 METRICS = ("loss", "precision", "recall", "f1", "accuracy")
 
@@ -140,7 +140,7 @@ def test_export_and_last_checkpoint_and_test_split_match_the_log(run_dir, tmp_pa
 
 @pytest.mark.slow
 def test_predictions_file_has_one_line_per_word(run_dir, tmp_path):
-    from ner.data_files import read_sentences
+    from ner.data.files import read_sentences
     from ner.metrics import entity_metrics
 
     preds = tmp_path / "out" / "preds.conll"
@@ -176,7 +176,7 @@ def test_predictions_file_has_one_line_per_word(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_export_outside_its_run_needs_data(run_dir, tmp_path, capsys):
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     export = shutil.copytree(run_dir / "best_model", tmp_path / "model")
     assert main([str(export)]) == 2
@@ -203,7 +203,7 @@ def test_run_on_local_files_without_a_test_split(run_dir, tmp_path, capsys):
     import torch
 
     from ner import checkpoint
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     demo = generate_demo()
     train = write_jsonl(tmp_path / "train.jsonl", demo["train"][:50])
@@ -240,7 +240,7 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
         "--device",
         "cpu",
     ]
-    cmd = torchrun_cmd(["--standalone", "--nproc_per_node=2"], args, module="ner.evaluate_cli")
+    cmd = torchrun_cmd(["--standalone", "--nproc_per_node=2"], args, module="ner.tools.evaluate")
     done = run_cli(cmd, tmp_path, 300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("metrics written to") == 1  # rank 0 alone speaks
@@ -254,7 +254,7 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_a_data_file_is_named_not_called_the_validation_split(run_dir, tmp_path, capsys):
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     data = write_jsonl(tmp_path / "news.jsonl", generate_demo()["test"][:20])
     assert main([str(run_dir), "--data-file", str(data), "--output", "-"]) == 0

@@ -11,9 +11,10 @@ import torch
 from conftest import QUICK, compose, run_cli, train_in_process
 from torch import nn
 
-from ner import heads, metrics, trained
+from ner import heads, metrics
 from ner.errors import UserError
-from ner.evaluate_cli import main as evaluate_main
+from ner.tools import trained
+from ner.tools.evaluate import main as evaluate_main
 
 MACRO_F1 = metrics.Metric(
     "macro_f1", "Macro F1", True, lambda s: s["report"]["macro avg"]["f1-score"]
@@ -29,7 +30,7 @@ def mlp_head(config) -> nn.Module:
 
 
 def test_an_unknown_head_is_one_line():
-    from ner.checks import check
+    from ner.run.checks import check
 
     with pytest.raises(UserError, match=r"^config: model.head=mlp is not a head; heads: linear$"):
         check(compose([*QUICK, "model.head=mlp"]))
@@ -41,8 +42,8 @@ def test_a_metric_added_to_the_registry_reaches_log_card_tensorboard_report_and_
 ):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from ner.card import parse_results_table
-    from ner.report import build_rows
+    from ner.report.card import parse_results_table
+    from ner.tools.report import build_rows
 
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, MACRO_F1))
     run = tmp_path / "run"
@@ -84,6 +85,6 @@ def test_a_head_added_to_the_registry_trains_checkpoints_exports_and_loads_back(
         assert evaluate_main([str(target), "--output", str(out), "--batch-size", "7"]) == 0
         assert json.loads(out.read_text())["f1"] == pytest.approx(logged["eval_f1"], abs=1e-6)
     # A process that does not know the head refuses the export in one line.
-    out = run_cli([sys.executable, "-m", "ner.predict", str(run / "best_model"), "דני"], tmp_path)
+    out = run_cli([sys.executable, "-m", "ner.tools.predict", str(run / "best_model"), "דני"], tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: model: head 'mlp' is not in ner/heads.py HEADS (linear)"

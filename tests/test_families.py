@@ -18,7 +18,7 @@ import torch
 from conftest import QUICK, train_in_process
 from tiny_encoders import EXTRA, FAMILIES, POSITIONS
 
-from ner.demo_data import generate_split
+from ner.demo.generate import generate_split
 from ner.errors import UserError
 from ner.features import IGNORE, encode_split
 from ner.model import encoder_family, model_config, window_length
@@ -170,8 +170,8 @@ def test_a_family_trains_evaluates_exports_and_tags_through_a_pipeline(
 ):
     from transformers import pipeline
 
-    from ner.evaluate_cli import main as evaluate_main
-    from ner.predict import main as predict_main
+    from ner.tools.evaluate import main as evaluate_main
+    from ner.tools.predict import main as predict_main
 
     run = tmp_path / "run"
     # A random-init encoder wants the tiny model's learning rate, not a pretrained one's.

@@ -107,7 +107,7 @@ def test_every_word_exactly_one_labelled_position(counts, max_length, stride):
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from ner.demo_data import generate_split
+    from ner.demo.generate import generate_split
     from ner.tokenizer import load_tokenizer, train_tokenizer
 
     out = tmp_path_factory.mktemp("tok")
@@ -192,7 +192,7 @@ def test_canonical_pieces_undo_the_trainers_per_process_choices():
 
 SHARED_WIKIANN = Path(__file__).resolve().parents[2] / "shared" / "wikiann"
 DEMO_WORDS = (
-    "from ner.demo_data import generate_split\n"
+    "from ner.demo.generate import generate_split\n"
     "words = [ex['tokens'] for lang in ('he', 'ar') for ex in generate_split('train', "
     "language=lang)]\n"
 )

@@ -11,12 +11,12 @@ import pytest
 from conftest import QUICK, train_in_process
 from omegaconf import OmegaConf
 
-from ner.demo_data import generate_split
+from ner.data.sentences import Sentence
+from ner.demo.generate import generate_split
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.features import cached_features, encode_split
 from ner.prepare import tokenizer_for
-from ner.sentences import Sentence
 from ner.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 
 
@@ -36,7 +36,7 @@ def saved(tok) -> str:
 
 
 def test_a_torn_tokenizer_is_one_line_and_a_resumed_run_trains_it_again(tmp_path, capsys):
-    from ner.corpus import Corpus
+    from ner.data.corpus import Corpus
 
     words = sentences("train", 200)
     tok_dir = tmp_path / "tokenizer"

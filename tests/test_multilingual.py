@@ -11,7 +11,7 @@ import pytest
 from conftest import QUICK, compose, eval_entries, run_cli, torchrun, train_in_process
 
 from ner.batching import epoch_plan, epoch_selection
-from ner.corpus import load_corpus
+from ner.data.corpus import load_corpus
 from ner.errors import DataError, UserError
 
 TWO = [*QUICK, "data.config=[he,ar]"]
@@ -112,7 +112,7 @@ def test_a_run_of_several_languages_or_files_is_named_after_each():
 
 
 def test_monitor_may_name_a_set_or_the_mean():
-    from ner.checks import check
+    from ner.run.checks import check
 
     check(compose([*TWO, "trainer.monitor=eval_ar_f1"]))
     with pytest.raises(UserError, match="trainer.monitor=eval_fa_f1 is not a metric"):
@@ -144,7 +144,7 @@ def test_a_two_language_run_draws_per_set_charts_and_card_tables(two_language_ru
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    from ner.card import parse_results_table
+    from ner.report.card import parse_results_table
 
     run_dir, _, history = two_language_run
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
@@ -166,7 +166,7 @@ def test_a_two_language_run_draws_per_set_charts_and_card_tables(two_language_ru
 
 @pytest.mark.slow
 def test_ner_report_and_ner_evaluate_show_every_set(two_language_run, tmp_path):
-    from ner.report import build_rows, report
+    from ner.tools.report import build_rows, report
 
     run_dir, _, history = two_language_run
     [row] = build_rows(run_dir)
@@ -177,7 +177,7 @@ def test_ner_report_and_ner_evaluate_show_every_set(two_language_run, tmp_path):
     }
     assert "| he_f1" in report(run_dir, [row], "eval_f1", "markdown", everything=False)
     out = run_cli(
-        [sys.executable, "-m", "ner.evaluate_cli", str(run_dir), "--output", "-"], tmp_path
+        [sys.executable, "-m", "ner.tools.evaluate", str(run_dir), "--output", "-"], tmp_path
     )
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = json.loads(out.stdout)

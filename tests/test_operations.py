@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import QUICK, run_cli
 
-from ner import cli
 from ner.errors import UserError
-from ner.runlog import Printer
+from ner.report.runlog import Printer
+from ner.run import cli
 
 NO_HUB = {"HF_ENDPOINT": "http://127.0.0.1:9"}  # refused at once: nothing waits for a network
 
@@ -40,7 +40,7 @@ def test_openmp_threads_sleep_while_they_wait_unless_the_user_says_otherwise():
 
 
 def test_progress_line_has_step_epoch_loss_lr_rate_elapsed_and_eta():
-    from ner.runlog import progress_line
+    from ner.report.runlog import progress_line
 
     line = progress_line(120, 6667, 0.0542, 3, 0.43121, 4.5e-5, 2.5, 32, 83.2)
     assert line == (

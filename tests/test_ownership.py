@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ner import ownership
 from ner.errors import UserError
-from ner.ownership import LOCK_NAME, Lock, RunDirBusy, job_identity
+from ner.run import lock as ownership
+from ner.run.lock import LOCK_NAME, Lock, RunDirBusy, job_identity
 
 HOLD = (
     "import sys, time\n"
     "from pathlib import Path\n"
-    "from ner.ownership import Lock\n"
+    "from ner.run.lock import Lock\n"
     "Lock(Path(sys.argv[1])).acquire()\n"
     "print('held', flush=True)\n"
     "time.sleep(600)\n"

@@ -7,7 +7,7 @@ import torch
 from conftest import CONF, QUICK, compose
 from test_rundir import fake_checkpoint
 
-from ner.checks import precheck
+from ner.run.checks import precheck
 
 
 def check(*argv: str) -> str | None:
@@ -64,12 +64,12 @@ def test_a_hub_model_the_offline_cache_lacks_is_refused_before_any_work():
 
 def test_offline_every_configuration_the_run_reads_is_checked(monkeypatch):
     # Training languages and evaluation sets alike, each once; a list is never passed as one.
-    import ner.data
-    from ner.checks import check_sources
+    import ner.data.sources
+    from ner.run.checks import check_sources
 
     seen: list[tuple[str, str | None]] = []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(ner.data, "check_reachable", lambda name, c: seen.append((name, c)))
+    monkeypatch.setattr(ner.data.sources, "check_reachable", lambda name, c: seen.append((name, c)))
     check_sources(compose(["data=wikiann", "data.config=[he,ar]", "data.eval_configs=[ar,fa]"]))
     assert seen == [("unimelb-nlp/wikiann", c) for c in ("he", "ar", "fa")]
     seen.clear()

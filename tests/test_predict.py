@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from ner.predict import STDIN_HINT, _lines, decode_entities, format_text, main
-from ner.words import split_words
+from ner.tools.predict import STDIN_HINT, _lines, decode_entities, format_text, main
+from ner.tools.words import split_words
 
 
 def entity(typ, text, start_word, end_word, start, end) -> dict:
@@ -116,8 +116,8 @@ def check_result(r: dict, line: str) -> None:
 @pytest.mark.slow
 def test_predict_agrees_with_evaluation_and_offsets_hold(run_dir, tmp_path, capsys):
     """Tags of the validation sentences equal ner-evaluate's predictions; offsets are exact."""
-    from ner.data_files import read_sentences
-    from ner.evaluate_cli import main as evaluate_main
+    from ner.data.files import read_sentences
+    from ner.tools.evaluate import main as evaluate_main
 
     conll = tmp_path / "pred.conll"
     out = str(tmp_path / "m.json")
@@ -181,7 +181,7 @@ def test_mixed_script_long_and_empty_lines(run_dir, tmp_path, capsys):
 def test_stdin_through_a_subprocess(run_dir):
     lines = ["משה כהן גר בחיפה .", "", "בנק לאומי היא חברה שמרכזה בעיר אילת ."]
     out = subprocess.run(
-        [sys.executable, "-m", "ner.predict", str(run_dir / "best_model")],
+        [sys.executable, "-m", "ner.tools.predict", str(run_dir / "best_model")],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -205,7 +205,7 @@ def test_stdin_from_a_terminal_says_it_is_reading(run_dir):
     stderr says it reads stdin and how to end, and the lines typed are tagged."""
     primary, terminal = os.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ner.predict", str(run_dir / "best_model")],
+        [sys.executable, "-m", "ner.tools.predict", str(run_dir / "best_model")],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from ner.distributed import Env
-from ner.preemption import Interrupted, StopRequests
+from ner.run.preemption import Interrupted, StopRequests
 
 
 def test_inside_the_loop_a_signal_is_only_noted_until_the_step_boundary():
@@ -82,7 +82,7 @@ def test_a_signal_during_an_epochs_evaluation_stops_there_recording_the_whole_ep
     # after the epoch's last step would.
     from conftest import QUICK, train_in_process
 
-    from ner.runlog import RunLog
+    from ner.report.runlog import RunLog
 
     save = RunLog.save
 
@@ -105,7 +105,7 @@ def test_an_interruption_survives_being_copied_or_pickled():
     import pickle
     import signal as signals
 
-    from ner.preemption import Interrupted
+    from ner.run.preemption import Interrupted
 
     e = Interrupted(signals.SIGTERM, "after step 3 (epoch 1 of 2)", global_step=3)
     for duplicate in (copy.copy, copy.deepcopy, lambda x: pickle.loads(pickle.dumps(x))):

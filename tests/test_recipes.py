@@ -16,8 +16,9 @@ import pytest
 import yaml
 from conftest import CONF, QUICK, compose, train_in_process
 
-from ner import checks, config
+from ner import config
 from ner.errors import UserError
+from ner.run import checks
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 MODEL_GROUPS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -95,7 +96,7 @@ def test_a_command_line_value_wins_over_either_recipe():
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory) -> Path:
     """A 'pretrained' model directory: the tiny XLM-R and its tokenizer, saved as a user's would be."""
-    from ner.demo_data import generate_split
+    from ner.demo.generate import generate_split
     from ner.model import build_model, model_config
     from ner.tokenizer import train_tokenizer
 
@@ -168,7 +169,7 @@ def test_monitor_mode_follows_the_metric_and_a_contradiction_is_refused():
 
 
 def _conll(path: Path, split: str, n: int, language: str = "he") -> Path:
-    from ner.demo_data import generate_split
+    from ner.demo.generate import generate_split
 
     rows = generate_split(split, n, language=language)
     path.write_text(

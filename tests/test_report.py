@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ner.report import build_rows, main
-from ner.report_tables import seed_groups
+from ner.report.run_tables import seed_groups
+from ner.tools.report import build_rows, main
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -205,7 +205,7 @@ def test_a_monitor_that_names_no_metric_is_one_line(sweep: Path, capsys) -> None
 
 
 def test_interrupted_killed_and_extended_jobs(tmp_path: Path) -> None:
-    from ner.ownership import LOCK_NAME
+    from ner.run.lock import LOCK_NAME
 
     interrupted = tmp_path / "0"
     make_job(interrupted, ["seed=1"], history(0.5))

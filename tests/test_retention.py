@@ -10,8 +10,8 @@ from conftest import QUICK, compose, eval_entries, train_in_process
 
 from ner.distributed import Env
 from ner.errors import UserError
-from ner.evaluate_cli import main as evaluate
-from ner.report import build_rows
+from ner.tools.evaluate import main as evaluate
+from ner.tools.report import build_rows
 from ner.train import train
 
 

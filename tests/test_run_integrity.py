@@ -18,7 +18,7 @@ import torch
 import yaml
 from conftest import QUICK, eval_entries, run_cli, torchrun, torchrun_cmd, train_in_process
 
-from ner.preemption import EXIT_INTERRUPTED
+from ner.run.preemption import EXIT_INTERRUPTED
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def test_a_second_run_into_a_directory_in_use_is_refused_at_once(tmp_path):
 
 
 def test_a_run_killed_with_sigkill_shows_as_killed_and_the_next_run_resumes(tmp_path):
-    from ner.report import build_rows
+    from ner.tools.report import build_rows
 
     run = tmp_path / "run"
     args = [*LONGER, "trainer.save_every_steps=5"]
@@ -211,7 +211,7 @@ def test_a_signal_after_result_json_leaves_a_finished_run(tmp_path):
         "    finished(self, result)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "rundir.RunDir.finished = then_signal\n"
-        "from ner.cli import main\n"
+        "from ner.run.cli import main\n"
         "main()\n"
     )
     args = [*QUICK, "trainer.epochs=1", f"hydra.run.dir={run}"]

@@ -11,10 +11,11 @@ import yaml
 from conftest import QUICK, compose
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, rundir
+from ner import checkpoint, config
 from ner.distributed import Env
 from ner.errors import UserError
-from ner.rundir import RunDir, _decide, run_stamp
+from ner.run import rundir
+from ner.run.rundir import RunDir, _decide, run_stamp
 from ner.train import train
 
 

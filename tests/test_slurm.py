@@ -1,11 +1,11 @@
-"""ner.slurm on synthetic Slurm environments: host lists, tasks per node, the derived torch env."""
+"""ner.distributed.slurm on synthetic Slurm environments: host lists, tasks per node, the derived torch env."""
 
 from pathlib import Path
 
 import pytest
 
+from ner.distributed.slurm import expand_hostlist, expand_tasks_per_node, torch_env_from_slurm
 from ner.errors import UserError
-from ner.slurm import expand_hostlist, expand_tasks_per_node, torch_env_from_slurm
 
 
 @pytest.mark.parametrize(

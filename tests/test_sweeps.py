@@ -45,7 +45,7 @@ def test_two_job_multirun_then_report(tmp_path, capsys):
         assert list((job / "tensorboard").glob("events.*"))
         assert "_hparams_/session_start_info" in hparams_tags(job / "tensorboard")
 
-    from ner.report import main as report
+    from ner.tools.report import main as report
 
     assert report([str(sweep), "--csv", str(tmp_path / "r.csv")]) == 0
     table = capsys.readouterr().out

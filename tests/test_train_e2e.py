@@ -76,7 +76,7 @@ def test_tensorboard_card_text_is_the_card_without_its_front_matter(demo_run):
 
 
 def test_card_table_equals_log_history(demo_run):
-    from ner.card import parse_results_table
+    from ner.report.card import parse_results_table
 
     run_dir, _, history = demo_run
     rows = parse_results_table((run_dir / "README.md").read_text())
@@ -197,7 +197,7 @@ def write_jsonl(path, rows) -> None:
 @pytest.fixture
 def local_files_run_cut_at_step_20(tmp_path):
     """A run on local files (train and validation), stopped at step 20 of 2 x 15."""
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     demo = generate_demo(sizes={"train": 240, "validation": 61, "test": 1})
     write_jsonl(tmp_path / "train.jsonl", demo["train"])
@@ -216,7 +216,7 @@ def test_a_resume_onto_other_data_in_the_same_file_is_refused_and_writes_nothing
     set, and no byte of the run directory changes."""
     from test_rundir import snapshot
 
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
     from ner.errors import UserError
 
     run, args, demo = local_files_run_cut_at_step_20

@@ -46,7 +46,7 @@ def test_a_read_only_run_directory_is_one_line_for_training_and_evaluation(run_d
     shutil.copytree(run_dir, run)
     elsewhere = tmp_path / "metrics.json"
     ro = f"mount --bind {run} {run} && mount -o remount,ro,bind {run}"
-    evaluate = [sys.executable, "-m", "ner.evaluate_cli", str(run)]
+    evaluate = [sys.executable, "-m", "ner.tools.evaluate", str(run)]
     train = [sys.executable, "-m", "ner.train", *CLI_RUN, f"hydra.run.dir={run}"]
     results = in_private_mount(
         ro, [train, evaluate, [*evaluate, "--output", str(elsewhere)]], tmp_path

@@ -6,10 +6,10 @@ import re
 import pytest
 
 from ner import LABELS_WIKIANN
-from ner.data import labels_from_tags
+from ner.data.checks import check_label_sets, parse_labels, validate_split
+from ner.data.sentences import Sentence, entity_counts
+from ner.data.sources import labels_from_tags
 from ner.errors import DataError, UserError
-from ner.sentences import Sentence, entity_counts
-from ner.validate import check_label_sets, parse_labels, validate_split
 
 WHERE = "unimelb-nlp/wikiann (he), split train, row 17"
 

@@ -7,7 +7,7 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner.words import is_mark, split_words
+from ner.tools.words import is_mark, split_words
 
 # Bidi marks (LRM, RLM, ALM, embeddings and overrides, isolates), zero-width space, word joiner,
 # soft hyphen, BOM.
@@ -117,7 +117,7 @@ def test_offsets_index_the_original_string():
 
 def test_demo_tokens_survive_a_round_trip():
     """Words joined by spaces split back into the same words (the model's training words)."""
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     sentences = generate_demo()["validation"][:200]
     same = sum(words(" ".join(s["tokens"])) == s["tokens"] for s in sentences)

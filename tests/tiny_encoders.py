@@ -20,7 +20,7 @@ from tokenizers.implementations import (
     SentencePieceUnigramTokenizer,
 )
 
-from ner.demo_data import generate_split
+from ner.demo.generate import generate_split
 
 POSITIONS = 48  # the position table of the absolute-position families: demo sentences need windows
 SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)

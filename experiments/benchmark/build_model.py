@@ -39,7 +39,7 @@ def default_data() -> tuple[str, str | None]:
 
 
 def data_config(name: str, config: str | None, max_train: int | None, max_eval: int | None):
-    """A `data` config node (ner.config.DataConfig) for `ner.data.load_splits`."""
+    """A `data` config node (ner.config.DataConfig) for `ner.data.sources.load_splits`."""
     from omegaconf import OmegaConf
 
     from ner.config import DataConfig
@@ -63,7 +63,7 @@ def build(
 ) -> Path:
     """Train the tokenizer on the training sentences, build the seeded model, save both."""
     from ner.config import ModelConfig
-    from ner.data import load_splits
+    from ner.data.sources import load_splits
     from ner.model import build_model, model_config
     from ner.tokenizer import load_tokenizer, train_tokenizer
 

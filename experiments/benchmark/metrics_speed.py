@@ -26,7 +26,7 @@ from seqeval.metrics import (
 )
 
 from ner.config import DataConfig
-from ner.data import load_splits
+from ner.data.sources import load_splits
 from ner.metrics import entity_metrics
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "wikiann"

@@ -1,4 +1,4 @@
-"""Per-step cost of the ranks' agreement on a stop signal (ner/preemption.py).
+"""Per-step cost of the ranks' agreement on a stop signal (ner/run/preemption.py).
 
 Two gloo ranks run a fixed compute step (~15 ms of matmuls on one intra-op thread, plus the
 loop's own per-step all-reduce of the token count), followed by no agreement, a blocking

@@ -15,7 +15,7 @@ What `examples/pytorch/token-classification/run_ner.py` does, with its defaults:
 
 Differences that are only about measuring: no checkpoints (`save_strategy="no"`), no progress
 bars, no reporting integrations, and an `EpochTimer` callback. The sentences are read with
-`ner.data.load_splits`, so both systems see exactly the same (validated) sentences.
+`ner.data.sources.load_splits`, so both systems see exactly the same (validated) sentences.
 
 Training time: `trainer.train()`'s `train_runtime` includes the per-epoch evaluations when
 `eval_strategy="epoch"`. The Trainer calls `on_epoch_end` *before* it evaluates, so the time from
@@ -123,7 +123,7 @@ def run(a: argparse.Namespace) -> dict:
         torch.set_num_threads(a.threads)
     set_seed(a.seed)  # run_ner seeds before it builds anything
     name, config = (a.data, a.data_config) if a.data else default_data()
-    from ner.data import load_splits
+    from ner.data.sources import load_splits
 
     splits = load_splits(data_config(name, config, a.max_train_samples, a.max_eval_samples))
     label_list = splits.labels

@@ -46,8 +46,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ner.atomic import write_json
-from ner.checks import quote_override_value
 from ner.errors import UserError
+from ner.run.checks import quote_override_value
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class TorchrunLauncher(Launcher):
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         log.debug(f"\t#{idx} command: {cmd}")
         # A directory that already held something belongs to an earlier run: a job refused there
-        # (ner/rundir.py) must leave it as it was, so only a new directory gets our error.json.
+        # (ner/run/rundir.py) must leave it as it was, so only a new directory gets our error.json.
         fresh_dir = not job_dir.exists() or not any(job_dir.iterdir())
         job_dir.mkdir(parents=True, exist_ok=True)
         returncode = subprocess.run(cmd, env=env, check=False).returncode

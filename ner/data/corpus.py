@@ -8,7 +8,7 @@ or several *named sets*: by default the training configurations, else `data.eval
 has one, its test split (once, at the end). With one set the log keys are today's (`eval_f1`);
 with several, each set has its own (`eval_he_f1`) and the plain keys are their macro mean.
 
-Every source and set goes through the same reading and checks (ner/data.py, ner/validate.py);
+Every source and set goes through the same reading and checks (ner/data/sources.py, ner/data/checks.py);
 all of them must share one label list, and a difference names the set and the labels.
 """
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ner.config import as_list
-from ner.data import SPLITS, labels_from_tags, read_source
+from ner.data.checks import ValidationReport, check_iob2_tags, check_label_sets, validate_split
+from ner.data.sentences import Sentence, fingerprint
+from ner.data.sources import SPLITS, labels_from_tags, read_source
 from ner.errors import DataError
-from ner.sentences import Sentence, fingerprint
-from ner.validate import ValidationReport, check_iob2_tags, check_label_sets, validate_split
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a set's name goes into log keys and tags
 
@@ -100,7 +100,7 @@ def selection_monitor(data_cfg) -> str:
 
 def load_corpus(data_cfg) -> Corpus:
     """Read, cut (max_*_samples) and check every source and set; raise DataError on bad input."""
-    from ner.data_files import read_sentences
+    from ner.data.files import read_sentences
 
     configs = as_list(data_cfg.config) or [None]
     labels, source = None, "local files"
@@ -204,7 +204,7 @@ def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> 
 def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], str]]:
     """(name, sentences, where) of `split` in every evaluation set (every training source, for
     "train"), cut as the run cut it; only what is asked for is read (ner-evaluate)."""
-    from ner.data_files import read_sentences
+    from ner.data.files import read_sentences
 
     cut = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
     out = []

@@ -1,10 +1,10 @@
 """`ner-train` (and `python -m ner.train`): the command line and Hydra's entry point.
 
-A bad config is one line on stderr and exit status 2, before Hydra starts (ner/checks.py precheck).
+A bad config is one line on stderr and exit status 2, before Hydra starts (ner/run/checks.py precheck).
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
 done (or nothing to do), 2 a user error (one line; in a multirun, one line per failed job, after
 the other jobs ran), 75 interrupted by a signal after a checkpoint (run the same command to
-resume; ner/preemption.py), whatever signals follow the first.
+resume; ner/run/preemption.py), whatever signals follow the first.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ner import config, distributed, rundir
+from ner import config, distributed
 from ner.errors import UserError
-from ner.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
+from ner.run import rundir
+from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.train import train
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 config.register()
 OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
 
@@ -78,7 +79,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
-    from ner.checks import HYDRA_FLAGS, precheck
+    from ner.run.checks import HYDRA_FLAGS, precheck
 
     if not HYDRA_FLAGS & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's
         problem = precheck(sys.argv[1:], CONF_DIR)
@@ -93,7 +94,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     # Run through the importable module, not `__main__`, so launchers that pickle the task
-    # function (submitit for Slurm) pickle a reference to ner.cli.hydra_main.
-    from ner.cli import main as _main
+    # function (submitit for Slurm) pickle a reference to ner.run.cli.hydra_main.
+    from ner.run.cli import main as _main
 
     _main()

@@ -5,9 +5,9 @@
     echo "משה כהן גר בחיפה" | ner-predict outputs/demo --format text
 
 TARGET is a run directory (its best checkpoint by default), a checkpoint file or an exported
-model directory (ner/trained.py). Input is one sentence per line: the TEXT arguments, else
+model directory (ner/tools/trained.py). Input is one sentence per line: the TEXT arguments, else
 --file, else stdin (from a terminal, one line on stderr first says so: type, then Ctrl-D).
-Each line is split into words (ner/words.py), tagged through the same windows as training (so
+Each line is split into words (ner/tools/words.py), tagged through the same windows as training (so
 a long line loses no word), and its entities are decoded from the predicted IOB2 tags with
 seqeval's default-mode rules (an I-X after O or after another type starts an entity).
 Output, one entry per input line (an empty line gives an entry with no words):
@@ -29,12 +29,13 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities
 from transformers.utils import logging as hf_logging
 
-from ner import distributed, trained
+from ner import distributed
 from ner.batching import Collator
 from ner.errors import UserError
 from ner.evaluate import predict_features
 from ner.features import encode_split, gather_word_predictions
-from ner.words import split_words
+from ner.tools import trained
+from ner.tools.words import split_words
 
 CHUNK_LINES = 512  # lines tagged (and written) at a time, so large inputs stream
 STDIN_HINT = "ner-predict: reading text from stdin, one sentence per line; end with Ctrl-D"

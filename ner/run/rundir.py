@@ -10,11 +10,11 @@ directory again); otherwise now. A stamp made from a start time ends with the id
 that started then (the job itself, or its torchrun agent): jobs started in the same second (`for s
 in 1 2 3; do ner-train seed=$s & done`) each get their own directory.
 
-Acceptance. A run first takes the directory (ner/ownership.py), then decides where it starts:
+Acceptance. A run first takes the directory (ner/run/lock.py), then decides where it starts:
 fresh, from a checkpoint, or not at all (a finished run with nothing left to do). A run that is
 refused (another run holds the directory, `trainer.resume=never` over a checkpoint, a checkpoint
 made with another configuration) changes no byte of the directory. An accepted run records its
-attempt before anything else (the layout: ner/layout.py).
+attempt before anything else (the layout: ner/run/layout.py).
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed, layout, resumable, slurm
+from ner import checkpoint, config, distributed
 from ner.atomic import human, read_json, remove_orphans, write_json, write_text
-from ner.errors import UserError
-from ner.ownership import Lock, process_start
-from ner.preemption import Interrupted
-from ner.runlog import counted, framework_versions, git_commit, launch_command
+from ner.distributed import slurm
+from ner.errors import UserError, counted
+from ner.run import layout, resumable
+from ner.run.lock import Lock, process_start
+from ner.run.preemption import Interrupted
+from ner.run.provenance import framework_versions, git_commit, launch_command
 
 STAMP_FORMAT = "%Y-%m-%d/%H-%M-%S"
 

@@ -2,7 +2,7 @@
 
 Whatever the source, the result is the same: for each split a list of `Sentence` (words, tag
 names, and where the sentence came from, for error messages), plus the label list. Columns the
-model does not use (`langs`, `spans`) are never read. ner/corpus.py puts sources together (several
+model does not use (`langs`, `spans`) are never read. ner/data/corpus.py puts sources together (several
 languages, named evaluation sets) and checks them; a new data source is a reader here.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ner import LABELS_WIKIANN
+from ner.data.checks import ValidationReport, check_iob2_tags
+from ner.data.sentences import Sentence
 from ner.errors import DataError
-from ner.sentences import Sentence
-from ner.validate import ValidationReport, check_iob2_tags
 
 SPLITS = ("train", "validation", "test")
 
@@ -96,7 +96,7 @@ def check_reachable(name: str, config: str | None) -> None:
 
 
 def _from_demo(language: str | None) -> dict[str, list[Sentence]]:
-    from ner.demo_data import generate_demo
+    from ner.demo.generate import generate_demo
 
     name = f"demo ({language})" if language else "demo"
     return {
@@ -121,7 +121,7 @@ def labels_from_tags(sentences: list[Sentence]) -> list[str]:
 def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]], list[str], str]:
     """The splits of one configuration of data.name (the demo's language, or a dataset's), with
     data.*_file replacing splits, its label list, and its name for messages and the card."""
-    from ner.data_files import read_sentences
+    from ner.data.files import read_sentences
 
     if data_cfg.name == "demo":
         sentences, labels = _from_demo(config), list(LABELS_WIKIANN)
@@ -141,8 +141,8 @@ def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]]
 
 def load_splits(data_cfg) -> Splits:
     """The splits of a one-source config (one configuration or the local files), read, cut
-    and checked as ner/corpus.py does for any number of sources; raise DataError on bad input."""
-    from ner.corpus import load_corpus
+    and checked as ner/data/corpus.py does for any number of sources; raise DataError on bad input."""
+    from ner.data.corpus import load_corpus
 
     corpus = load_corpus(data_cfg)
     [(_, train)] = corpus.train

@@ -25,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from ner import checkpoint as ckpt_io
 from ner.config import ModelConfig
+from ner.data.checks import parse_labels
 from ner.errors import UserError
-from ner.layout import launch_file
 from ner.model import build_model, load_export, model_config, window_length
+from ner.run.layout import launch_file
 from ner.tokenizer import load_tokenizer
-from ner.validate import parse_labels
 
 DEFAULT_BATCH_SIZE = 32  # sentences per batch when no run config says otherwise
 
@@ -107,7 +107,7 @@ def load(
 
 
 def run_config(run_dir: Path) -> DictConfig | None:
-    """The run's config as its newest attempt was launched (ner/layout.py), or None."""
+    """The run's config as its newest attempt was launched (ner/run/layout.py), or None."""
     file = launch_file(run_dir, "config.yaml")
     if not file.is_file():
         return None

@@ -3,12 +3,12 @@
     ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
     ner-report multirun/2024-05-01/12-00-00 --format latex --all
 
-What the table shows and how it is written: ner/report_tables.py and ner/tables.py.
+What the table shows and how it is written: ner/report/run_tables.py and ner/report/tables.py.
 
 A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
 (hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
 message; broken: a result.json or error.json that is not complete JSON, named; killed: its lock
-names a dead process, ner/ownership.py; running: none of these), the
+names a dead process, ner/run/lock.py; running: none of these), the
 epochs done, the best epoch by the monitored metric (the loop's rule, ner/metrics.py), the scores
 at that epoch and at the last one, the test F1 and the wall time. Rows are sorted best first;
 jobs without metrics come last. Jobs that differ only in a `seed` override are summarised per
@@ -30,11 +30,11 @@ import yaml
 
 from ner.atomic import read_json
 from ner.errors import UserError
-from ner.layout import launch_file
 from ner.metrics import best_entry, mode_of
-from ner.report_tables import report, scores
-from ner.runlog import eval_sets_in
-from ner.tables import FORMATS
+from ner.report.run_tables import report, scores
+from ner.report.runlog import eval_sets_in
+from ner.report.tables import FORMATS
+from ner.run.layout import launch_file
 
 
 def find_job_dirs(root: Path) -> list[Path]:
@@ -101,7 +101,7 @@ def _wall_time(job: Path, result: Any) -> float | None:
 
 def holder_died(job: Path) -> bool:
     """Does the job's run-directory lock name a process that is no longer running?"""
-    from ner.ownership import LOCK_NAME, lock_is_stale
+    from ner.run.lock import LOCK_NAME, lock_is_stale
 
     return lock_is_stale(job / LOCK_NAME)  # False when there is no lock
 

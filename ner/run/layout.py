@@ -3,7 +3,7 @@
     .hydra/           how the run was first launched (Hydra's files; never rewritten)
     run_info.json     the first attempt's command, commit, versions, world size
     attempts/<k>/     every attempt: config.yaml (resolved), overrides.yaml, launch.json, end.json
-    .lock             the run's owner while it runs (ner/ownership.py)
+    .lock             the run's owner while it runs (ner/run/lock.py)
     checkpoints/      last.pt, best.pt, step-<N>.pt (ner/checkpoint.py)
     log_history.json, tensorboard/, train.log, README.md (the card), curves.png, best_model/
     result.json       the finished run's summary; error.json: why the last attempt stopped

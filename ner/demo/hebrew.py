@@ -18,7 +18,7 @@ LAST_NAMES = [
     "רוזנברג", "בן דוד", "אוחיון", "חדד", "ברק", "שטרן", "קפלן", "גבאי", "בן עמי", "וייס",
 ]  # fmt: skip
 
-# Entity gazetteers by slot type (ner/demo_data.py maps each to PER, ORG or LOC).
+# Entity gazetteers by slot type (ner/demo/generate.py maps each to PER, ORG or LOC).
 GAZETTEER: dict[str, list[str]] = {
     "CITY": [
         "ירושלים", "תל אביב", "חיפה", "באר שבע", "אילת", "נתניה", "חולון", "רמת גן",

@@ -4,7 +4,7 @@ from outside.
 Sentences come from templates with typed slots ({PER}, {CITY}, {CLUB}, ...) filled from small
 gazetteers, plus WikiANN-like short fragments ("ראו גם : ירושלים", a lone entity name) and
 sentences without entities. Tags are the WikiANN set in IOB2 (`ner.LABELS_WIKIANN`). Each
-language's word lists live in their own module (ner/demo_hebrew.py, ner/demo_arabic.py, the same
+language's word lists live in their own module (ner/demo/hebrew.py, ner/demo/arabic.py, the same
 names in each); this module draws from them the same way for every language. About half of the
 Arabic entities are the Hebrew ones transliterated, so a model trained on both can share them.
 
@@ -24,13 +24,13 @@ import random
 from dataclasses import dataclass
 from types import ModuleType
 
-from ner import demo_arabic, demo_hebrew
+from ner.demo import arabic, hebrew
 from ner.errors import UserError
 
 DEMO_SPLIT_SIZES: dict[str, int] = {"train": 2000, "validation": 400, "test": 400}
 
 # Language code -> its word-list module; Hebrew, the default, first.
-_WORD_LISTS = {"he": demo_hebrew, "ar": demo_arabic}
+_WORD_LISTS = {"he": hebrew, "ar": arabic}
 DEMO_LANGUAGES: tuple[str, ...] = tuple(_WORD_LISTS)
 
 # Slot types by WikiANN entity type; a "{LOC}" or "{ORG}" slot draws from all of its types.

@@ -1,4 +1,4 @@
-"""The tables of `ner-report`: which columns, seed groups, and the formats (ner/tables.py).
+"""The tables of `ner-report`: which columns, seed groups, and the formats (ner/report/tables.py).
 
 By default a table holds what a reader compares: the swept keys, the status, best F1 (the mean
 with several evaluation sets, then each set's), final and test F1, epochs and wall time; `--all`
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ner.metrics import names
-from ner.tables import table
+from ner.report.tables import table
 
 
 def scores() -> list[str]:

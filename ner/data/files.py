@@ -1,7 +1,7 @@
 """Read local NER files (JSON lines or CoNLL) into `Sentence`s, with errors that point at a line.
 
 Only the file format is checked here; what the tags mean (known labels, IOB2, empty tokens) is
-checked by `ner.validate`, the same way for local files and hub datasets.
+checked by `ner.data.checks`, the same way for local files and hub datasets.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from ner.data.sentences import Sentence
 from ner.errors import DataError
-from ner.sentences import Sentence
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 CONLL_SUFFIXES = (".conll", ".txt", ".tsv", ".iob")

@@ -34,7 +34,7 @@ def token_error(sentence: Sentence, i: int, problem: str) -> DataError:
 
 def fingerprint(sentences: list[Sentence]) -> str:
     """sha256 of the words and tags of every sentence, in order: what a run trains or is
-    scored on, whatever file or dataset it came from (a checkpoint keeps it; ner/rundir.py)."""
+    scored on, whatever file or dataset it came from (a checkpoint keeps it; ner/run/rundir.py)."""
     digest = hashlib.sha256()
     for s in sentences:
         digest.update(json.dumps([s.tokens, s.tags], ensure_ascii=False).encode() + b"\n")

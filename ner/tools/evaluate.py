@@ -3,9 +3,9 @@
     ner-evaluate outputs/demo                              # best.pt on the run's validation split
     ner-evaluate outputs/demo --checkpoint last --split test
     ner-evaluate outputs/demo/best_model --data-file data/dev.conll --predictions dev.pred.conll
-    torchrun --standalone --nproc_per_node=2 -m ner.evaluate_cli outputs/demo --split test
+    torchrun --standalone --nproc_per_node=2 -m ner.tools.evaluate outputs/demo --split test
 
-TARGET is a run directory, a checkpoint file or an exported model directory (ner/trained.py).
+TARGET is a run directory, a checkpoint file or an exported model directory (ner/tools/trained.py).
 The data is the run's own (its data config, `max_eval_samples` included, so the numbers match
 its log), or `--data-file` (JSON lines or CoNLL), or `--data-name/--data-config` (a `datasets`
 name or local directory). Sentences are windowed as in training and scored with
@@ -13,7 +13,7 @@ name or local directory). Sentences are windowed as in training and scored with
 writes. Metrics go to `--output` (default `<run dir>/eval_<split>_<checkpoint>.json` for a
 checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 `token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
-analysis (its last column is a tag, so `ner.data_files.read_sentences` reads it back as the
+analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
 predicted tagging). A user error prints one line on stderr and exits with status 2.
 """
 
@@ -28,17 +28,18 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import atomic, distributed, trained
+from ner import atomic, distributed
 from ner import metrics as registry
 from ner.atomic import write_json
 from ner.batching import Collator
 from ner.config import DataConfig
+from ner.data.checks import validate_split
+from ner.data.sentences import Sentence
 from ner.errors import UserError
 from ner.evaluate import evaluate
 from ner.features import encode_split
-from ner.sentences import Sentence
-from ner.tables import markdown_table
-from ner.validate import validate_split
+from ner.report.tables import markdown_table
+from ner.tools import trained
 
 SPLIT_CHOICES = ("validation", "test", "train")
 
@@ -86,9 +87,9 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
     """(name, sentences, source) of every set to score, checked against the model's labels:
     the files, the configurations, or the run's own evaluation sets (cut as the run cut them,
     so the numbers match its log)."""
-    from ner.corpus import split_of_every_set
-    from ner.data import SPLITS
-    from ner.data_files import read_sentences
+    from ner.data.corpus import split_of_every_set
+    from ner.data.files import read_sentences
+    from ner.data.sources import SPLITS
 
     on_error = loaded.cfg.data.on_error if loaded.cfg is not None else DataConfig.on_error
     if args.data_file:

@@ -1,7 +1,7 @@
 """Rank, world and device from the environment; process-group setup and the few collectives.
 
 torchrun (or `torch.distributed.run`) sets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE and
-MASTER_ADDR/PORT. Under Slurm without torchrun, the same are derived from SLURM_* (ner/slurm.py).
+MASTER_ADDR/PORT. Under Slurm without torchrun, the same are derived from SLURM_* (ner/distributed/slurm.py).
 With none of them the program is a plain single process and every collective is a no-op.
 """
 
@@ -42,7 +42,7 @@ class Env:
 def env_from_environ(environ=os.environ) -> dict[str, int]:
     """RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE as ints (1 process when unset)."""
     if "RANK" not in environ and "SLURM_PROCID" in environ:
-        from ner.slurm import torch_env_from_slurm
+        from ner.distributed.slurm import torch_env_from_slurm
 
         slurm = torch_env_from_slurm(environ)
         if slurm is not None:

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from ner.data.sentences import Sentence, token_error
 from ner.errors import DataError, UserError
-from ner.sentences import Sentence, token_error
 
 ON_ERROR_CHOICES = ("raise", "repair")
 

@@ -3,7 +3,7 @@
 `check(cfg)` holds each key to the bounds declared beside its default (ner/config.py) and
 applies the rules that span keys. `precheck(argv)` runs before Hydra, which reports a bad override over several lines from inside
 `hydra.main`, with no hook to shorten them (so not left to it); this gives the same finding as one line
-(`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2 (ner/cli.py). A
+(`config: trainer.foo=1: Key 'foo' not in 'TrainerConfig'`) and exit status 2 (ner/run/cli.py). A
 sweep (`a=1,2`, `choice(...)`, `range(...)`) is checked job by job; intervals and globs are left
 to the sweeper. Then what can be known before any work: a resume checkpoint that cannot resume,
 a model or dataset the offline hub cannot give.
@@ -122,7 +122,7 @@ def monitorable(data_cfg) -> list[str]:
     """The log keys trainer.monitor may name: the validation metrics of every epoch, and with
     several evaluation sets each set's too (the plain keys are then their mean), and the mean
     over the training languages' sets when they are some of the sets (eval_training_f1)."""
-    from ner.corpus import eval_set_names, training_sets
+    from ner.data.corpus import eval_set_names, training_sets
     from ner.metrics import names
 
     sets = eval_set_names(data_cfg)
@@ -301,7 +301,7 @@ def check_sources(cfg: Any) -> None:
                 f"Face cache, and {why}; give a local directory: model.name_or_path=DIR"
             )
     if hub_data:
-        from ner.data import check_reachable
+        from ner.data.sources import check_reachable
 
         training = as_list(cfg.data.config) or [None]
         for config in dict.fromkeys(training + list(cfg.data.eval_configs or [])):

@@ -79,7 +79,7 @@ class StopRequests:
     the next step boundary tells every rank to stop. Otherwise a signal raises at once.
     """
 
-    # Set by the command line (ner/cli.py): after a stop signal the process only exits, so
+    # Set by the command line (ner/run/cli.py): after a stop signal the process only exits, so
     # every later copy is ignored to the end (see the module docstring).
     process_ends_with_run = False
 

@@ -5,7 +5,7 @@ clitics attached to their word ("والتقى", "للعيش"). Prepositions befo
 words ("في مدينة {CITY}", "مع {PER}"), so that entity tokens stay the gazetteer's tokens.
 
 About half of every list names the same real-world entities as the Hebrew set
-(ner/demo_hebrew.py), transliterated: SHARED_WITH_HEBREW below, {Arabic: Hebrew} by slot type.
+(ner/demo/hebrew.py), transliterated: SHARED_WITH_HEBREW below, {Arabic: Hebrew} by slot type.
 The rest are Arabic-only, and one is in Latin script ("IBM"), as in Arabic Wikipedia.
 
 Context matters a little: "القاهرة" and "تل أبيب" are locations alone but part of an organisation

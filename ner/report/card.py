@@ -16,8 +16,8 @@ import yaml
 
 from ner import metrics
 from ner.config import as_list
-from ner.runlog import best_epoch, split_history
-from ner.tables import markdown_table
+from ner.report.runlog import best_epoch, split_history
+from ner.report.tables import markdown_table
 
 
 def results_columns() -> list[tuple[str, str]]:

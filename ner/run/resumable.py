@@ -1,6 +1,6 @@
 """Whether a checkpoint can go on as this run, beyond its config (ner/config.py
 computed_differences): the same global batch, the same data; and what a finished run's rerun
-says. ner/rundir.py asks these before it accepts a run, so a refusal writes nothing.
+says. ner/run/rundir.py asks these before it accepts a run, so a refusal writes nothing.
 """
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ner.errors import UserError
-from ner.runlog import counted
+from ner.errors import UserError, counted
 
 # How a step's examples are dealt out: per-rank micro-batches and accumulation may change on a
 # resume; their product with the number of processes, the global batch, may not (with it the
@@ -51,7 +50,7 @@ def check_global_batch(saved: dict, saved_world: int, cfg, world: int, path: Pat
 
 def same_data(start, fingerprints: dict[str, str], refuse: bool) -> None:
     """Every source and split the checkpoint was trained and scored on is the same now (their
-    fingerprints, ner/corpus.py), as a changed config key is: refused when resuming a run
+    fingerprints, ner/data/corpus.py), as a changed config key is: refused when resuming a run
     directory, a warning from an explicit trainer.resume=PATH."""
     path, saved = start.path, start.checkpoint.get("data")
     if saved is None:

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ner import atomic
+from ner.distributed.slurm import job_step
 from ner.errors import UserError
-from ner.slurm import job_step
 
 LOCK_NAME = ".lock"
 HEARTBEAT_S = 15.0

@@ -15,7 +15,6 @@ interrupted run are discarded instead of drawn twice.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -197,11 +196,6 @@ def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]
     return entry, "eval_f1", float(entry["eval_f1"])
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 epoch', '2 epochs', '2 processes': a count in words a person reads."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
 class Printer:
     """Rank 0's voice: prints and appends to <run dir>/train.log; silent on other ranks.
 
@@ -282,48 +276,3 @@ def progress_line(
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}"
-
-
-def git_commit() -> str | None:
-    """The commit of the code that runs (with '-dirty' when the checkout has changes)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("-dirty" if dirty else "")
-
-
-def framework_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for label, pkg in [
-        ("Transformers", "transformers"),
-        ("Pytorch", "torch"),
-        ("Datasets", "datasets"),
-        ("Tokenizers", "tokenizers"),
-        ("seqeval", "seqeval"),
-        ("hydra-core", "hydra-core"),
-    ]:
-        try:
-            out[label] = version(pkg)
-        except PackageNotFoundError:
-            out[label] = "not installed"
-    return out
-
-
-def launch_command() -> str:
-    """How this process was started, as a person would type it (`python -m ner.train ...`)."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    program = ["-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
-    return " ".join([Path(sys.executable).name, *program, *sys.argv[1:]])

@@ -1,0 +1,5 @@
+"""What a run leaves for people: its log (log_history.json, TensorBoard, train.log), the model
+card, the curves, the hyperparameter lists and the tables of `ner-report`.
+
+Everything here reads what the loop recorded; nothing here decides what the loop computes.
+"""
