@@ -181,7 +181,7 @@ def test_signals_after_the_first_do_not_change_the_exit_status_of_a_saved_run(tm
     error.json are written, the copies that keep coming until the process is gone change
     nothing; it exits 75, so `[ $? -eq 75 ] && scontrol requeue` requeues it."""
     run = tmp_path / "run"
-    proc = start(train_cmd(run, [*QUICK, "trainer.epochs=1"]), tmp_path)
+    proc = start(train_cmd(run, [*QUICK, "trainer.epochs=1", "trainer.progress=true"]), tmp_path)
     # After a step (the first progress line, step 5 of 30), so that the line names the step.
     wait_for(lambda: logged(run, "step 5/"), proc, "step 5")
     proc.send_signal(signum)
