@@ -48,11 +48,10 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
             return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "ner")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.split(".")[0] == "ner":
-                for a in node.names:
-                    sub = f"{node.module}.{a.name}"
-                    found.add(sub if sub in known else node.module)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ner":
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in known else node.module)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -155,7 +154,10 @@ def test_imports_under_type_checking_and_main_do_not_count(tmp_path):
         "def f():\n    from ner.run import cli\n"
         "if __name__ == '__main__':\n    from ner.run.cli import main\n"
     )
-    assert imports_of(source, {"ner.loss", "ner.train", "ner.run.cli"}) == {"ner.loss", "ner.run.cli"}
+    assert imports_of(source, {"ner.loss", "ner.train", "ner.run.cli"}) == {
+        "ner.loss",
+        "ner.run.cli",
+    }
 
 
 def test_no_module_is_longer_than_the_style_guide_allows():
