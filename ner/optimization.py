@@ -11,6 +11,18 @@ from __future__ import annotations
 import torch
 from transformers import get_linear_schedule_with_warmup
 
+SCHEDULE = "linear"  # the schedule's name (transformers' lr_scheduler_type), for cards and logs
+
+
+def planned(total_steps: int) -> str:
+    """The schedule planned for a total, in words (the line of a resume that extends a run)."""
+    return f"the {SCHEDULE} schedule planned for {total_steps} steps"
+
+
+def segment(first: int, last: int, total_steps: int) -> str:
+    """Steps `first`..`last` of a schedule planned for `total_steps`, in words (the card)."""
+    return f"steps {first}-{last} decay linearly to 0 at step {total_steps}"
+
 
 def build_optimizer(optim_cfg, model: torch.nn.Module, device: torch.device):
     # One fused kernel per step instead of a loop over tensors: 5x faster on CPU (benchmark).
