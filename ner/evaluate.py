@@ -19,7 +19,7 @@ from ner.batching import Collator, eval_shard
 from ner.distributed import Env, all_gather_objects, all_reduce_sum
 from ner.features import IGNORE, gather_word_predictions
 from ner.loss import logits_of, token_loss
-from ner.metrics import entity_metrics
+from ner.metrics import entity_metrics, mean_over_sets
 
 
 @torch.no_grad()
@@ -93,3 +93,13 @@ def evaluate(
         "samples_per_second": len(gold) / runtime if runtime > 0 else 0.0,
         "predictions": pred_tags,
     }
+
+
+def training_mean(results: dict[str, dict], training: list[str]) -> dict:
+    """The eval_training_* entries of an evaluation of several sets (`results` by set name), of
+    which several but not all are of the training languages (`training`): their mean metrics,
+    what the default trainer.monitor selects on. Empty otherwise."""
+    if not 1 < len(training) < len(results):
+        return {}
+    mean = mean_over_sets({name: results[name] for name in training})
+    return {f"eval_training_{k}": v for k, v in mean.items()}

@@ -107,7 +107,9 @@ class LossTracker:
 
     def fold_into(self, progress, env: distributed.Env) -> None:
         """Add the loss (summed over ranks) and token counts since the last fold to the
-        progress's epoch and logging-window sums, which checkpoints save (a collective)."""
+        progress's epoch and logging-window sums, which checkpoints save (collectives). A loss
+        that was not finite stops the run first (`check_finite`): it is never folded in."""
+        self.check_finite(progress.epoch, env)
         sums = distributed.all_reduce_sum(torch.stack([self.epoch, self.window]), env).tolist()
         progress.epoch_loss_sum += sums[0]
         progress.epoch_loss_count += int(self.epoch_count)

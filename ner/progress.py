@@ -50,13 +50,15 @@ class Progress:
 
 
 class Stopwatch:
-    """The training time: counted from `start` to `stop` and folded into the progress's
-    train_seconds at each stop, so evaluation and checkpoints are not counted and a checkpoint
-    holds the time up to it."""
+    """The run's time, one account: the training seconds, counted from `start` to `stop` and
+    folded into the progress's train_seconds at each stop (evaluation and checkpoints are not
+    counted, a checkpoint holds the time up to it), and the wall seconds over every attempt."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Progress, wall_before: float, started: float):
         self.progress = progress
         self.since: float | None = None  # perf_counter() at start; None while stopped
+        self.wall_before, self.started = wall_before, started  # earlier attempts; time.time()
+        self.first = (progress.global_step, progress.train_seconds)  # this attempt's rate
 
     def start(self) -> None:
         self.since = time.perf_counter()
@@ -70,3 +72,13 @@ class Stopwatch:
         """The training seconds so far, the running stretch included."""
         running = 0.0 if self.since is None else time.perf_counter() - self.since
         return self.progress.train_seconds + running
+
+    def steps_per_second(self) -> float:
+        """This attempt's optimizer steps per training second so far."""
+        step, seconds = self.first
+        seconds = self.elapsed() - seconds
+        return (self.progress.global_step - step) / seconds if seconds > 0 else 0.0
+
+    def wall(self) -> float:
+        """Wall seconds over every attempt: the earlier ones' and this one's so far."""
+        return self.wall_before + time.time() - self.started

@@ -19,22 +19,20 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from torch.nn.parallel import DistributedDataParallel as DDP
+from omegaconf import DictConfig
 
 from ner import config, distributed
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
-from ner.checkpoint import TrainState, reconcile_best
+from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
 from ner.errors import counted
-from ner.evaluate import evaluate
+from ner.evaluate import evaluate, training_mean
 from ner.finish import finish
 from ner.loss import LossTracker, loss_step, step_tokens
-from ner.metrics import mean_over_sets, names
-from ner.optimization import build_optimizer, build_schedule, planned, replan
-from ner.precision import grad_scaler
-from ner.prepare import prepare
-from ner.progress import Progress, Stopwatch
+from ner.metrics import names
+from ner.optimization import follow
+from ner.prepare import on_device, prepare, training_state
+from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters
 from ner.report.runlog import Printer, RunLog, progress_line
 from ner.rng import rng_state
@@ -77,45 +75,21 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
 
 class TrainingRun:
-    """One attempt at a run: what the loop holds, and the loop."""
+    """One attempt at a run: what the loop holds, and the loop. It runs in the directory `owner`
+    holds (ner/run/rundir.py), stops at `stop`'s requests (ner/run/preemption.py), trains on
+    `data` (ner/prepare.py), `per_epoch` optimizer steps an epoch, and speaks with `say`."""
 
-    def __init__(
-        self,
-        cfg: DictConfig,
-        env: distributed.Env,
-        owner: rundir.RunDir,
-        stop,
-        data,
-        say,
-        per_epoch,
-    ):
+    def __init__(self, cfg: DictConfig, env: distributed.Env, owner, stop, data, say, per_epoch):
         self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
         self.t, device = cfg.trainer, env.device
         self.started, self.wall_before = time.time(), 0.0
         self.say, self.data = say, data  # data, tokenizer, features, model (ner/prepare.py)
-        model = self.data.model.to(device)
-        ids = [env.local_rank] if device.type == "cuda" else None
-        self.ddp = DDP(model, device_ids=ids) if env.distributed else model
-        self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
+        self.ddp, self.forward = on_device(self.data.model, env, self.t.compile)  # DDP, compiled
         self.lengths = [len(f["input_ids"]) for f in self.data.train]
         self.per_epoch = per_epoch  # optimizer steps per epoch, computed (and checked) by train()
         self.total_steps = self.per_epoch * self.t.epochs
-        # The optimizer, schedule and grad scaler of a fresh run; a resume restores their state.
-        optimizer = build_optimizer(cfg.optim, model, device)
-        self.state = TrainState(
-            model,
-            optimizer,
-            build_schedule(optimizer, cfg.optim.warmup_steps, self.total_steps),
-            grad_scaler(device, self.t.precision),
-            Progress(schedule=[[0, self.total_steps]]),
-            history=[],
-            labels=self.data.labels,
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            data=self.data.corpus.fingerprints,
-        )
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
+        self.state = training_state(cfg, self.data, self.total_steps, device)
         self.collate = Collator.for_device(self.data.tokenizer, device)
         self.losses = LossTracker(device)
         self.saved_at = -1  # the global step of the newest checkpoint
@@ -138,8 +112,7 @@ class TrainingRun:
             + (f"; resuming after {p.position(t.epochs)}" if resumed else "")
         )
         self.say(config.recipe_summary(self.cfg))
-        self.clock = Stopwatch(p)  # the training time, folded into p.train_seconds
-        self.timed_from = (p.global_step, p.train_seconds)  # this attempt's rate: progress lines
+        self.clock = Stopwatch(p, self.wall_before, self.started)  # training and wall time
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
         cut_short = False
@@ -153,7 +126,7 @@ class TrainingRun:
             self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
             return None
-        p.wall_seconds = self.wall_seconds()
+        p.wall_seconds = self.clock.wall()
         finish(
             self.cfg, env, self.data, self.state, self.per_epoch,
             evaluate=self.evaluate, log=self.log, say=self.say, owner=self.owner, stop=self.stop,
@@ -166,16 +139,10 @@ class TrainingRun:
         directory = self.owner.path / "checkpoints"
         if repaired := reconcile_best(directory, start.checkpoint, start.path, self.env):
             self.say(repaired)
-        p = self.state.progress
-        if p.schedule[-1][1] != self.total_steps:  # extended: plan the rest for the new total
-            p.schedule.append([p.global_step, self.total_steps])
-            replan(self.state.optimizer, self.state.scheduler, p.global_step)
+        s, p = self.state, self.state.progress
         self.saved_at = p.global_step
-        if p.schedule[-1][0] == p.global_step and len(p.schedule) > 1:
-            self.say(
-                f"extended to {self.t.epochs} epochs: steps after {p.global_step} follow "
-                f"{planned(self.total_steps)}"
-            )
+        if line := follow(p.schedule, s.optimizer, s.scheduler, p.global_step, self.total_steps):
+            self.say(f"extended to {self.t.epochs} epochs: {line}")
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.
         self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
@@ -187,14 +154,9 @@ class TrainingRun:
         sizes = [n for _, n in self.data.train_sources]
         chosen = epoch_selection(sizes, self.cfg.data.sampling_alpha, self.cfg.seed, epoch)
         plan = epoch_plan(
-            [self.lengths[i] for i in chosen],
-            t.batch_size,
-            env.world_size,
-            t.grad_accum_steps,
-            self.cfg.seed,
-            epoch,
-            t.group_by_length,
-        )
+            [self.lengths[i] for i in chosen], t.batch_size, env.world_size, t.grad_accum_steps,
+            self.cfg.seed, epoch, t.group_by_length,
+        )  # fmt: skip
         features = [self.data.train[i] for i in chosen]
         steps = EpochSteps(features, plan, env.rank, self.collate)
         loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
@@ -243,7 +205,6 @@ class TrainingRun:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
         p, t = self.state.progress, self.t
         if p.global_step % t.log_every == 0:
-            self.losses.check_finite(p.epoch, self.env)
             loss = self.losses.window_mean(p, self.env)
             lr = self.state.scheduler.get_last_lr()[0]
             self.log.train(p.global_step, p.epochs_done(self.per_epoch), loss, lr)
@@ -256,29 +217,19 @@ class TrainingRun:
         self.stop_if_asked()
 
     def progress_line(self, loss: float, lr: float) -> str:
-        p, t, (step0, seconds0) = self.state.progress, self.t, self.timed_from
-        seconds = self.clock.elapsed() - seconds0
+        p, t, clock = self.state.progress, self.t, self.clock
         batch = t.batch_size * self.env.world_size * t.grad_accum_steps
         return progress_line(
             p.global_step, self.total_steps, p.epochs_done(self.per_epoch), t.epochs, loss, lr,
-            (p.global_step - step0) / seconds if seconds > 0 else 0.0, batch, self.wall_seconds(),
+            clock.steps_per_second(), batch, clock.wall(),
         )  # fmt: skip
-
-    def wall_seconds(self) -> float:
-        """Wall time over every attempt: the earlier ones' and this one's so far."""
-        return self.wall_before + time.time() - self.started
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
         p, t = self.state.progress, self.t
-        self.losses.check_finite(p.epoch, self.env)
         train_loss = self.losses.epoch_mean(p, self.env)
         results = {s.name: self.evaluate(s, "validation") for s in self.data.eval_sets}
-        extra = {"train_loss": train_loss}
-        training = training_sets(self.cfg.data)
-        if 1 < len(training) < len(results):  # what the default monitor selects on
-            mean = mean_over_sets({name: results[name] for name in training})
-            extra.update({f"eval_training_{k}": v for k, v in mean.items()})
+        extra = {"train_loss": train_loss, **training_mean(results, training_sets(self.cfg.data))}
         entry = self.log.evaluation("eval", float(epoch + 1), p.global_step, results, extra)
         improved = p.evaluated(entry[t.monitor], epoch + 1, t.monitor_mode)
         self.log.best_so_far(epoch + 1, t.monitor, p.best)
@@ -310,10 +261,9 @@ class TrainingRun:
     def save(self, best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
         p = self.state.progress
-        self.losses.check_finite(p.epoch, self.env)
-        self.losses.fold_into(p, self.env)
+        self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
-        p.wall_seconds = self.wall_seconds()
+        p.wall_seconds = self.clock.wall()
         if self.env.is_main:
             self.owner.ensure_owned()
             keep = self.t.keep_last if self.t.save_every_steps else 0
