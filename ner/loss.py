@@ -1,12 +1,14 @@
 """The training objective and its bookkeeping: change the loss here.
 
 `token_loss` is the summed cross-entropy over the labelled positions of a batch (every position
-labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). `loss_step` is
-the forward pass and that loss, as training (ner/train.py) and evaluation (ner/evaluate.py) both
-compute it. Training divides the loss by `step_tokens`, the number of labelled positions of the
-whole optimizer step over every rank, so N ranks at batch B weight every token as 1 rank at
-batch N*B does; with dropout off they update alike to float rounding (tests/test_distributed.py),
-with dropout on each rank draws its own masks. Evaluation sums it over a split.
+labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). `logits_of` is
+the forward pass under trainer.precision, for training and evaluation alike; `loss_step` adds the
+loss, as training computes it (ner/train.py). Training divides it by `step_tokens`, the number of
+labelled positions of the whole optimizer step over every rank, so N ranks at batch B weight
+every token as 1 rank at batch N*B does; with dropout off they update alike to float rounding
+(tests/test_distributed.py), with dropout on each rank draws its own masks. Evaluation
+(ner/evaluate.py) sums `token_loss` over a split, on the same positions selected first: summed in
+another order, it equals loss_step's to float rounding and keeps the numbers it always logged.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch (folded into the checkpointed progress at every log,
