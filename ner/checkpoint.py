@@ -1,12 +1,12 @@
 """Checkpoints: atomic save, safe load, exact resume, export to Hugging Face format.
 
 A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states,
-the loop's position (epoch, step inside the epoch, global step), the best metric so far, the log
-history, the RNG states of every rank, the label list, the resolved config and the fingerprints
-of the data (every source and split: a resume onto other data is refused, ner/run/resumable.py). It
-is written to a temporary file, fsynced, then renamed over the old one, so a process killed
-mid-save leaves the previous checkpoint whole. Loading uses `torch.load(weights_only=True)`: no
-code runs from a checkpoint file.
+the loop's position (epoch, step inside the epoch, global step: ner/progress.py), the best metric
+so far, the log history, the RNG states of every rank (ner/rng.py), the label list, the resolved
+config and the fingerprints of the data (every source and split: a resume onto other data is
+refused, ner/run/resumable.py). It is written to a temporary file, fsynced, then renamed over
+the old one, so a process killed mid-save leaves the previous checkpoint whole. Loading uses
+`torch.load(weights_only=True)`: no code runs from a checkpoint file.
 
 Files under <run dir>/checkpoints: `last.pt` (every epoch and every trainer.save_every_steps),
 `best.pt` (model weights of the best evaluation by trainer.monitor), `step-<N>.pt` (the last
@@ -25,16 +25,16 @@ one epoch's record is never paired with another epoch's weights.
 from __future__ import annotations
 
 import os
-import random
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ner import atomic, distributed
 from ner.errors import UserError, counted
+from ner.progress import Progress
+from ner.rng import set_rng_state
 
 FORMAT_VERSION = 1
 
@@ -99,29 +99,6 @@ def load_resumable(path: str | Path) -> dict:
             f"export), so a run cannot resume from it{_others(Path(path))}"
         )
     return ckpt
-
-
-def rng_state(device: torch.device) -> dict:
-    """This process's RNG streams (python, numpy, torch CPU, CUDA), as weights_only-safe values."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 WEIGHTS_ONLY = ("format", "model", "labels", "config", "progress")  # what best.pt holds
@@ -238,29 +215,10 @@ def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
 
 
 @dataclass
-class Progress:
-    """Where the loop stands; saved in every checkpoint."""
-
-    epoch: int = 0  # epochs completed
-    step_in_epoch: int = 0  # optimizer steps done in the current epoch
-    global_step: int = 0
-    best: float | None = None
-    best_epoch: float | None = None
-    evals_without_improvement: int = 0
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
-    epoch_loss_sum: float = 0.0  # summed over ranks, up to the last checkpoint
-    epoch_loss_count: int = 0
-    window_loss_sum: float = 0.0  # the same since the last train log (trainer.log_every)
-    window_loss_count: int = 0
-    # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
-    # a finished run was extended with more epochs (README: "Extending a finished run").
-    schedule: list[list[int]] = field(default_factory=list)
-
-
-@dataclass
 class TrainState:
-    """Everything a run saves and restores, as one object: the checkpoint is its dict."""
+    """Everything a run saves and restores, as one object: the checkpoint is its dict. The loop
+    builds it (ner/train.py: the optimizer and schedule of ner/optimization.py, the grad scaler
+    of ner/precision.py); a resumed run then restores it."""
 
     model: torch.nn.Module  # unwrapped (not DDP)
     optimizer: torch.optim.Optimizer
@@ -271,29 +229,6 @@ class TrainState:
     labels: list[str]
     config_yaml: str  # the resolved config
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
-
-    @classmethod
-    def start(
-        cls, cfg, model: torch.nn.Module, labels: list[str], data: dict, total_steps: int, device
-    ) -> TrainState:
-        """A fresh run's state: the optimizer and schedule of cfg.optim (ner/optimization.py)."""
-        from omegaconf import OmegaConf
-
-        from ner.optimization import build_optimizer, build_schedule
-
-        optimizer = build_optimizer(cfg.optim, model, device)
-        fp16 = cfg.trainer.precision == "fp16" and device.type == "cuda"
-        return cls(
-            model=model,
-            optimizer=optimizer,
-            scheduler=build_schedule(optimizer, cfg.optim.warmup_steps, total_steps),
-            scaler=torch.amp.GradScaler(device.type, enabled=fp16),
-            progress=Progress(schedule=[[0, total_steps]]),
-            history=[],
-            labels=labels,
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            data=data,
-        )
 
     def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;

@@ -12,25 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 
 from ner.batching import Collator, eval_shard
 from ner.distributed import Env, all_gather_objects, all_reduce_sum
 from ner.features import IGNORE, gather_word_predictions
-from ner.loss import token_loss
-from ner.metrics import entity_metrics
-
-
-def autocast(device: torch.device, precision: str):
-    """The forward pass of training and evaluation under trainer.precision: bf16 autocasts on
-    CUDA and on the CPU, fp16 on CUDA; fp32 runs without autocast. Training refuses fp16 on the
-    CPU (ner/run/checks.py); an fp16 run's model evaluated on the CPU later computes in fp32."""
-    if str(precision) == "fp32" or (str(precision) == "fp16" and device.type != "cuda"):
-        return nullcontext()
-    dtype = torch.bfloat16 if str(precision) == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from ner.loss import logits_of, token_loss
+from ner.metrics import entity_metrics, mean_over_sets
 
 
 @torch.no_grad()
@@ -54,10 +43,8 @@ def predict_features(
             k: v.to(env.device, non_blocking=True)
             for k, v in collator([features[i] for i in idx]).items()
         }
-        labels = batch.pop("labels")
-        with autocast(env.device, precision):
-            logits = model(**batch).logits
-        logits = logits.float()
+        labels = batch["labels"]
+        logits = logits_of(model, batch, env.device, precision)
         scored = labels != IGNORE
         loss_sum += token_loss(logits[scored], labels[scored]).double()
         n_labels += scored.sum()
@@ -106,3 +93,13 @@ def evaluate(
         "samples_per_second": len(gold) / runtime if runtime > 0 else 0.0,
         "predictions": pred_tags,
     }
+
+
+def training_mean(results: dict[str, dict], training: list[str]) -> dict:
+    """The eval_training_* entries of an evaluation of several sets (`results` by set name), of
+    which several but not all are of the training languages (`training`): their mean metrics,
+    what the default trainer.monitor selects on. Empty otherwise."""
+    if not 1 < len(training) < len(results):
+        return {}
+    mean = mean_over_sets({name: results[name] for name in training})
+    return {f"eval_training_{k}": v for k, v in mean.items()}

@@ -7,7 +7,7 @@ and never takes part in model selection.
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
@@ -16,19 +16,31 @@ from ner import atomic, checkpoint, config, distributed
 from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
+from ner.progress import Progress
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
 from ner.report.hparams import card_hyperparameters
 from ner.run.provenance import framework_versions
 
-if TYPE_CHECKING:
-    from ner.train import TrainingRun
 
-
-def finish(run: TrainingRun) -> None:
-    """Rank 0 writes; every rank evaluates (the test split is sharded too)."""
-    cfg, env, data, log, t = run.cfg, run.env, run.data, run.log, run.t
-    p, model, run_dir = run.state.progress, run.state.model, run.owner.path
+def finish(
+    cfg,
+    env: distributed.Env,
+    data,
+    state: checkpoint.TrainState,
+    per_epoch: int,
+    *,
+    evaluate: Callable[[object, str], dict],
+    log,
+    say,
+    owner,
+    stop,
+) -> None:
+    """The run's end, after its last epoch: `data` as ner/prepare.py made it, the loop's `state`
+    (`per_epoch` optimizer steps an epoch), `evaluate(eval_set, split)` its exact evaluation, its
+    RunLog and Printer (ner/report/runlog.py), RunDir (ner/run/rundir.py) and StopRequests
+    (ner/run/preemption.py). Rank 0 writes; every rank evaluates (the test split is sharded too)."""
+    t, p, model, run_dir = cfg.trainer, state.progress, state.model, owner.path
     best_pt = run_dir / "checkpoints" / "best.pt"
     best = checkpoint.load(best_pt)
     checkpoint.check_best(best, best_pt, p.best_epoch)
@@ -36,7 +48,7 @@ def finish(run: TrainingRun) -> None:
     test = None
     with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
     if with_test:
-        results = {s.name: run.evaluate(s, "test") for s in with_test}
+        results = {s.name: evaluate(s, "test") for s in with_test}
         named = len(data.eval_sets) > 1
         entry = log.evaluation("test", p.best_epoch, p.global_step, results, named=named)
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
@@ -45,8 +57,8 @@ def finish(run: TrainingRun) -> None:
             for name in names()
             if name != "loss" and f"test_{name}" in entry
         )
-        run.say(f"test (best epoch {p.best_epoch:g}): {scores}")
-    seconds, n_train = p.train_seconds, len(run.lengths)
+        say(f"test (best epoch {p.best_epoch:g}): {scores}")
+    seconds, n_train = p.train_seconds, len(data.train)
     log.final(
         {
             "epoch": float(p.epoch),
@@ -61,7 +73,7 @@ def finish(run: TrainingRun) -> None:
     )
     # From here the run's end is written: a signal is only noted, and the run finishes (a
     # result.json beside an error.json, or exit 75 for a finished run, would say it did not).
-    run.stop.deferred = True
+    stop.deferred = True
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
@@ -73,7 +85,9 @@ def finish(run: TrainingRun) -> None:
             "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,
             "dataset_config": OmegaConf.to_container(cfg.data)["config"],
             "eval_sets": [s.name for s in data.eval_sets] if len(data.eval_sets) > 1 else [],
-            "hyperparameters": card_hyperparameters(cfg, env, p.schedule, epochs_trained(run)),
+            "hyperparameters": card_hyperparameters(
+                cfg, env, p.schedule, epochs_trained(p, t, per_epoch)
+            ),
             "versions": framework_versions(),
             "data_summary": "; ".join(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
@@ -85,7 +99,7 @@ def finish(run: TrainingRun) -> None:
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
         final_eval = [e for e in log.history if "eval_f1" in e][-1]
-        run.owner.finished(
+        owner.finished(
             {
                 "status": "finished",
                 "monitor": t.monitor,
@@ -104,27 +118,27 @@ def finish(run: TrainingRun) -> None:
         # Only once result.json says finished: a rerun then needs no checkpoint (rundir.py).
         removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
         if removed:
-            run.say(
+            say(
                 f"removed {', '.join(removed)} ({atomic.human(freed)}, trainer.keep_checkpoints="
                 f"{t.keep_checkpoints}): this run can no longer be extended"
             )
-        run.say(f"run directory: {run_dir}")
+        say(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)
-    if run.stop.signum:  # noted while the end was written: too late to stop, nothing to resume
-        name = signal.Signals(run.stop.signum).name
-        run.say(f"{name} came as the run finished: it is finished, nothing to resume")
+    if stop.signum:  # noted while the end was written: too late to stop, nothing to resume
+        name = signal.Signals(stop.signum).name
+        say(f"{name} came as the run finished: it is finished, nothing to resume")
 
 
-def epochs_trained(run: TrainingRun) -> str:
-    """How many epochs ran, and why training stopped where it did (the card's epochs_trained)."""
-    p, t = run.state.progress, run.t
+def epochs_trained(p: Progress, t, per_epoch: int) -> str:
+    """How many epochs ran (`p`, under trainer config `t`, `per_epoch` steps an epoch), and why
+    training stopped where it did (the card's epochs_trained)."""
     if p.epoch < t.epochs:
         return (
             f"{p.epoch:g} of {t.epochs}: early stopping, {t.monitor} did not improve for "
             f"{counted(t.early_stopping_patience, 'evaluation')}"
         )
-    planned = p.schedule[0][1] // run.per_epoch  # the epochs of the run's first schedule
+    planned = p.schedule[0][1] // per_epoch  # the epochs of the run's first schedule
     if len(p.schedule) > 1:
         return f"{p.epoch:g}: a finished run of {planned} epochs extended to {t.epochs}"
     return f"{p.epoch:g}"

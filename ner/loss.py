@@ -1,11 +1,14 @@
 """The training objective and its bookkeeping: change the loss here.
 
 `token_loss` is the summed cross-entropy over the labelled positions of a batch (every position
-labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). The loop divides
-it by the number of labelled positions of the whole optimizer step over every rank, so N ranks
-at batch B weight every token as 1 rank at batch N*B does; with dropout off they update alike
-to float rounding (tests/test_distributed.py), with dropout on each rank draws its own masks.
-Evaluation sums it over a split.
+labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). `logits_of` is
+the forward pass under trainer.precision, for training and evaluation alike; `loss_step` adds the
+loss, as training computes it (ner/train.py). Training divides it by `step_tokens`, the number of
+labelled positions of the whole optimizer step over every rank, so N ranks at batch B weight
+every token as 1 rank at batch N*B does; with dropout off they update alike to float rounding
+(tests/test_distributed.py), with dropout on each rank draws its own masks. Evaluation
+(ner/evaluate.py) sums `token_loss` over a split, on the same positions selected first: summed in
+another order, it equals loss_step's to float rounding and keeps the numbers it always logged.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch (folded into the checkpointed progress at every log,
@@ -20,11 +23,33 @@ import torch.nn.functional as F
 from ner import distributed
 from ner.errors import UserError
 from ner.features import IGNORE
+from ner.precision import autocast
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of cross-entropy over labelled positions; logits (N, L) in float32, labels (N,)."""
     return F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+
+
+def logits_of(model, batch: dict, device: torch.device, precision: str) -> torch.Tensor:
+    """The forward pass under trainer.precision (ner/precision.py): float32 logits (B, T, L)
+    of a collated batch (ner/batching.py; its labels are not the model's input)."""
+    with autocast(device, precision):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return logits.float()
+
+
+def loss_step(model, batch: dict, device: torch.device, precision: str):
+    """The forward pass and the loss: (float32 logits (B, T, L), summed token loss)."""
+    logits = logits_of(model, batch, device, precision)
+    return logits, token_loss(logits.flatten(0, 1), batch["labels"].flatten())
+
+
+def step_tokens(micro_batches: list[dict], env: distributed.Env) -> torch.Tensor:
+    """The loss's normaliser: the labelled tokens of a whole optimizer step, over its
+    micro-batches and every rank (at least 1; counted on the device, no host synchronisation)."""
+    mine = sum((b["labels"] != IGNORE).sum() for b in micro_batches)
+    return distributed.all_reduce_sum(mine, env).clamp(min=1)
 
 
 class Diverged(UserError):
@@ -75,9 +100,18 @@ class LossTracker:
         progress.window_loss_sum, progress.window_loss_count = 0.0, 0
         return mean
 
+    def epoch_mean(self, progress, env: distributed.Env) -> float:
+        """The mean loss of the epoch (a collective, at its end), and start the next one's."""
+        self.fold_into(progress, env)
+        mean = progress.epoch_loss_sum / max(progress.epoch_loss_count, 1)
+        progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
+        return mean
+
     def fold_into(self, progress, env: distributed.Env) -> None:
         """Add the loss (summed over ranks) and token counts since the last fold to the
-        progress's epoch and logging-window sums, which checkpoints save (a collective)."""
+        progress's epoch and logging-window sums, which checkpoints save (collectives). A loss
+        that was not finite stops the run first (`check_finite`): it is never folded in."""
+        self.check_finite(progress.epoch, env)
         sums = distributed.all_reduce_sum(torch.stack([self.epoch, self.window]), env).tolist()
         progress.epoch_loss_sum += sums[0]
         progress.epoch_loss_count += int(self.epoch_count)

@@ -1,4 +1,6 @@
-"""Everything the loop needs before its first step: data, tokenizer, features, model.
+"""Everything the loop needs before its first step: data, tokenizer, features, model
+(`prepare`, before the run is accepted); then the model on the device and the training state
+with its optimizer, schedule and grad scaler (`on_device`, `training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
@@ -13,14 +15,20 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ner import distributed
+from ner.checkpoint import TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
 from ner.data.sources import Splits
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
+from ner.optimization import build_optimizer, build_schedule
+from ner.precision import grad_scaler
+from ner.progress import Progress
 from ner.tokenizer import load_tokenizer, tokenizer_from_spec, train_tokenizer
 
 
@@ -161,4 +169,35 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         eval_sets,
         model,
         trained,
+    )
+
+
+def on_device(model: torch.nn.Module, env: distributed.Env, compile: bool):
+    """The model on the run's device (TF32 matmuls on CUDA), for training: (the module whose
+    gradients are synchronised, DDP on several processes; the module the loop calls, compiled
+    under trainer.compile)."""
+    model.to(env.device)
+    if env.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    ids = [env.local_rank] if env.device.type == "cuda" else None
+    ddp = DDP(model, device_ids=ids) if env.distributed else model
+    return ddp, torch.compile(ddp) if compile else ddp
+
+
+def training_state(cfg, data: Prepared, total_steps: int, device: torch.device) -> TrainState:
+    """A fresh run's state for `total_steps` optimizer steps: the model (on the device), the
+    optimizer and schedule of cfg.optim (ner/optimization.py), the grad scaler of
+    trainer.precision (ner/precision.py); a resumed run then restores its checkpoint into it."""
+    optimizer = build_optimizer(cfg.optim, data.model, device)
+    return TrainState(
+        data.model,
+        optimizer,
+        build_schedule(optimizer, cfg.optim.warmup_steps, total_steps),
+        grad_scaler(device, cfg.trainer.precision),
+        Progress(schedule=[[0, total_steps]]),
+        history=[],
+        labels=data.labels,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        data=data.corpus.fingerprints,
     )

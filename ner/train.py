@@ -20,22 +20,22 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ner import config, distributed
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
-from ner.checkpoint import TrainState, reconcile_best, rng_state
+from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
 from ner.errors import counted
-from ner.evaluate import autocast, evaluate
-from ner.features import IGNORE
+from ner.evaluate import evaluate, training_mean
 from ner.finish import finish
-from ner.loss import LossTracker, token_loss
-from ner.metrics import is_better, mean_over_sets, names
-from ner.optimization import replan
-from ner.prepare import prepare
+from ner.loss import LossTracker, loss_step, step_tokens
+from ner.metrics import names
+from ner.optimization import follow
+from ner.prepare import on_device, prepare, training_state
+from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters
 from ner.report.runlog import Printer, RunLog, progress_line
+from ner.rng import rng_state
 from ner.run import checks, resumable, rundir
 from ner.run.preemption import StopRequests
 from ner.tokenizer import save_tokenizer
@@ -75,40 +75,24 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
 
 
 class TrainingRun:
-    """One attempt at a run: what the loop holds, and the loop."""
+    """One attempt at a run: what the loop holds, and the loop. It runs in the directory `owner`
+    holds (ner/run/rundir.py), stops at `stop`'s requests (ner/run/preemption.py), trains on
+    `data` (ner/prepare.py), `per_epoch` optimizer steps an epoch, and speaks with `say`."""
 
-    def __init__(
-        self,
-        cfg: DictConfig,
-        env: distributed.Env,
-        owner: rundir.RunDir,
-        stop,
-        data,
-        say,
-        per_epoch,
-    ):
+    def __init__(self, cfg: DictConfig, env: distributed.Env, owner, stop, data, say, per_epoch):
         self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
         self.t, device = cfg.trainer, env.device
         self.started, self.wall_before = time.time(), 0.0
         self.say, self.data = say, data  # data, tokenizer, features, model (ner/prepare.py)
-        model = self.data.model.to(device)
-        ids = [env.local_rank] if device.type == "cuda" else None
-        self.ddp = DDP(model, device_ids=ids) if env.distributed else model
-        self.forward = torch.compile(self.ddp) if self.t.compile else self.ddp
+        self.ddp, self.forward = on_device(self.data.model, env, self.t.compile)  # DDP, compiled
         self.lengths = [len(f["input_ids"]) for f in self.data.train]
         self.per_epoch = per_epoch  # optimizer steps per epoch, computed (and checked) by train()
         self.total_steps = self.per_epoch * self.t.epochs
-        fingerprints = self.data.corpus.fingerprints
-        self.state = TrainState.start(
-            cfg, model, self.data.labels, fingerprints, self.total_steps, device
-        )
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
+        self.state = training_state(cfg, self.data, self.total_steps, device)
         self.collate = Collator.for_device(self.data.tokenizer, device)
         self.losses = LossTracker(device)
         self.saved_at = -1  # the global step of the newest checkpoint
-        self.tic = time.perf_counter()  # start of the training time being counted
 
     def run(self, start: rundir.Start) -> float | None:
         resumed = start.kind == "resume"
@@ -125,10 +109,10 @@ class TrainingRun:
             f"{t.grad_accum_steps} = global batch {t.batch_size * env.world_size * t.grad_accum_steps}"
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
             f"{self.total_steps} steps in {counted(t.epochs, 'epoch')}; device {env.device}"
-            + (f"; resuming after {self.position()}" if resumed else "")
+            + (f"; resuming after {p.position(t.epochs)}" if resumed else "")
         )
         self.say(config.recipe_summary(self.cfg))
-        self.timed_from = (p.global_step, p.train_seconds)  # this attempt's rate: progress lines
+        self.clock = Stopwatch(p, self.wall_before, self.started)  # training and wall time
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
         cut_short = False
@@ -142,8 +126,11 @@ class TrainingRun:
             self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
             return None
-        p.wall_seconds = self.wall_before + time.time() - self.started
-        finish(self)
+        p.wall_seconds = self.clock.wall()
+        finish(
+            self.cfg, env, self.data, self.state, self.per_epoch,
+            evaluate=self.evaluate, log=self.log, say=self.say, owner=self.owner, stop=self.stop,
+        )  # fmt: skip
         return p.best
 
     def restore(self, start: rundir.Start) -> None:
@@ -152,16 +139,10 @@ class TrainingRun:
         directory = self.owner.path / "checkpoints"
         if repaired := reconcile_best(directory, start.checkpoint, start.path, self.env):
             self.say(repaired)
-        p = self.state.progress
-        if p.schedule[-1][1] != self.total_steps:  # extended: plan the rest for the new total
-            p.schedule.append([p.global_step, self.total_steps])
-            replan(self.state.optimizer, self.state.scheduler, p.global_step)
+        s, p = self.state, self.state.progress
         self.saved_at = p.global_step
-        if p.schedule[-1][0] == p.global_step and len(p.schedule) > 1:
-            self.say(
-                f"extended to {self.t.epochs} epochs: steps after {p.global_step} follow the "
-                f"linear schedule planned for {self.total_steps} steps"
-            )
+        if line := follow(p.schedule, s.optimizer, s.scheduler, p.global_step, self.total_steps):
+            self.say(f"extended to {self.t.epochs} epochs: {line}")
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.
         self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
@@ -173,20 +154,15 @@ class TrainingRun:
         sizes = [n for _, n in self.data.train_sources]
         chosen = epoch_selection(sizes, self.cfg.data.sampling_alpha, self.cfg.seed, epoch)
         plan = epoch_plan(
-            [self.lengths[i] for i in chosen],
-            t.batch_size,
-            env.world_size,
-            t.grad_accum_steps,
-            self.cfg.seed,
-            epoch,
-            t.group_by_length,
-        )
+            [self.lengths[i] for i in chosen], t.batch_size, env.world_size, t.grad_accum_steps,
+            self.cfg.seed, epoch, t.group_by_length,
+        )  # fmt: skip
         features = [self.data.train[i] for i in chosen]
         steps = EpochSteps(features, plan, env.rank, self.collate)
         loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
         desc = f"epoch {epoch + 1}/{t.epochs}"
         bar = self.say.progress(len(plan), p.step_in_epoch, desc, t.progress)
-        self.tic = time.perf_counter()
+        self.clock.start()
         completed = True
         for micro_batches in loader:
             self.train_step(micro_batches)
@@ -195,7 +171,7 @@ class TrainingRun:
             if t.stop_after_steps and p.global_step >= t.stop_after_steps:
                 completed = False
                 break
-        p.train_seconds += time.perf_counter() - self.tic
+        self.clock.stop()
         bar.close()
         return completed
 
@@ -205,19 +181,11 @@ class TrainingRun:
         micro_batches = [
             {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
         ]
-        # Labelled tokens of the whole step, over every rank and micro-batch (counted on the
-        # device: no host-device synchronisation).
-        n_step = distributed.all_reduce_sum(
-            sum((b["labels"] != IGNORE).sum() for b in micro_batches), env
-        ).clamp(min=1)
+        n_step = step_tokens(micro_batches, env)  # labelled tokens of the step, every rank's
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with nullcontext() if last or not env.distributed else self.ddp.no_sync():
-                with autocast(env.device, self.t.precision):
-                    logits = self.forward(
-                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                    ).logits
-                loss_sum = token_loss(logits.float().flatten(0, 1), batch["labels"].flatten())
+                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision)
                 # DDP averages gradients over ranks; scaling by the world size makes the update
                 # the mean over the step's global labelled tokens.
                 s.scaler.scale(loss_sum * env.world_size / n_step).backward()
@@ -233,55 +201,37 @@ class TrainingRun:
         s.progress.global_step += 1
         s.progress.step_in_epoch += 1
 
-    def epochs_done(self) -> float:
-        """Epochs completed so far, as a fraction: the x of the log's train entries."""
-        p = self.state.progress
-        return p.epoch + p.step_in_epoch / self.per_epoch
-
     def after_step(self, bar) -> None:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
         p, t = self.state.progress, self.t
         if p.global_step % t.log_every == 0:
-            self.losses.check_finite(p.epoch, self.env)
             loss = self.losses.window_mean(p, self.env)
             lr = self.state.scheduler.get_last_lr()[0]
-            self.log.train(p.global_step, self.epochs_done(), loss, lr)
+            self.log.train(p.global_step, p.epochs_done(self.per_epoch), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")
             self.say.step(self.progress_line(loss, lr), t.progress)
         if t.save_every_steps and p.global_step % t.save_every_steps == 0:
-            p.train_seconds += time.perf_counter() - self.tic
+            self.clock.stop()
             self.save()
-            self.tic = time.perf_counter()
+            self.clock.start()
         self.stop_if_asked()
 
     def progress_line(self, loss: float, lr: float) -> str:
-        p, t, (step0, seconds0) = self.state.progress, self.t, self.timed_from
-        seconds = p.train_seconds + time.perf_counter() - self.tic - seconds0
+        p, t, clock = self.state.progress, self.t, self.clock
         batch = t.batch_size * self.env.world_size * t.grad_accum_steps
         return progress_line(
-            p.global_step, self.total_steps, self.epochs_done(), t.epochs, loss, lr,
-            (p.global_step - step0) / seconds if seconds > 0 else 0.0, batch,
-            self.wall_before + time.time() - self.started,
+            p.global_step, self.total_steps, p.epochs_done(self.per_epoch), t.epochs, loss, lr,
+            clock.steps_per_second(), batch, clock.wall(),
         )  # fmt: skip
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
         p, t = self.state.progress, self.t
-        self.losses.check_finite(p.epoch, self.env)
-        self.losses.fold_into(p, self.env)
-        train_loss = p.epoch_loss_sum / max(p.epoch_loss_count, 1)
-        p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
+        train_loss = self.losses.epoch_mean(p, self.env)
         results = {s.name: self.evaluate(s, "validation") for s in self.data.eval_sets}
-        extra = {"train_loss": train_loss}
-        training = training_sets(self.cfg.data)
-        if 1 < len(training) < len(results):  # what the default monitor selects on
-            mean = mean_over_sets({name: results[name] for name in training})
-            extra.update({f"eval_training_{k}": v for k, v in mean.items()})
+        extra = {"train_loss": train_loss, **training_mean(results, training_sets(self.cfg.data))}
         entry = self.log.evaluation("eval", float(epoch + 1), p.global_step, results, extra)
-        improved = is_better(entry[t.monitor], p.best, t.monitor_mode)
-        if improved:
-            p.best, p.best_epoch = entry[t.monitor], float(epoch + 1)
-        p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
+        improved = p.evaluated(entry[t.monitor], epoch + 1, t.monitor_mode)
         self.log.best_so_far(epoch + 1, t.monitor, p.best)
         p.epoch, p.step_in_epoch = epoch + 1, 0
         scores = ", ".join(f"{name} {entry[f'eval_{name}']:.4f}" for name in names())
@@ -311,23 +261,15 @@ class TrainingRun:
     def save(self, best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
         p = self.state.progress
-        self.losses.check_finite(p.epoch, self.env)
-        self.losses.fold_into(p, self.env)
+        self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
-        p.wall_seconds = self.wall_before + time.time() - self.started
+        p.wall_seconds = self.clock.wall()
         if self.env.is_main:
             self.owner.ensure_owned()
             keep = self.t.keep_last if self.t.save_every_steps else 0
             self.state.save(self.owner.path / "checkpoints", rngs, best_improved, keep)
         distributed.barrier(self.env)
         self.saved_at = p.global_step
-
-    def position(self) -> str:
-        """The last step done and its epoch, as people count epochs (from 1): "step 223 (epoch 2
-        of 10)"; the same words when a run stops and when it resumes."""
-        p = self.state.progress
-        epoch = p.epoch if p.step_in_epoch == 0 and p.epoch else p.epoch + 1
-        return f"step {p.global_step} (epoch {epoch} of {self.t.epochs})"
 
     def stop_if_asked(self) -> None:
         """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
@@ -337,15 +279,15 @@ class TrainingRun:
         self.stop.settle()
         p = self.state.progress
         if self.saved_at != p.global_step:
-            p.train_seconds += time.perf_counter() - self.tic
+            self.clock.stop()
             self.save()
         last = self.owner.path / "checkpoints" / "last.pt"
         raise self.stop.interrupted(
-            f"after {self.position()}; the checkpoint "
+            f"after {p.position(self.t.epochs)}; the checkpoint "
             f"{last} resumes there: run the same command (with hydra.run.dir={self.owner.path})",
             signum,
             global_step=p.global_step,
-            epoch=self.epochs_done(),
+            epoch=p.epochs_done(self.per_epoch),
         )
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import CONF, QUICK, compose, run_cli, train_in_process
 
 from ner.errors import UserError
-from ner.evaluate import autocast
+from ner.precision import autocast
 from ner.run.checks import precheck
 
 CPU = torch.device("cpu")

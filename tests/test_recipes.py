@@ -247,13 +247,13 @@ def test_the_card_says_how_many_epochs_ran_and_why_training_stopped():
         trainer = SimpleNamespace(
             epochs=epochs, monitor="eval_f1", early_stopping_patience=patience
         )
-        return SimpleNamespace(state=SimpleNamespace(progress=progress), t=trainer, per_epoch=100)
+        return progress, trainer, 100  # 100 steps per epoch
 
-    assert epochs_trained(run(8, 10, [[0, 1000]], patience=3)) == (
+    assert epochs_trained(*run(8, 10, [[0, 1000]], patience=3)) == (
         "8 of 10: early stopping, eval_f1 did not improve for 3 evaluations"
     )
-    assert epochs_trained(run(10, 10, [[0, 1000]])) == "10"
-    assert epochs_trained(run(5, 5, [[0, 300], [300, 500]])) == (
+    assert epochs_trained(*run(10, 10, [[0, 1000]])) == "10"
+    assert epochs_trained(*run(5, 5, [[0, 300], [300, 500]])) == (
         "5: a finished run of 3 epochs extended to 5"
     )
 

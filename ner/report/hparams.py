@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ner.distributed import Env
+from ner.optimization import SCHEDULE, segment
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("total_train_batch_size", "global_batch", _global_batch),
     H("optimizer", None, lambda c, e: _optimizer(c.optim)),
     H(None, "weight_decay", lambda c, e: c.optim.weight_decay),
-    H("lr_scheduler_type", None, lambda c, e: "linear"),
+    H("lr_scheduler_type", None, lambda c, e: SCHEDULE),
     H("lr_scheduler_warmup_steps", "warmup_steps", lambda c, e: c.optim.warmup_steps),
     H("num_epochs", "epochs", lambda c, e: c.trainer.epochs),
     H("precision", "precision", lambda c, e: str(c.trainer.precision)),
@@ -85,9 +86,9 @@ def dashboard_hyperparameters(cfg, env: Env) -> dict:
 
 
 def schedule_text(schedule: list[list[int]]) -> str:
-    """Which steps ran under which linear schedule, when a finished run was extended."""
+    """Which steps ran under which schedule, when a finished run was extended."""
     parts = []
     for k, (first, total) in enumerate(schedule):
         last = schedule[k + 1][0] if k + 1 < len(schedule) else total
-        parts.append(f"steps {first + 1}-{last} decay linearly to 0 at step {total}")
+        parts.append(segment(first + 1, last, total))
     return "; ".join(parts)
