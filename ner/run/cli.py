@@ -21,14 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ner import config, distributed
 from ner.errors import UserError
-from ner.run import rundir
 from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
+from ner.run.stamp import run_stamp
 from ner.train import train
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 config.register()
-OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("ner_run_stamp", run_stamp, use_cache=True, replace=True)
 
 
 failed_jobs: list[int] = []  # jobs of this process's multirun that ended with a UserError
