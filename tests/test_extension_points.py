@@ -33,7 +33,9 @@ def test_an_unknown_head_is_one_line():
     from ner.run.checks import check
 
     # The registry's own refusal (ner/heads.py), the same line an export with that head gets.
-    with pytest.raises(UserError, match=r"^model: head 'mlp' is not in ner/heads.py HEADS \(linear\)$"):
+    with pytest.raises(
+        UserError, match=r"^model: head 'mlp' is not in ner/heads.py HEADS \(linear\)$"
+    ):
         check(compose([*QUICK, "model.head=mlp"]))
 
 

@@ -1,6 +1,6 @@
 """`ner-train` (and `python -m ner.train`): the command line and Hydra's entry point.
 
-A bad config is one line on stderr and exit status 2, before Hydra starts (ner/run/checks.py precheck).
+A bad config is one line on stderr and exit status 2, before Hydra starts (ner/run/precheck.py).
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
 done (or nothing to do), 2 a user error (one line; in a multirun, one line per failed job, after
 the other jobs ran), 75 interrupted by a signal after a checkpoint (run the same command to
@@ -79,7 +79,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
-    from ner.run.checks import HYDRA_FLAGS, precheck
+    from ner.run.precheck import HYDRA_FLAGS, precheck
 
     if not HYDRA_FLAGS & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's
         problem = precheck(sys.argv[1:], CONF_DIR)
