@@ -18,6 +18,7 @@ from ner.metrics import names
 from ner.model import encoder_family
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
+from ner.report.history import eval_entries
 from ner.report.hparams import card_hyperparameters
 from ner.run.provenance import framework_versions
 
@@ -84,7 +85,7 @@ def finish(run: TrainingRun) -> None:
         atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
-        final_eval = [e for e in log.history if "eval_f1" in e][-1]
+        final_eval = eval_entries(log.history)[-1]
         run.owner.finished(
             {
                 "status": "finished",

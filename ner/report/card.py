@@ -16,7 +16,7 @@ import yaml
 
 from ner import metrics
 from ner.config import as_list
-from ner.report.runlog import best_epoch, split_history
+from ner.report.history import best_epoch, split_history
 from ner.report.tables import markdown_table
 
 
