@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ner import config, distributed
-from ner.errors import UserError
+from ner.errors import EXIT_USER_ERROR, UserError, error_line, exit_on_error
 from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.run.stamp import run_stamp
 from ner.train import train
@@ -62,17 +62,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
         e.hand_over()  # submitit's handler requeues the Slurm job
         sys.exit(EXIT_INTERRUPTED)
     except UserError as e:
-        line = f"error: {' '.join(str(e).split())}"
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            line = f"error: job {hydra_cfg.job.num} ({run_dir}): {line[7:]}"
+            line = error_line(f"job {hydra_cfg.job.num} ({run_dir}): {e}")
             if hydra_cfg.launcher._target_ != BASIC_LAUNCHER:
                 raise JobFailed(line) from None  # the launcher reports it and runs the others
             print(line, file=sys.stderr, flush=True)  # in this process: main() exits 2 at the end
             failed_jobs.append(hydra_cfg.job.num)
             return None
-        if env is None or env.is_main:
-            print(line, file=sys.stderr, flush=True)
-        sys.exit(2)
+        sys.exit(exit_on_error(e, speak=env is None or env.is_main))
     finally:
         distributed.teardown()
 
@@ -84,12 +81,10 @@ def main() -> None:
     if not HYDRA_FLAGS & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's
         problem = precheck(sys.argv[1:], CONF_DIR)
         if problem:
-            if distributed.env_from_environ()["rank"] == 0:
-                print(f"error: {problem}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(exit_on_error(problem, speak=distributed.env_from_environ()["rank"] == 0))
     hydra_main()
     if failed_jobs:  # a multirun whose other jobs ran
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

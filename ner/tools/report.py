@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ner.atomic import read_json
-from ner.errors import UserError
+from ner.errors import UserError, exit_on_error
 from ner.metrics import best_entry, mode_of
 from ner.report.history import eval_entries, eval_sets_in, is_test
 from ner.report.run_tables import report, scores
@@ -198,8 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path:
                 path.write_text(report(args.dir, rows, args.monitor, fmt, args.all))
     except (UserError, OSError) as e:
-        print(f"ner-report: {e}", file=sys.stderr)
-        return 2
+        return exit_on_error(e)
     sys.stdout.write(text)
     return 0
 
