@@ -76,7 +76,7 @@ def test_tensorboard_card_text_is_the_card_without_its_front_matter(demo_run):
 
 
 def test_card_table_equals_log_history(demo_run):
-    from ner.report.card import parse_results_table
+    from card_table import parse_results_table
 
     run_dir, _, history = demo_run
     rows = parse_results_table((run_dir / "README.md").read_text())
