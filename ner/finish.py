@@ -19,6 +19,7 @@ from ner.model import encoder_family
 from ner.progress import Progress
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
+from ner.report.history import eval_entries
 from ner.report.hparams import card_hyperparameters
 from ner.run.provenance import framework_versions
 
@@ -98,7 +99,7 @@ def finish(
         atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
-        final_eval = [e for e in log.history if "eval_f1" in e][-1]
+        final_eval = eval_entries(log.history)[-1]
         owner.finished(
             {
                 "status": "finished",
@@ -115,7 +116,7 @@ def finish(
                 "wall_time_s": round(p.wall_seconds, 1),
             }
         )
-        # Only once result.json says finished: a rerun then needs no checkpoint (rundir.py).
+        # Only once result.json says finished: a rerun then needs no checkpoint (ner/run/start.py).
         removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
         if removed:
             say(

@@ -141,10 +141,9 @@ def test_a_two_language_run_logs_each_set_and_their_mean(two_language_run):
 
 @pytest.mark.slow
 def test_a_two_language_run_draws_per_set_charts_and_card_tables(two_language_run):
+    from card_table import parse_results_table
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.custom_scalar import layout_pb2
-
-    from ner.report.card import parse_results_table
 
     run_dir, _, history = two_language_run
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})

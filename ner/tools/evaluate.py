@@ -35,7 +35,7 @@ from ner.batching import Collator
 from ner.config import DataConfig
 from ner.data.checks import validate_split
 from ner.data.sentences import Sentence
-from ner.errors import UserError
+from ner.errors import UserError, exit_on_error
 from ner.evaluate import evaluate
 from ner.features import encode_split
 from ner.report.tables import markdown_table
@@ -313,9 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         run(args, env)
         return 0
     except UserError as e:
-        if env is None or env.is_main:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+        return exit_on_error(e, speak=env is None or env.is_main)
     finally:
         distributed.teardown()
 

@@ -31,7 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from ner import distributed
 from ner.batching import Collator
-from ner.errors import UserError
+from ner.errors import UserError, exit_on_error
 from ner.evaluate import predict_features
 from ner.features import encode_split, gather_word_predictions
 from ner.tools import trained
@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     sys.stdout.write(format_text(r) + "\n")
             sys.stdout.flush()
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+        return exit_on_error(e)
     return 0
 
 
