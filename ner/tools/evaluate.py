@@ -85,9 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
     """(name, sentences, source) of every set to score, checked against the model's labels:
-    the files, the configurations, or the run's own evaluation sets (cut as the run cut them,
-    so the numbers match its log)."""
-    from ner.data.corpus import split_of_every_set
+    the files, the configurations, or the run's own evaluation sets (read, cut and checked by
+    ner.data.corpus.load_corpus, as training read them, so the numbers match its log)."""
+    from ner.data.corpus import REQUIRED, load_corpus
     from ner.data.files import read_sentences
     from ner.data.sources import SPLITS
 
@@ -121,9 +121,11 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
                 f"{loaded.path}: an exported model outside a run directory has no data "
                 "settings; give --data-file PATH or --data-name NAME"
             )
-        sets = split_of_every_set(data_cfg, args.split)
+        # Other data than the run's need not have the splits a run trains on.
+        corpus = load_corpus(data_cfg, () if args.data_name else REQUIRED)
+        sets = corpus.split(args.split)
         if not sets:
-            have = [s for s in SPLITS if s != args.split and split_of_every_set(data_cfg, s)]
+            have = [s for s in SPLITS if s != args.split and corpus.split(s)]
             raise UserError(
                 f"data {data_cfg.name or 'local files'}: no {args.split} split "
                 f"(splits: {', '.join(have)})"
