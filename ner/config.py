@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
@@ -332,19 +333,29 @@ def fields(schema: type = Config, prefix: str = "") -> Iterator[tuple[str, datac
             yield prefix + f.name, f
 
 
+def saved_config(saved: Any) -> Any:
+    """A saved config (a checkpoint's resolved YAML, a run's config.yaml, or their dict) read
+    through the schema, as the code of today reads it: a key the saved config lacks (it was
+    written by an older version) reads as its default, recipe keys following the saved run's
+    model; a key the schema no longer has is dropped. Resume compares with it, and ner-evaluate
+    and ner-predict run with it."""
+    if isinstance(saved, str):
+        saved = yaml.safe_load(saved)
+    values = _flatten(OmegaConf.to_container(OmegaConf.create(saved), resolve=True))
+    known = {name for name, _ in fields()}
+    cfg = OmegaConf.structured(Config)
+    for name, value in values.items():
+        if name in known:
+            OmegaConf.update(cfg, name, value, merge=False)
+    return cfg
+
+
 def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
     """ "key: old -> new" for each key that changes what a run computes, between a saved config
-    (a plain dict, as a checkpoint holds it) and `cfg`.
-
-    A key the saved config lacks (it was written by an older version) reads as its default; a
-    key the schema no longer has is ignored; operational keys and `ignore` may differ freely.
-    """
-    saved = OmegaConf.to_container(OmegaConf.create(saved), resolve=True)  # as it computed
+    (a plain dict, as a checkpoint holds it; read by `saved_config`) and `cfg`. Operational keys
+    and `ignore` may differ freely."""
     keys = {name: f.metadata.get("operational", False) for name, f in fields()}
-    schema = OmegaConf.structured(Config)  # its recipe keys follow the saved run's model
-    schema.model.name_or_path = saved.get("model", {}).get("name_or_path")
-    defaults = _flatten(OmegaConf.to_container(schema, resolve=True))
-    old = {**defaults, **{k: v for k, v in _flatten(saved).items() if k in keys}}
+    old = _flatten(OmegaConf.to_container(saved_config(saved), resolve=True))
     new = _flatten(OmegaConf.to_container(cfg, resolve=True))
     compared = [k for k, free in keys.items() if not free and k not in ignore]
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
