@@ -23,6 +23,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from ner.data.checks import ON_ERROR_CHOICES
 from ner.errors import UserError
 
 
@@ -108,7 +109,7 @@ class Choice(str, Enum):
 Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
 Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
-OnError = Choice("OnError", {v: v for v in ("repair", "raise")})  # `raise` is a keyword
+OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
 
 
@@ -347,6 +348,7 @@ def saved_config(saved: Any) -> Any:
     for name, value in values.items():
         if name in known:
             OmegaConf.update(cfg, name, value, merge=False)
+    data_lists(cfg.data)
     return cfg
 
 
@@ -361,11 +363,15 @@ def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) ->
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
 
 
-def as_list(value) -> list:
-    """data.config and data.train_file: null, one string, or a list of them."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+def data_lists(data: Any) -> Any:
+    """data.config and data.train_file as lists, in place: a string is a list of one, null stays
+    null (so a saved config compares equal). Every config goes through it once: a composed one
+    in ner.run.checks.check (training and the precheck call it first), a saved one in
+    saved_config; the code after reads lists."""
+    for name in ("config", "train_file"):
+        if isinstance(data[name], str):
+            data[name] = [data[name]]
+    return data
 
 
 def run_name(cfg: Any) -> str:
@@ -377,11 +383,8 @@ def run_name(cfg: Any) -> str:
 
     model = model_name(cfg.model.name_or_path) if cfg.model.name_or_path else "tiny-xlmr"
     d = cfg.data
-    if d.name:
-        data = PurePath(d.name).name
-    else:
-        data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
-    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))
+    data = PurePath(d.name).name if d.name else "-".join(PurePath(f).stem for f in d.train_file)
+    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in d.config or [])
 
 
 # Directory names that say nothing about the model in them.

@@ -32,13 +32,17 @@ QUICK = [
 
 
 def compose(overrides: list[str]):
-    """The config `python -m ner.train OVERRIDES` would get (without the hydra node)."""
+    """The config `python -m ner.train OVERRIDES` would get (without the hydra node), data.config
+    and data.train_file as lists, as training reads them (ner.config.data_lists)."""
     import hydra
 
     import ner.run.cli  # noqa: F401  registers the schema and resolvers
+    from ner.config import data_lists
 
     with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra.compose("config", overrides=overrides)
+        cfg = hydra.compose("config", overrides=overrides)
+    data_lists(cfg.data)
+    return cfg
 
 
 def train_in_process(run_dir: Path, overrides: list[str]):

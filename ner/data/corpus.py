@@ -8,7 +8,8 @@ or several *named sets*: by default the training configurations, else `data.eval
 has one, its test split (once, at the end). With one set the log keys are today's (`eval_f1`);
 with several, each set has its own (`eval_he_f1`) and the plain keys are their macro mean.
 
-Every source and set goes through the same reading and checks (ner/data/sources.py, ner/data/checks.py);
+data.config and data.train_file are lists or null here (ner.config.data_lists, called on every
+config after composition). Every source and set goes through the same reading and checks (ner/data/sources.py, ner/data/checks.py);
 all of them must share one label list, and a difference names the set and the labels.
 """
 
@@ -18,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ner.config import as_list
 from ner.data.checks import ValidationReport, check_iob2_tags, check_label_sets, validate_split
 from ner.data.sentences import Sentence, fingerprint
 from ner.data.sources import SPLITS, labels_from_tags, read_source
@@ -62,15 +62,15 @@ class Corpus:
 def training_names(data_cfg) -> list[str]:
     """The names of the training sources a config gives (for messages and the card)."""
     if data_cfg.name is not None:
-        return [str(c) for c in as_list(data_cfg.config)] or [str(data_cfg.name)]
-    files = as_list(data_cfg.train_file)
+        return [str(c) for c in list(data_cfg.config or [])] or [str(data_cfg.name)]
+    files = list(data_cfg.train_file)
     return [Path(f).stem for f in files] if len(files) > 1 else ["train"]
 
 
 def _eval_configs(data_cfg) -> list:
     """The configurations of data.name that are evaluation sets: data.eval_configs, else the
     training ones (None: the dataset's only configuration)."""
-    return list(data_cfg.eval_configs or []) or as_list(data_cfg.config) or [None]
+    return list(data_cfg.eval_configs or []) or list(data_cfg.config or []) or [None]
 
 
 def eval_set_names(data_cfg) -> list[str]:
@@ -92,7 +92,7 @@ def training_sets(data_cfg) -> list[str]:
     names = every[: len(every) - len(data_cfg.extra_eval_files or {})]
     if data_cfg.name is None:
         return names
-    trained = {str(c or data_cfg.name) for c in as_list(data_cfg.config) or [None]}
+    trained = {str(c or data_cfg.name) for c in list(data_cfg.config or []) or [None]}
     return [n for n in names if n in trained] or names
 
 
@@ -116,7 +116,7 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
     on other data than a run's: `--data-name` with only a test split)."""
     from ner.data.files import read_sentences
 
-    configs = as_list(data_cfg.config) or [None]
+    configs = list(data_cfg.config or []) or [None]
     labels, source = None, "local files"
     if data_cfg.name is not None:
         read = {}  # configuration -> ({split: sentences}, where), each read once
@@ -131,7 +131,7 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
         train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in configs]
         sets = [(str(c or data_cfg.name), *read[c]) for c in _eval_configs(data_cfg)]
     else:
-        files = as_list(data_cfg.train_file)
+        files = list(data_cfg.train_file)
         held_out = {
             split: read_sentences(path, split)
             for split, path in (

@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from ner import metrics
-from ner.config import as_list
 from ner.report.runlog import best_epoch, split_history
 from ner.report.tables import markdown_table
 
@@ -151,7 +150,7 @@ def _cells(line: str) -> list[str]:
 
 def _configs(config) -> str | None:
     """A dataset configuration, or several ("he, ar"), as text."""
-    return ", ".join(as_list(config)) or None
+    return ", ".join([config] if isinstance(config, str) else config or []) or None
 
 
 def _front_matter(info: dict, last: dict) -> str:

@@ -109,10 +109,8 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
         ]
     else:
         if args.data_name:
-            configs = args.data_config or [None]
-            config = configs[0] if len(configs) == 1 else configs
             data_cfg = OmegaConf.structured(
-                DataConfig(name=args.data_name, config=config, on_error=on_error)
+                DataConfig(name=args.data_name, config=args.data_config, on_error=on_error)
             )
         elif loaded.cfg is not None:
             data_cfg = loaded.cfg.data  # the run's own: the same sentences its log was made on
