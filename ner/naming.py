@@ -8,6 +8,8 @@ import re
 from pathlib import Path, PurePath
 from typing import Any
 
+from ner.data.corpus import as_list
+
 # Directory names that say nothing about the model in them.
 GENERIC_DIRS = {"model", "models", "checkpoint", "final", "best_model", "export", "hf", "weights"}
 
@@ -19,8 +21,11 @@ def run_name(cfg: Any) -> str:
         return cfg.run_name
     model = model_name(cfg.model.name_or_path) if cfg.model.name_or_path else "tiny-xlmr"
     d = cfg.data
-    data = PurePath(d.name).name if d.name else "-".join(PurePath(f).stem for f in d.train_file)
-    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in d.config or [])
+    if d.name:
+        data = PurePath(d.name).name
+    else:
+        data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
+    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))
 
 
 def model_name(name_or_path: str) -> str:

@@ -32,17 +32,13 @@ QUICK = [
 
 
 def compose(overrides: list[str]):
-    """The config `python -m ner.train OVERRIDES` would get (without the hydra node), data.config
-    and data.train_file as lists, as training reads them (ner.config.data_lists)."""
+    """The config `python -m ner.train OVERRIDES` would get (without the hydra node)."""
     import hydra
 
     import ner.run.cli  # noqa: F401  registers the schema and resolvers
-    from ner.config import data_lists
 
     with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra.compose("config", overrides=overrides)
-    data_lists(cfg.data)
-    return cfg
+        return hydra.compose("config", overrides=overrides)
 
 
 def train_in_process(run_dir: Path, overrides: list[str]):

@@ -45,12 +45,7 @@ def data_config(name: str, config: str | None, max_train: int | None, max_eval: 
     from ner.config import DataConfig
 
     return OmegaConf.structured(
-        DataConfig(
-            name=name,
-            config=[config] if config else None,
-            max_train_samples=max_train,
-            max_eval_samples=max_eval,
-        )
+        DataConfig(name=name, config=config, max_train_samples=max_train, max_eval_samples=max_eval)
     )
 
 

@@ -48,7 +48,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     name, config = (str(SHARED), "he") if SHARED.is_dir() else ("demo", None)
-    corpus = load_corpus(DataConfig(name=name, config=[config] if config else None))
+    corpus = load_corpus(DataConfig(name=name, config=config))
     [validation] = corpus.eval_sets  # one set
     gold = [s.tags for s in validation.sentences["validation"]]
     rng = random.Random(0)

@@ -8,8 +8,7 @@ or several *named sets*: by default the training configurations, else `data.eval
 has one, its test split (once, at the end). With one set the log keys are today's (`eval_f1`);
 with several, each set has its own (`eval_he_f1`) and the plain keys are their macro mean.
 
-data.config and data.train_file are lists or null here (ner.config.data_lists, called on every
-config after composition). Every source and set goes through the same reading and checks (ner/data/sources.py, ner/data/checks.py);
+Every source and set goes through the same reading and checks (ner/data/sources.py, ner/data/checks.py);
 all of them must share one label list, and a difference names the set and the labels.
 """
 
@@ -59,18 +58,26 @@ class Corpus:
         ]
 
 
+def as_list(value) -> list:
+    """data.config and data.train_file: null, one string, or a list of them. The config keeps
+    them as written (a saved config compares as it was written); this is their one reading."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def training_names(data_cfg) -> list[str]:
     """The names of the training sources a config gives (for messages and the card)."""
     if data_cfg.name is not None:
-        return [str(c) for c in list(data_cfg.config or [])] or [str(data_cfg.name)]
-    files = list(data_cfg.train_file)
+        return [str(c) for c in as_list(data_cfg.config)] or [str(data_cfg.name)]
+    files = as_list(data_cfg.train_file)
     return [Path(f).stem for f in files] if len(files) > 1 else ["train"]
 
 
 def _eval_configs(data_cfg) -> list:
     """The configurations of data.name that are evaluation sets: data.eval_configs, else the
     training ones (None: the dataset's only configuration)."""
-    return list(data_cfg.eval_configs or []) or list(data_cfg.config or []) or [None]
+    return list(data_cfg.eval_configs or []) or as_list(data_cfg.config) or [None]
 
 
 def eval_set_names(data_cfg) -> list[str]:
@@ -92,7 +99,7 @@ def training_sets(data_cfg) -> list[str]:
     names = every[: len(every) - len(data_cfg.extra_eval_files or {})]
     if data_cfg.name is None:
         return names
-    trained = {str(c or data_cfg.name) for c in list(data_cfg.config or []) or [None]}
+    trained = {str(c or data_cfg.name) for c in as_list(data_cfg.config) or [None]}
     return [n for n in names if n in trained] or names
 
 
@@ -116,7 +123,7 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
     on other data than a run's: `--data-name` with only a test split)."""
     from ner.data.files import read_sentences
 
-    configs = list(data_cfg.config or []) or [None]
+    configs = as_list(data_cfg.config) or [None]
     labels, source = None, "local files"
     if data_cfg.name is not None:
         read = {}  # configuration -> ({split: sentences}, where), each read once
@@ -131,7 +138,7 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
         train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in configs]
         sets = [(str(c or data_cfg.name), *read[c]) for c in _eval_configs(data_cfg)]
     else:
-        files = list(data_cfg.train_file)
+        files = as_list(data_cfg.train_file)
         held_out = {
             split: read_sentences(path, split)
             for split, path in (

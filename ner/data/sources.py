@@ -119,9 +119,12 @@ def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]]
     else:
         sentences, labels = _from_dataset(data_cfg.name, config)
     source = data_cfg.name + (f" ({config})" if config else "")
-    if data_cfg.train_file:  # a list (ner.config.data_lists), read file after file
-        sentences["train"] = [s for f in data_cfg.train_file for s in read_sentences(f, "train")]
-    for split in ("validation", "test"):
-        if data_cfg[f"{split}_file"] is not None:
-            sentences[split] = read_sentences(data_cfg[f"{split}_file"], split)
+    files = {
+        "train": data_cfg.train_file,
+        "validation": data_cfg.validation_file,
+        "test": data_cfg.test_file,
+    }
+    for split, path in files.items():
+        if path is not None:
+            sentences[split] = read_sentences(path, split)
     return sentences, labels, source

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ner import metrics
+from ner.data.corpus import as_list
 from ner.report.runlog import best_epoch, split_history
 from ner.report.tables import markdown_table
 
@@ -150,7 +151,7 @@ def _cells(line: str) -> list[str]:
 
 def _configs(config) -> str | None:
     """A dataset configuration, or several ("he, ar"), as text."""
-    return ", ".join([config] if isinstance(config, str) else config or []) or None
+    return ", ".join(as_list(config)) or None
 
 
 def _front_matter(info: dict, last: dict) -> str:

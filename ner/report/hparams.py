@@ -56,7 +56,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("max_grad_norm", "max_grad_norm", lambda c, e: c.optim.max_grad_norm),
     H(None, "dropout", lambda c, e: -1.0 if c.model.dropout is None else c.model.dropout),
     H(None, "model", lambda c, e: str(c.model.name_or_path or "tiny")),
-    H(None, "data", lambda c, e: str(c.data.name or ", ".join(c.data.train_file))),
+    H(None, "data", lambda c, e: str(c.data.name or c.data.train_file)),
     H(None, "group_by_length", lambda c, e: c.trainer.group_by_length),
 )
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ner.config import data_lists, fields, register, unknown_keys
+from ner.config import fields, register
+from ner.data.corpus import as_list
 from ner.errors import UserError
+from ner.keys import unknown_keys
 
 # Hydra's own modes (help, printing the config, ...): the command line is Hydra's alone then.
 HYDRA_FLAGS = frozenset(
@@ -52,7 +54,7 @@ def check(cfg: Any) -> None:
     unknown = unknown_keys(cfg)
     if unknown:  # `+key=value` adds keys past Hydra's struct check; the schema still refuses them
         raise UserError(f"config: unknown key {unknown[0]} (every key is listed in ner/config.py)")
-    _check_data(data_lists(cfg.data))
+    _check_data(cfg.data)
     _check_monitor(cfg.trainer, cfg.data)  # before the bounds: monitor_mode's default reads it
     for name, f in fields():
         value = OmegaConf.select(cfg, name)
@@ -137,11 +139,9 @@ def _check_data(d) -> None:
     the splits of one configuration only."""
     for key in ("config", "train_file"):
         value = d[key]
-        if value is not None and not (
-            OmegaConf.is_list(value) and all(isinstance(v, str) for v in value)
-        ):
+        if value is not None and not all(isinstance(v, str) for v in as_list(value)):
             raise UserError(f"config: data.{key}={value} must be a string or a list of strings")
-    if len(d.config or []) > 1 and (d.train_file or d.validation_file or d.test_file):
+    if len(as_list(d.config)) > 1 and (d.train_file or d.validation_file or d.test_file):
         raise UserError(
             f"config: data.config={list(d.config)} has several configurations; data.*_file "
             "replaces the splits of one, so give them as sources instead (data.name=null "
@@ -246,7 +246,7 @@ def _looks_local(name: str) -> bool:
 def _check_paths(cfg: Any) -> None:
     """Every file a key names exists; a model or dataset given as a local path is a directory."""
     d = cfg.data
-    files = [(f"data.train_file={f}", f) for f in d.train_file or []]
+    files = [(f"data.train_file={f}", f) for f in as_list(d.train_file)]
     files += [(f"data.{k}={d[k]}", d[k]) for k in ("validation_file", "test_file") if d[k]]
     files += [
         (f"data.extra_eval_files.{name}={path}", path)
@@ -305,7 +305,7 @@ def check_sources(cfg: Any) -> None:
     if hub_data:
         from ner.data.sources import check_reachable
 
-        training = list(cfg.data.config or []) or [None]
+        training = as_list(cfg.data.config) or [None]
         for config in dict.fromkeys(training + list(cfg.data.eval_configs or [])):
             check_reachable(data, config)
     if not offline:  # everything was in the local cache

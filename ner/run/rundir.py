@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed
+from ner import checkpoint, distributed, keys
 from ner.atomic import human, read_json, remove_orphans, write_json, write_text
 from ner.distributed import slurm
 from ner.errors import UserError, counted
@@ -287,7 +287,7 @@ def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     path = last if mode == "auto" else Path(mode)
     ckpt = checkpoint.load_resumable(path)
     saved = yaml.safe_load(ckpt["config"])
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
+    diff = keys.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
     if diff and mode == "auto":
         raise UserError(
             f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
@@ -334,7 +334,7 @@ def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
             f"{where}; with trainer.resume=never it would be overwritten: choose "
             "another hydra.run.dir"
         )
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs",))
+    diff = keys.computed_differences(saved, cfg, ("trainer.epochs",))
     if diff:
         raise UserError(
             f"{where}, made with another configuration ({'; '.join(diff[:5])}"

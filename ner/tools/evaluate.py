@@ -15,6 +15,9 @@ checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 `token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
 analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
 predicted tagging). A user error prints one line on stderr and exits with status 2.
+
+The sets are read as training reads them (ner.data.corpus.load_corpus); the summary and the
+predictions file are written by ner/tools/eval_output.py.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from ner.data.sentences import Sentence
 from ner.errors import UserError
 from ner.evaluate import evaluate
 from ner.features import encode_split
-from ner.report.tables import markdown_table
 from ner.tools import trained
+from ner.tools.eval_output import summary, write_predictions
 
 SPLIT_CHOICES = ("validation", "test", "train")
 
@@ -173,35 +176,6 @@ def check_writable(args: argparse.Namespace, output: Path | None, env) -> None:
         raise problem
 
 
-def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
-    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
-    with open(path, "w", encoding="utf-8") as f:
-        for sentence, tags in zip(sentences, pred, strict=True):
-            for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
-                # A tab or line break inside a token would break the columns and lines.
-                token = re.sub(r"[\t\r\n]", " ", token)
-                f.write(f"{token}\t{gold}\t{p}\n")
-            f.write("\n")
-
-
-def summary(metrics: dict) -> str:
-    """One set: its scores and per-type table; several: one table, a row per set and the mean."""
-    if "sets" in metrics:
-        return sets_summary(metrics)
-    lines = [
-        f"{_what(metrics)} on {_where(metrics)}: "
-        f"{metrics['sentences']} sentences, {metrics['words']} words",
-        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
-        f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
-    ]
-    for name, r in metrics["per_type"].items():
-        lines.append(
-            f"  {name:<8}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
-            f"{r['support']:>10}"
-        )
-    return "\n".join(lines)
-
-
 def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> dict:
     """Windows as in training, then ner.evaluate.evaluate, sharded over the processes."""
     label_id = {name: i for i, name in enumerate(loaded.labels)}
@@ -221,33 +195,6 @@ def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> 
         loaded.model, features, gold, loaded.labels, batch_size, collate, env, loaded.precision
     )
     return {"sentences": len(gold), "words": sum(len(g) for g in gold), **result}
-
-
-def _what(metrics: dict) -> str:
-    """The model scored: target (checkpoint, and the epoch and step it was saved at)."""
-    at = metrics["checkpoint"]
-    if metrics["epoch"] is not None:
-        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
-    return f"{metrics['target']} ({at})"
-
-
-def _where(metrics: dict) -> str:
-    """The data and its split; a file given with --data-file is named alone (split: null)."""
-    split = metrics["split"]
-    return str(metrics["data"]) + (f", split {split}" if split else "")
-
-
-def sets_summary(metrics: dict) -> str:
-    columns = registry.METRICS
-    rows = [
-        [name, str(r["sentences"]), *(f"{r[m.name]:.4f}" for m in columns)]
-        for name, r in metrics["sets"].items()
-    ]
-    n = sum(r["sentences"] for r in metrics["sets"].values())
-    rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
-    header = ["set", "sentences", *(m.label for m in columns)]
-    split = f", split {metrics['split']}" if metrics["split"] else ""
-    return f"{_what(metrics)}{split}:\n" + markdown_table(header, rows)
 
 
 def run(args: argparse.Namespace, env: distributed.Env) -> dict:

@@ -5,7 +5,7 @@ an exported Hugging Face directory.
   default), the configuration saved inside that checkpoint (the resolved config the weights were
   trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
   model), else `best_model/`'s, else the configured model's. A saved config is read through the
-  schema (ner.config.saved_config), so a key added since an old run reads as its default. A finished run whose checkpoints
+  schema (ner.keys.saved_config), so a key added since an old run reads as its default. A finished run whose checkpoints
   trainer.keep_checkpoints=none removed is read from its `best_model/`.
 - A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
 - An exported directory (`<run>/best_model`, or any token-classification model with
@@ -25,9 +25,10 @@ import torch
 from omegaconf import DictConfig
 
 from ner import checkpoint as ckpt_io
-from ner.config import ModelConfig, saved_config
+from ner.config import ModelConfig
 from ner.data.checks import parse_labels
 from ner.errors import UserError
+from ner.keys import saved_config
 from ner.model import build_model, load_export, model_config, window_length
 from ner.run.layout import launch_file
 from ner.tokenizer import load_tokenizer
@@ -109,7 +110,7 @@ def load(
 
 def run_config(run_dir: Path) -> DictConfig | None:
     """The run's config as its newest attempt was launched (ner/run/layout.py), read through
-    the schema (ner.config.saved_config: keys added since read as their defaults), or None."""
+    the schema (ner.keys.saved_config: keys added since read as their defaults), or None."""
     file = launch_file(run_dir, "config.yaml")
     if not file.is_file():
         return None
