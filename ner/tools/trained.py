@@ -5,8 +5,9 @@ an exported Hugging Face directory.
   default), the configuration saved inside that checkpoint (the resolved config the weights were
   trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
   model), else `best_model/`'s, else the configured model's. A saved config is read through the
-  schema (ner.keys.saved_config), so a key added since an old run reads as its default. A finished run whose checkpoints
-  trainer.keep_checkpoints=none removed is read from its `best_model/`.
+  schema (ner.keys.saved_config), so a key added since an old run reads as its default. A
+  finished run whose checkpoints trainer.keep_checkpoints=none removed is read from its
+  `best_model/`.
 - A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
 - An exported directory (`<run>/best_model`, or any token-classification model with
   `config.json`): weights, tokenizer and labels (`config.id2label`) from the directory. When it
