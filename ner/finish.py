@@ -12,7 +12,7 @@ from collections.abc import Callable
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import atomic, checkpoint, config, distributed
+from ner import atomic, checkpoint, distributed, naming
 from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
@@ -80,7 +80,7 @@ def finish(
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
         checkpoint.export_hf(model, data.tokenizer, run_dir / "best_model")  # the best weights
         info = {
-            "model_name": config.run_name(cfg),
+            "model_name": naming.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
             "encoder": encoder_family(model.config),
             "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,

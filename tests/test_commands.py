@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import compose
 
-from ner import config
+from ner import naming
 from ner.run import checks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,10 +208,10 @@ def test_a_documented_command_composes_what_a_reader_expects(overrides):
     cfg = compose(list(overrides))
     checks.check(cfg)
     expected = EXPECTED[overrides]
-    got = {k: config.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
+    got = {k: naming.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
     assert got == expected
     if cfg.model.name_or_path is not None:  # a pretrained encoder never gets the tiny recipe
-        assert cfg.optim.lr <= 1e-4 and "tiny" not in config.run_name(cfg)
+        assert cfg.optim.lr <= 1e-4 and "tiny" not in naming.run_name(cfg)
 
 
 def test_every_experiment_composes(repo):

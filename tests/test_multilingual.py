@@ -101,7 +101,7 @@ def test_a_set_whose_tags_the_training_data_lacks_is_refused_in_one_line(tmp_pat
 
 
 def test_a_run_of_several_languages_or_files_is_named_after_each():
-    from ner.config import run_name
+    from ner.naming import run_name
 
     assert run_name(compose(["experiment=demo_multilingual"])) == "tiny-xlmr-finetuned-demo-he-ar"
     two_files = ["data.name=null", "data.train_file=[x/a.conll,b.jsonl]"]

@@ -11,7 +11,7 @@ import yaml
 from conftest import QUICK, compose
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config
+from ner import checkpoint, keys
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.run import stamp
@@ -141,7 +141,7 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     saved = OmegaConf.to_container(cfg, resolve=True)
     del saved["model"]["window_stride"]  # an older version had no such key ...
     saved["trainer"]["retired_key"] = 1  # ... and one this version no longer has
-    assert config.computed_differences(saved, cfg) == []
+    assert keys.computed_differences(saved, cfg) == []
     changed = compose(
         [
             *QUICK,
@@ -158,27 +158,27 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
             "run_name=renamed",
         ]
     )
-    assert config.computed_differences(saved, changed) == []
-    assert config.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
+    assert keys.computed_differences(saved, changed) == []
+    assert keys.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
         "trainer.epochs: 2 -> 5"
     ]
     assert (
-        config.computed_differences(
+        keys.computed_differences(
             saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",)
         )
         == []
     )
-    assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
+    assert keys.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
         "model.window_stride: 32 -> 8"
     ]
     # A key whose value is a mapping is compared whole: another extra set changes the mean,
     # and the default monitor then selects on the training set alone (issue 17).
     extra = compose([*QUICK, "+data.extra_eval_files.news=news.conll"])
-    assert config.computed_differences(saved, extra) == [
+    assert keys.computed_differences(saved, extra) == [
         "data.extra_eval_files: None -> {'news': 'news.conll'}",
         "trainer.monitor: 'eval_f1' -> 'eval_demo_f1'",
     ]
-    assert config.computed_differences(OmegaConf.to_container(extra), extra) == []
+    assert keys.computed_differences(OmegaConf.to_container(extra), extra) == []
 
 
 def test_best_pt_cannot_resume_and_the_message_names_the_checkpoints_that_can(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ner import metrics
-from ner.config import as_list
+from ner.data.corpus import as_list
 from ner.report.history import best_epoch, split_history
 from ner.report.tables import markdown_table
 

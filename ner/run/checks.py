@@ -12,8 +12,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ner.config import as_list, fields, unknown_keys
+from ner.config import fields
+from ner.data.corpus import as_list
 from ner.errors import UserError
+from ner.keys import unknown_keys
 
 
 def check(cfg: Any) -> None:

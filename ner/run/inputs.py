@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ner.config import as_list
+from ner.data.corpus import as_list
 from ner.errors import UserError
 
 

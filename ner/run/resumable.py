@@ -1,4 +1,4 @@
-"""Whether a checkpoint can go on as this run, beyond its config (ner/config.py
+"""Whether a checkpoint can go on as this run, beyond its config (ner/keys.py
 computed_differences): the same global batch, the same data; and what a finished run's rerun
 says. ner/run/start.py and rundir.py ask these before the run is accepted, so a refusal writes
 nothing.

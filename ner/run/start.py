@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ner import checkpoint, config
+from ner import checkpoint, keys
 from ner.atomic import read_json
 from ner.errors import UserError, counted
 from ner.run import layout, resumable
@@ -51,7 +51,7 @@ def decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     path = last if mode == "auto" else Path(mode)
     ckpt = checkpoint.load_resumable(path)
     saved = yaml.safe_load(ckpt["config"])
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
+    diff = keys.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
     if diff and mode == "auto":
         raise UserError(
             f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
@@ -98,7 +98,7 @@ def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
             f"{where}; with trainer.resume=never it would be overwritten: choose "
             "another hydra.run.dir"
         )
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs",))
+    diff = keys.computed_differences(saved, cfg, ("trainer.epochs",))
     if diff:
         raise UserError(
             f"{where}, made with another configuration ({'; '.join(diff[:5])}"
