@@ -8,7 +8,7 @@ import re
 from pathlib import Path, PurePath
 from typing import Any
 
-from ner.data.corpus import as_list
+from ner.data.corpus import configs, train_files
 
 # Directory names that say nothing about the model in them.
 GENERIC_DIRS = {"model", "models", "checkpoint", "final", "best_model", "export", "hf", "weights"}
@@ -21,11 +21,9 @@ def run_name(cfg: Any) -> str:
         return cfg.run_name
     model = model_name(cfg.model.name_or_path) if cfg.model.name_or_path else "tiny-xlmr"
     d = cfg.data
-    if d.name:
-        data = PurePath(d.name).name
-    else:
-        data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
-    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))
+    files = "-".join(PurePath(f).stem for f in train_files(d))
+    data = PurePath(d.name).name if d.name else files
+    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in configs(d))
 
 
 def model_name(name_or_path: str) -> str:

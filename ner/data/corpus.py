@@ -59,25 +59,35 @@ class Corpus:
 
 
 def as_list(value) -> list:
-    """data.config and data.train_file: null, one string, or a list of them. The config keeps
-    them as written (a saved config compares as it was written); this is their one reading."""
+    """null, one string, or a list of them, as a list."""
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
 
 
+def configs(data_cfg) -> list:
+    """data.config as a list: its one reading. The config keeps the key as written (`he` or
+    `[he, ar]`): the saved config is compared on resume and shown on the card as it was given."""
+    return as_list(data_cfg.config)
+
+
+def train_files(data_cfg) -> list:
+    """data.train_file as a list: its one reading (kept as written, as data.config is)."""
+    return as_list(data_cfg.train_file)
+
+
 def training_names(data_cfg) -> list[str]:
     """The names of the training sources a config gives (for messages and the card)."""
     if data_cfg.name is not None:
-        return [str(c) for c in as_list(data_cfg.config)] or [str(data_cfg.name)]
-    files = as_list(data_cfg.train_file)
+        return [str(c) for c in configs(data_cfg)] or [str(data_cfg.name)]
+    files = train_files(data_cfg)
     return [Path(f).stem for f in files] if len(files) > 1 else ["train"]
 
 
 def _eval_configs(data_cfg) -> list:
     """The configurations of data.name that are evaluation sets: data.eval_configs, else the
     training ones (None: the dataset's only configuration)."""
-    return list(data_cfg.eval_configs or []) or as_list(data_cfg.config) or [None]
+    return list(data_cfg.eval_configs or []) or configs(data_cfg) or [None]
 
 
 def eval_set_names(data_cfg) -> list[str]:
@@ -99,7 +109,7 @@ def training_sets(data_cfg) -> list[str]:
     names = every[: len(every) - len(data_cfg.extra_eval_files or {})]
     if data_cfg.name is None:
         return names
-    trained = {str(c or data_cfg.name) for c in as_list(data_cfg.config) or [None]}
+    trained = {str(c or data_cfg.name) for c in configs(data_cfg) or [None]}
     return [n for n in names if n in trained] or names
 
 
@@ -123,11 +133,11 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
     on other data than a run's: `--data-name` with only a test split)."""
     from ner.data.files import read_sentences
 
-    configs = as_list(data_cfg.config) or [None]
+    names = configs(data_cfg) or [None]
     labels, source = None, "local files"
     if data_cfg.name is not None:
         read = {}  # configuration -> ({split: sentences}, where), each read once
-        for config in dict.fromkeys([*configs, *(data_cfg.eval_configs or [])]):
+        for config in dict.fromkeys([*names, *(data_cfg.eval_configs or [])]):
             splits, found, where = read_source(data_cfg, config)
             if labels is not None and found != labels:
                 raise DataError(
@@ -135,10 +145,10 @@ def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
                     "and evaluation set needs the same labels"
                 )
             read[config], labels, source = (splits, where), found, source if labels else where
-        train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in configs]
+        train = [(str(c or data_cfg.name), read[c][0].get("train", []), read[c]) for c in names]
         sets = [(str(c or data_cfg.name), *read[c]) for c in _eval_configs(data_cfg)]
     else:
-        files = as_list(data_cfg.train_file)
+        files = train_files(data_cfg)
         held_out = {
             split: read_sentences(path, split)
             for split, path in (

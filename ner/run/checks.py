@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ner.config import fields
-from ner.data.corpus import as_list
+from ner.data.corpus import as_list, configs
 from ner.errors import UserError
 from ner.keys import unknown_keys
 
@@ -107,7 +107,7 @@ def _check_data(d) -> None:
         value = d[key]
         if value is not None and not all(isinstance(v, str) for v in as_list(value)):
             raise UserError(f"config: data.{key}={value} must be a string or a list of strings")
-    if len(as_list(d.config)) > 1 and (d.train_file or d.validation_file or d.test_file):
+    if len(configs(d)) > 1 and (d.train_file or d.validation_file or d.test_file):
         raise UserError(
             f"config: data.config={list(d.config)} has several configurations; data.*_file "
             "replaces the splits of one, so give them as sources instead (data.name=null "

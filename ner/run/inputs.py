@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ner.data.corpus import as_list
+from ner.data.corpus import configs, train_files
 from ner.errors import UserError
 
 
@@ -23,7 +23,7 @@ def _looks_local(name: str) -> bool:
 def _check_paths(cfg: Any) -> None:
     """Every file a key names exists; a model or dataset given as a local path is a directory."""
     d = cfg.data
-    files = [(f"data.train_file={f}", f) for f in as_list(d.train_file)]
+    files = [(f"data.train_file={f}", f) for f in train_files(d)]
     files += [(f"data.{k}={d[k]}", d[k]) for k in ("validation_file", "test_file") if d[k]]
     files += [
         (f"data.extra_eval_files.{name}={path}", path)
@@ -82,7 +82,7 @@ def check_sources(cfg: Any) -> None:
     if hub_data:
         from ner.data.sources import check_reachable
 
-        training = as_list(cfg.data.config) or [None]
+        training = configs(cfg.data) or [None]
         for config in dict.fromkeys(training + list(cfg.data.eval_configs or [])):
             check_reachable(data, config)
     if not offline:  # everything was in the local cache
