@@ -91,3 +91,24 @@ def test_a_head_added_to_the_registry_trains_checkpoints_exports_and_loads_back(
     out = run_cli([sys.executable, "-m", "ner.tools.predict", str(run / "best_model"), "דני"], tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: model: head 'mlp' is not in ner/heads.py HEADS (linear)"
+
+
+def test_a_training_scalar_the_loop_passes_reaches_the_log_and_tensorboard(tmp_path):
+    """A new training scalar (a gradient norm, say) is one edit in ner/train.py: it passes the
+    value to RunLog.train, which writes it into the train entry and onto TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ner.report.runlog import RunLog
+
+    log = RunLog(tmp_path, enabled=True)
+    log.train(5, 0.25, 0.5, 1e-3, grad_norm=2.5)
+    log.train(10, 0.5, 0.25, 5e-4)
+    log.close()
+    assert log.history == [
+        {"loss": 0.5, "grad_norm": 2.5, "learning_rate": 1e-3, "epoch": 0.25, "step": 5},
+        {"loss": 0.25, "learning_rate": 5e-4, "epoch": 0.5, "step": 10},
+    ]
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/grad_norm")] == [(5, 2.5)]
+    assert [e.step for e in acc.Scalars("train/loss")] == [5, 10]

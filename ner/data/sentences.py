@@ -42,8 +42,11 @@ def fingerprint(sentences: list[Sentence]) -> str:
 
 
 def entity_counts(sentences: list[Sentence]) -> dict[str, int]:
-    """Number of entities (B- tags) per type, sorted by type, for statistics."""
+    """Number of entities per type, sorted by type, for statistics: the entities the metrics
+    count (seqeval's default mode), so the tag scheme is known only to ner/data/checks.py."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
     counts: Counter[str] = Counter()
     for sentence in sentences:
-        counts.update(tag[2:] for tag in sentence.tags if tag.startswith("B-"))
+        counts.update(kind for kind, _, _ in get_entities(list(sentence.tags)))
     return dict(sorted(counts.items()))

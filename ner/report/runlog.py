@@ -41,13 +41,17 @@ class RunLog:
 
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
-    def train(self, step: int, epoch: float, loss: float, lr: float) -> None:
+    def train(self, step: int, epoch: float, loss: float, lr: float, **scalars: float) -> None:
+        """A train entry: the loss and learning rate, and any other scalar the loop passes
+        (`grad_norm=...`: the entry's key and TensorBoard's `train/grad_norm`)."""
         if not self.enabled:
             return
         self.history.append(
-            {"loss": loss, "learning_rate": lr, "epoch": round(epoch, 4), "step": step}
+            {"loss": loss, **scalars, "learning_rate": lr, "epoch": round(epoch, 4), "step": step}
         )
         self.tb.add_scalar("train/loss", loss, step)
+        for name, value in scalars.items():
+            self.tb.add_scalar(f"train/{name}", value, step)
         self.tb.add_scalar("train/lr", lr, step)
 
     def evaluation(
