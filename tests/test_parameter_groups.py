@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers
+from conftest import QUICK, compose, train_in_process
 from transformers import AutoModelForTokenClassification
 
 from ner.config import ModelConfig, OptimConfig, computed_differences
@@ -235,3 +236,61 @@ def test_the_card_lists_the_knobs_that_are_on_and_the_dashboard_every_one():
         1,
     )
 
+
+# Two epochs of 8 steps; the encoder's embeddings and layer 1 (of 2) frozen, the head at its
+# own lr, layer 2 at lr; a checkpoint every 5 steps and at the end of each epoch.
+FROZEN = [
+    *QUICK,
+    "data.max_train_samples=64",
+    "data.max_eval_samples=21",
+    "trainer.save_every_steps=5",
+    "trainer.eval_test=false",
+    "model.freeze_embeddings=true",
+    "model.freeze_layers=1",
+    "optim.head_lr=1e-2",
+    "optim.layer_decay=0.5",
+]
+
+
+def test_frozen_weights_stay_byte_identical_and_a_resume_equals_the_run_never_stopped(
+    tmp_path, capsys
+):
+    from ner.model import build_model, model_config
+    from ner.tokenizer import load_tokenizer
+
+    _, full = train_in_process(tmp_path / "full", FROZEN)
+    assert "model: tiny XLM-R (random init), 0.09M parameters, 0.06M of them frozen" in (
+        capsys.readouterr().out
+    )
+    last = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)
+    cfg = compose(FROZEN)
+    tokenizer = load_tokenizer(tmp_path / "full/tokenizer")
+    start = build_model(cfg.model, model_config(cfg.model, last["labels"], tokenizer), cfg.seed)
+    place = depths(start, "k")
+    assert last["model"].keys() == start.state_dict().keys()  # frozen ones saved too
+    for name, before in start.named_parameters():
+        after = last["model"][name]
+        if place[name] is not None and place[name] <= 1:
+            assert (
+                torch.equal(after, before) and after.numpy().tobytes() == before.numpy().tobytes()
+            )
+        else:
+            assert not torch.equal(after, before), f"{name} trained"
+    trainable = sum(1 for p in start.parameters() if p.requires_grad)  # the optimizer holds these
+    assert len(last["optimizer"]["state"]) == trainable < len(list(start.parameters()))
+
+    train_in_process(tmp_path / "cut", [*FROZEN, "trainer.stop_after_steps=14"])
+    cut = torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)
+    assert (cut["progress"]["global_step"], cut["progress"]["step_in_epoch"]) == (10, 2)
+    _, resumed = train_in_process(tmp_path / "cut", FROZEN)
+
+    def numbers(history):
+        return [
+            {k: v for k, v in e.items() if "runtime" not in k and "per_second" not in k}
+            for e in history
+        ]
+
+    assert numbers(resumed) == numbers(full)
+    again = torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["model"]
+    for k, v in last["model"].items():
+        assert torch.equal(again[k], v), k
