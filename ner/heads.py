@@ -21,10 +21,16 @@ from ner.errors import UserError
 HEADS: dict[str, Callable[[PretrainedConfig], nn.Module] | None] = {"linear": None}
 
 
-def attach(model: nn.Module, name: str) -> nn.Module:
-    """Give `model` the head `name` (and record it in its config)."""
+def require(name: str) -> None:
+    """Refuse a head that is not in HEADS, in one line: the config check (ner/run/checks.py, before
+    any work) and `attach` (an export made by a process that knew more heads) both ask here."""
     if name not in HEADS:
         raise UserError(f"model: head '{name}' is not in ner/heads.py HEADS ({', '.join(HEADS)})")
+
+
+def attach(model: nn.Module, name: str) -> nn.Module:
+    """Give `model` the head `name` (and record it in its config)."""
+    require(name)
     make = HEADS[name]
     if make is not None:
         model.classifier = make(model.config)

@@ -22,7 +22,6 @@ from ner import distributed
 from ner.checkpoint import TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
-from ner.data.sources import Splits
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.model import build_model, model_config, window_length
@@ -56,23 +55,6 @@ class Prepared:
     eval_sets: list[EncodedSet]
     model: torch.nn.Module
     trained_tokenizer: bool  # trained by this attempt: saved into the run dir once accepted
-
-    # A one-set run seen split by split, as before sets had names (scripts, notebooks, tests).
-    @property
-    def features(self) -> dict[str, list[dict]]:
-        [only] = self.eval_sets
-        return {"train": self.train, **only.features}
-
-    @property
-    def gold(self) -> dict[str, list[list[str]]]:
-        [only] = self.eval_sets
-        return only.gold
-
-    @property
-    def splits(self) -> Splits:
-        [(_, train)], [only] = self.corpus.train, self.corpus.eval_sets
-        sentences = {"train": train, **only.sentences}
-        return Splits(sentences, self.labels, self.corpus.source)
 
     @property
     def stats(self) -> dict[str, FeatureStats]:

@@ -85,7 +85,7 @@ def test_a_faulty_file_stops_the_run_with_place_and_problem(
 
 
 def test_missing_validation_split_is_named(tmp_path):
-    from ner.data.sources import load_splits
+    from ner.data.corpus import load_corpus
     from ner.errors import DataError
 
     path = tmp_path / "train.conll"
@@ -95,14 +95,14 @@ def test_missing_validation_split_is_named(tmp_path):
         DataError,
         match=r"local files: no validation split \(splits found: train\); give data.validation_file=PATH",
     ):
-        load_splits(cfg.data)
+        load_corpus(cfg.data)
     # A test file without a validation file is the same missing split, named the same way.
     test = ["data.name=null", f"data.train_file={path}", f"data.test_file={path}"]
     with pytest.raises(
         DataError,
         match=r"local files: no validation split \(splits found: train, test\); give data.validation_file=PATH",
     ):
-        load_splits(compose([*QUICK, *test]).data)
+        load_corpus(compose([*QUICK, *test]).data)
 
 
 @pytest.mark.slow
@@ -121,9 +121,10 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     run = prepare(cfg, Env(), tmp_path, lambda line: None)
     stats = run.stats["validation"]
     assert stats.split_sentences > 30 and stats.windows > stats.sentences
-    gold = run.gold["validation"]
+    [only] = run.eval_sets
+    gold = only.gold["validation"]
     result = evaluate(
-        run.model, run.features["validation"], gold, run.labels, 5, Collator(1), Env()
+        run.model, only.features["validation"], gold, run.labels, 5, Collator(1), Env()
     )
     pred = result["predictions"]
     assert [len(p) for p in pred] == [len(g) for g in gold]
@@ -131,11 +132,11 @@ def test_metrics_over_sentences_longer_than_the_window_count_every_gold_entity(t
     assert result["recall"] == pytest.approx(recall_score(gold, pred))
     assert result["f1"] == pytest.approx(f1_score(gold, pred))
     support = sum(r["support"] for r in result["per_type"].values())
-    assert support == sum(entity_counts(run.splits.sentences["validation"]).values())
+    assert support == sum(entity_counts(run.corpus.eval_sets[0].sentences["validation"]).values())
 
 
 def test_a_lowercase_tag_in_the_validation_file_is_named_with_its_line(tmp_path):
-    from ner.data.sources import load_splits
+    from ner.data.corpus import load_corpus
     from ner.errors import DataError
 
     train, dev = tmp_path / "train.conll", tmp_path / "dev.conll"
@@ -145,7 +146,7 @@ def test_a_lowercase_tag_in_the_validation_file_is_named_with_its_line(tmp_path)
         [*QUICK, "data.name=null", f"data.train_file={train}", f"data.validation_file={dev}"]
     )
     with pytest.raises(DataError) as bad:
-        load_splits(cfg.data)
+        load_corpus(cfg.data)
     assert str(bad.value) == (
         f"{dev} (split validation), line 8: token 1 of 1 ('משה') has tag 'b-per': the prefix "
         "must be upper-case B- or I-; did you mean 'B-PER'? tags are case-sensitive"

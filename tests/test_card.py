@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from card_table import parse_results_table
 
-from ner.report.card import parse_results_table, render_card, without_front_matter
+from ner.report.card import render_card, without_front_matter
 
 # The published card this project reproduces, shipped with the repository.
 REFERENCE_CARD = Path(__file__).resolve().parent.parent / "experiments/reference/model_card.md"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import compose
 
-from ner import config
+from ner import naming
 from ner.run import checks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,10 +208,10 @@ def test_a_documented_command_composes_what_a_reader_expects(overrides):
     cfg = compose(list(overrides))
     checks.check(cfg)
     expected = EXPECTED[overrides]
-    got = {k: config.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
+    got = {k: naming.run_name(cfg) if k == "run_name" else _flat(cfg, k) for k in expected}
     assert got == expected
     if cfg.model.name_or_path is not None:  # a pretrained encoder never gets the tiny recipe
-        assert cfg.optim.lr <= 1e-4 and "tiny" not in config.run_name(cfg)
+        assert cfg.optim.lr <= 1e-4 and "tiny" not in naming.run_name(cfg)
 
 
 def test_every_experiment_composes(repo):
@@ -293,3 +293,25 @@ def test_relative_links_of_the_docs_stay_inside_the_repository():
                 continue
             path = (doc.parent / target.split("#")[0]).resolve()
             assert path.is_relative_to(REPO) and path.exists(), f"{doc.name}: ({target})"
+
+
+def test_every_entry_point_ends_on_a_user_error_the_same_way(tmp_path, monkeypatch, capsys):
+    # ner-train, ner-evaluate, ner-predict, ner-report: `error: <one line>` and exit status 2.
+    from ner.run import cli
+    from ner.tools import evaluate, predict, report
+
+    missing = tmp_path / "missing"
+    monkeypatch.setattr("sys.argv", ["ner-train", "trainer.batch_size=0"])
+    with pytest.raises(SystemExit) as train_exit:
+        cli.main()
+    assert train_exit.value.code == 2
+    statuses = [
+        evaluate.main([str(missing)]),
+        predict.main([str(missing), "word"]),
+        report.main([str(missing)]),
+    ]
+    assert statuses == [2, 2, 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and all(line.startswith("error: ") for line in lines), lines
+    assert lines[0] == "error: config: trainer.batch_size=0 must be >= 1"
+    assert all(str(missing) in line for line in lines[1:]), lines

@@ -30,7 +30,8 @@ def plain_metrics(run) -> dict:
     from ner.features import IGNORE, gather_word_predictions
     from ner.metrics import entity_metrics
 
-    feats, gold = run.features["validation"], run.gold["validation"]
+    [only] = run.eval_sets
+    feats, gold = only.features["validation"], only.gold["validation"]
     run.model.eval()
     preds, loss_sum, n = [], 0.0, 0
     with torch.no_grad():
@@ -57,8 +58,8 @@ def test_fast_path_equals_plain_path(prepared):
     for batch_size in (1, 7, 64):
         fast = evaluate(
             prepared.model,
-            prepared.features["validation"],
-            prepared.gold["validation"],
+            prepared.eval_sets[0].features["validation"],
+            prepared.eval_sets[0].gold["validation"],
             prepared.labels,
             batch_size,
             Collator(prepared.tokenizer.pad_token_id, 8),

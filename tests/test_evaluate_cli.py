@@ -224,6 +224,38 @@ def test_run_on_local_files_without_a_test_split(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_run_saved_before_a_key_was_added_still_evaluates(run_dir, tmp_path, capsys):
+    """A saved config is read through the schema: a key an older version did not write (here
+    model.head and data.on_error) reads as its default, in the checkpoint's config and in the
+    run's config.yaml (which an export inside the run directory takes its settings from)."""
+    import torch
+
+    from ner import checkpoint
+    from ner.run.layout import launch_file
+
+    other = tmp_path / "old"
+    shutil.copytree(run_dir / "tokenizer", other / "tokenizer")
+    shutil.copytree(run_dir / "best_model", other / "best_model")
+    ckpt = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    cfg = yaml.safe_load(ckpt["config"])
+    del cfg["model"]["head"], cfg["data"]["on_error"]
+    ckpt["config"] = yaml.safe_dump(cfg, allow_unicode=True)
+    checkpoint.atomic_save(ckpt, other / "checkpoints" / "best.pt")
+    launched = other / ".hydra" / "config.yaml"
+    launched.parent.mkdir(parents=True)
+    launched.write_text(ckpt["config"], encoding="utf-8")
+    assert launch_file(other, "config.yaml") == launched
+
+    assert main([str(other)]) == 0
+    assert_same(
+        json.loads((other / "eval_validation_best.json").read_text()), eval_entry(run_dir), "eval"
+    )
+    out = tmp_path / "hf.json"
+    assert main([str(other / "best_model"), "--output", str(out)]) == 0
+    assert_same(json.loads(out.read_text()), eval_entry(run_dir), "eval")
+
+
+@pytest.mark.slow
 def test_two_processes_give_the_same_result(run_dir, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for d in (one, two):

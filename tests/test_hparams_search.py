@@ -37,7 +37,9 @@ def select(name: str) -> str:
 def compose_with_hydra(overrides: list[str]):
     import hydra
 
-    import ner.train  # noqa: F401  registers the schema and resolvers
+    from ner.config import register
+
+    register()  # the schema conf/config.yaml extends, whatever ran before this test
 
     with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra.compose("config", overrides=overrides, return_hydra_config=True)

@@ -101,7 +101,7 @@ def test_a_set_whose_tags_the_training_data_lacks_is_refused_in_one_line(tmp_pat
 
 
 def test_a_run_of_several_languages_or_files_is_named_after_each():
-    from ner.config import run_name
+    from ner.naming import run_name
 
     assert run_name(compose(["experiment=demo_multilingual"])) == "tiny-xlmr-finetuned-demo-he-ar"
     two_files = ["data.name=null", "data.train_file=[x/a.conll,b.jsonl]"]
@@ -141,10 +141,9 @@ def test_a_two_language_run_logs_each_set_and_their_mean(two_language_run):
 
 @pytest.mark.slow
 def test_a_two_language_run_draws_per_set_charts_and_card_tables(two_language_run):
+    from card_table import parse_results_table
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.custom_scalar import layout_pb2
-
-    from ner.report.card import parse_results_table
 
     run_dir, _, history = two_language_run
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})

@@ -71,8 +71,18 @@ def write_lock(run: Path, **fields) -> Path:
 
 def test_a_reused_pid_is_not_the_holder(tmp_path):
     # Our own pid runs, but not the process that started at the recorded time.
-    write_lock(tmp_path, pid=os.getpid(), pid_start=1)
-    Lock(tmp_path).acquire().release()
+    path = write_lock(tmp_path, pid=os.getpid(), pid_start=1)
+    assert ownership.lock_is_stale(path)
+    lock = Lock(tmp_path).acquire()
+    try:
+        assert lock.previous.token == "theirs" and lock.previous.pid_start == 1
+        assert lock.held()
+    finally:
+        lock.release()
+    # The same pid recorded with the start time it really has is alive: the lock is refused.
+    write_lock(tmp_path, pid=os.getpid())
+    with pytest.raises(RunDirBusy, match=f"pid {os.getpid()} on host"):
+        Lock(tmp_path).acquire()
 
 
 def test_a_holder_on_another_host_lives_while_its_heartbeat_is_fresh(tmp_path):

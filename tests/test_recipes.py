@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import CONF, QUICK, compose, train_in_process
 
-from ner import config
+from ner import config, naming
 from ner.errors import UserError
 from ner.run import checks
 
@@ -202,25 +202,25 @@ def test_extra_evaluation_files_are_scored_but_select_nothing(tmp_path):
 
 
 def test_the_models_own_name_titles_the_run(tmp_path):
-    assert config.model_name("xlm-roberta-base") == "xlm-roberta-base"
-    assert config.model_name("FacebookAI/xlm-roberta-large") == "xlm-roberta-large"
+    assert naming.model_name("xlm-roberta-base") == "xlm-roberta-base"
+    assert naming.model_name("FacebookAI/xlm-roberta-large") == "xlm-roberta-large"
     plain = tmp_path / "my-bert"
     plain.mkdir()
-    assert config.model_name(str(plain)) == "my-bert"
+    assert naming.model_name(str(plain)) == "my-bert"
     generic = tmp_path / "pkg" / "model"
     generic.mkdir(parents=True)
-    assert config.model_name(str(generic)) == "pkg"  # no card: the parent's name
+    assert naming.model_name(str(generic)) == "pkg"  # no card: the parent's name
     (generic / "README.md").write_text(
         "---\nlanguage: en\n---\n\n# all-MiniLM-L6-v2\n\ntext\n# x\n"
     )
-    assert config.model_name(str(generic)) == "all-MiniLM-L6-v2"
+    assert naming.model_name(str(generic)) == "all-MiniLM-L6-v2"
     snapshot = tmp_path / "hub" / "models--FacebookAI--xlm-roberta-base" / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
-    assert config.model_name(str(snapshot)) == "xlm-roberta-base"
+    assert naming.model_name(str(snapshot)) == "xlm-roberta-base"
     cfg = compose(
         [f"model.name_or_path={generic}", "data.name=../shared/wikiann", "data.config=en"]
     )
-    assert config.run_name(cfg) == "all-MiniLM-L6-v2-finetuned-wikiann-en"
+    assert naming.run_name(cfg) == "all-MiniLM-L6-v2-finetuned-wikiann-en"
 
 
 def test_the_card_names_the_encoder_family_from_the_models_config():

@@ -199,7 +199,7 @@ def test_cli_reports_user_errors(tmp_path: Path, capsys) -> None:
 def test_a_monitor_that_names_no_metric_is_one_line(sweep: Path, capsys) -> None:
     assert main([str(sweep), "--monitor", "eval_bogus"]) == 2
     assert capsys.readouterr().err == (
-        "ner-report: eval_bogus names no metric: its name must end in _ and one of loss, "
+        "error: eval_bogus names no metric: its name must end in _ and one of loss, "
         "precision, recall, f1, accuracy\n"
     )
 

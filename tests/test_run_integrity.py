@@ -205,7 +205,7 @@ def test_a_signal_after_result_json_leaves_a_finished_run(tmp_path):
     run = tmp_path / "run"
     script = (
         "import os, signal, sys\n"
-        "from ner import rundir\n"
+        "from ner.run import rundir\n"
         "finished = rundir.RunDir.finished\n"
         "def then_signal(self, result):\n"
         "    finished(self, result)\n"

@@ -11,11 +11,13 @@ import yaml
 from conftest import QUICK, compose
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config
+from ner import checkpoint, keys
 from ner.distributed import Env
 from ner.errors import UserError
-from ner.run import rundir
-from ner.run.rundir import RunDir, _decide, run_stamp
+from ner.run import stamp
+from ner.run.rundir import RunDir
+from ner.run.stamp import run_stamp
+from ner.run.start import decide
 from ner.train import train
 
 
@@ -116,7 +118,7 @@ def test_a_resume_at_another_global_batch_is_refused_saying_how_to_keep_it(
     that no longer means the same examples)."""
     cfg = compose([*QUICK, "trainer.epochs=3", *overrides])
     with pytest.raises(UserError) as refused:
-        _decide(cfg, finished_run, world)
+        decide(cfg, finished_run, world)
     [line] = str(refused.value).splitlines()
     assert line.startswith(
         f"checkpoint {finished_run}/checkpoints/last.pt was trained at global batch 8 (1 process x "
@@ -131,7 +133,7 @@ def test_a_resume_at_another_global_batch_is_refused_saying_how_to_keep_it(
 )
 def test_the_same_global_batch_on_other_processes_resumes(finished_run, world, split):
     cfg = compose([*QUICK, "trainer.epochs=3", *split])
-    assert _decide(cfg, finished_run, world).kind == "resume"
+    assert decide(cfg, finished_run, world).kind == "resume"
 
 
 def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_change():
@@ -139,7 +141,7 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     saved = OmegaConf.to_container(cfg, resolve=True)
     del saved["model"]["window_stride"]  # an older version had no such key ...
     saved["trainer"]["retired_key"] = 1  # ... and one this version no longer has
-    assert config.computed_differences(saved, cfg) == []
+    assert keys.computed_differences(saved, cfg) == []
     changed = compose(
         [
             *QUICK,
@@ -156,27 +158,27 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
             "run_name=renamed",
         ]
     )
-    assert config.computed_differences(saved, changed) == []
-    assert config.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
+    assert keys.computed_differences(saved, changed) == []
+    assert keys.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
         "trainer.epochs: 2 -> 5"
     ]
     assert (
-        config.computed_differences(
+        keys.computed_differences(
             saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",)
         )
         == []
     )
-    assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
+    assert keys.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
         "model.window_stride: 32 -> 8"
     ]
     # A key whose value is a mapping is compared whole: another extra set changes the mean,
     # and the default monitor then selects on the training set alone (issue 17).
     extra = compose([*QUICK, "+data.extra_eval_files.news=news.conll"])
-    assert config.computed_differences(saved, extra) == [
+    assert keys.computed_differences(saved, extra) == [
         "data.extra_eval_files: None -> {'news': 'news.conll'}",
         "trainer.monitor: 'eval_f1' -> 'eval_demo_f1'",
     ]
-    assert config.computed_differences(OmegaConf.to_container(extra), extra) == []
+    assert keys.computed_differences(OmegaConf.to_container(extra), extra) == []
 
 
 def test_best_pt_cannot_resume_and_the_message_names_the_checkpoints_that_can(tmp_path):
@@ -228,10 +230,10 @@ class _FrozenClock:
 
 def test_jobs_started_in_the_same_second_each_get_their_own_run_dir(monkeypatch):
     # `for s in 1 2 3; do ner-train seed=$s & done`: three processes, one second.
-    monkeypatch.setattr(rundir, "dt", _FrozenClock)
+    monkeypatch.setattr(stamp, "dt", _FrozenClock)
     stamps = []
     for pid in (4101, 4102, 4103):
-        monkeypatch.setattr(rundir.os, "getpid", lambda pid=pid: pid)
+        monkeypatch.setattr(stamp.os, "getpid", lambda pid=pid: pid)
         stamps.append(run_stamp({}))
     assert stamps == [f"2026-12-01/09-30-00-{pid}" for pid in (4101, 4102, 4103)]
 
@@ -239,12 +241,12 @@ def test_jobs_started_in_the_same_second_each_get_their_own_run_dir(monkeypatch)
 def test_torchrun_jobs_started_in_the_same_second_differ_and_their_ranks_agree(monkeypatch):
     # Two single-node torchrun jobs whose agents started in the same second: the stamp names the
     # agent, so both ranks of one job agree (they share the agent) and the two jobs differ.
-    monkeypatch.setattr(rundir, "dt", _FrozenClock)
-    monkeypatch.setattr(rundir, "process_start", lambda pid: 1000)
+    monkeypatch.setattr(stamp, "dt", _FrozenClock)
+    monkeypatch.setattr(stamp, "process_start", lambda pid: 1000)
     environ = {"TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
     stamps = {}
     for agent, rank in [(500, 0), (500, 1), (600, 0), (600, 1)]:
-        monkeypatch.setattr(rundir.os, "getppid", lambda agent=agent: agent)
+        monkeypatch.setattr(stamp.os, "getppid", lambda agent=agent: agent)
         stamps[agent, rank] = run_stamp({**environ, "RANK": str(rank)})
     assert stamps[500, 0] == stamps[500, 1] == "2026-12-01/09-30-00-500"
     assert stamps[600, 0] == stamps[600, 1] == "2026-12-01/09-30-00-600"

@@ -76,7 +76,7 @@ def test_tensorboard_card_text_is_the_card_without_its_front_matter(demo_run):
 
 
 def test_card_table_equals_log_history(demo_run):
-    from ner.report.card import parse_results_table
+    from card_table import parse_results_table
 
     run_dir, _, history = demo_run
     rows = parse_results_table((run_dir / "README.md").read_text())
@@ -101,6 +101,10 @@ def test_card_table_equals_log_history(demo_run):
 def test_exported_best_model_tags_hebrew_in_a_pipeline(demo_run):
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
+    from ner.distributed import Env
+    from ner.tools import trained
+    from ner.tools.predict import tag_lines
+
     run_dir, _, _ = demo_run
     model = AutoModelForTokenClassification.from_pretrained(run_dir / "best_model")
     tok = AutoTokenizer.from_pretrained(run_dir / "best_model")
@@ -108,9 +112,18 @@ def test_exported_best_model_tags_hebrew_in_a_pipeline(demo_run):
     tagger = pipeline(
         "token-classification", model=model, tokenizer=tok, aggregation_strategy="simple"
     )
-    out = tagger("דני כהן נסע לירושלים עם בנק הפועלים")
+    sentence = "דני כהן נסע לירושלים עם בנק הפועלים"
+    out = tagger(sentence)
     assert isinstance(out, list) and out, "the demo model finds entities in a Hebrew sentence"
     assert {o["entity_group"] for o in out} <= {"PER", "ORG", "LOC"}
+    # The pipeline tags what ner-predict tags: each word's first sub-token (a SentencePiece
+    # piece starting with "▁"; index + 1 past <s>) carries the word's tag, O when not listed.
+    by_token = {o["index"]: o["entity"] for o in tagger(sentence, aggregation_strategy="none")}
+    firsts = [i + 1 for i, piece in enumerate(tok.tokenize(sentence)) if piece.startswith("▁")]
+    [predicted] = tag_lines(trained.load(run_dir / "best_model"), [sentence], 8, Env())
+    assert len(firsts) == len(predicted["words"]) == 7
+    assert [by_token.get(i, "O") for i in firsts] == predicted["tags"]
+    assert predicted["entities"], "ner-predict finds the entities the pipeline found"
 
 
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path):

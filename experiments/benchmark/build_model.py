@@ -39,7 +39,7 @@ def default_data() -> tuple[str, str | None]:
 
 
 def data_config(name: str, config: str | None, max_train: int | None, max_eval: int | None):
-    """A `data` config node (ner.config.DataConfig) for `ner.data.sources.load_splits`."""
+    """A `data` config node (ner.config.DataConfig) for `ner.data.corpus.load_corpus`."""
     from omegaconf import OmegaConf
 
     from ner.config import DataConfig
@@ -63,15 +63,16 @@ def build(
 ) -> Path:
     """Train the tokenizer on the training sentences, build the seeded model, save both."""
     from ner.config import ModelConfig
-    from ner.data.sources import load_splits
+    from ner.data.corpus import load_corpus
     from ner.model import build_model, model_config
     from ner.tokenizer import load_tokenizer, train_tokenizer
 
-    splits = load_splits(data_config(data_name, data_config_name, None, None))
+    corpus = load_corpus(data_config(data_name, data_config_name, None, None))
+    [(_, train)] = corpus.train  # one source
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        train_tokenizer((s.tokens for s in splits.sentences["train"]), vocab, Path(tmp))
+        train_tokenizer((s.tokens for s in train), vocab, Path(tmp))
         tokenizer = load_tokenizer(tmp)
     # Both systems cut at the same length: ours windows at it, run_ner truncates at it.
     tokenizer.model_max_length = max_length
@@ -83,13 +84,13 @@ def build(
         vocab_size=vocab,
         max_position_embeddings=max_length + 2,  # XLM-R positions start after the pad id
     )
-    model = build_model(shape, model_config(shape, splits.labels, tokenizer), seed)
+    model = build_model(shape, model_config(shape, corpus.labels, tokenizer), seed)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     n_params = sum(p.numel() for p in model.parameters())
     info = {
-        "data": splits.source,
-        "train_sentences_for_tokenizer": len(splits.sentences["train"]),
+        "data": corpus.source,
+        "train_sentences_for_tokenizer": len(train),
         "hidden": hidden,
         "layers": layers,
         "heads": heads,

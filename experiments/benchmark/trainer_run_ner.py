@@ -15,7 +15,7 @@ What `examples/pytorch/token-classification/run_ner.py` does, with its defaults:
 
 Differences that are only about measuring: no checkpoints (`save_strategy="no"`), no progress
 bars, no reporting integrations, and an `EpochTimer` callback. The sentences are read with
-`ner.data.sources.load_splits`, so both systems see exactly the same (validated) sentences.
+`ner.data.corpus.load_corpus`, so both systems see exactly the same (validated) sentences.
 
 Training time: `trainer.train()`'s `train_runtime` includes the per-epoch evaluations when
 `eval_strategy="epoch"`. The Trainer calls `on_epoch_end` *before* it evaluates, so the time from
@@ -123,10 +123,11 @@ def run(a: argparse.Namespace) -> dict:
         torch.set_num_threads(a.threads)
     set_seed(a.seed)  # run_ner seeds before it builds anything
     name, config = (a.data, a.data_config) if a.data else default_data()
-    from ner.data.sources import load_splits
+    from ner.data.corpus import load_corpus
 
-    splits = load_splits(data_config(name, config, a.max_train_samples, a.max_eval_samples))
-    label_list = splits.labels
+    corpus = load_corpus(data_config(name, config, a.max_train_samples, a.max_eval_samples))
+    [(_, train)], [held_out] = corpus.train, corpus.eval_sets  # one source, one set
+    label_list = corpus.labels
     label_id = {n: i for i, n in enumerate(label_list)}
     raw = {
         split: datasets.Dataset.from_dict(
@@ -135,8 +136,7 @@ def run(a: argparse.Namespace) -> dict:
                 "ner_tags": [[label_id[t] for t in s.tags] for s in sents],
             }
         )
-        for split, sents in splits.sentences.items()
-        if split in ("train", "validation")
+        for split, sents in (("train", train), ("validation", held_out.sentences["validation"]))
     }
     tokenizer = AutoTokenizer.from_pretrained(a.model)
     model_config = AutoConfig.from_pretrained(

@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ner.atomic import write_json
 from ner.errors import UserError
-from ner.run.checks import quote_override_value
+from ner.run.precheck import quote_override_value
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from ner.data.sentences import Sentence, token_error
 from ner.errors import DataError, UserError
 
-ON_ERROR_CHOICES = ("raise", "repair")
+# data.on_error (ner/config.py OnError is made of these): repair, the default, or raise.
+ON_ERROR_CHOICES = ("repair", "raise")
 
 # Characters a tokenizer turns into nothing: controls, format characters (zero-width
 # joiner/non-joiner, bidi marks and embeddings) and separators. A token made only of these has

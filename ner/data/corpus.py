@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ner.config import as_list
 from ner.data.checks import ValidationReport, check_iob2_tags, check_label_sets, validate_split
 from ner.data.sentences import Sentence, fingerprint
 from ner.data.sources import SPLITS, labels_from_tags, read_source
@@ -46,10 +45,25 @@ class Corpus:
     # The fingerprint of every source and split as the run uses them (cut, checked), under the
     # name the run prints it by ("train", "validation (he)"): a checkpoint keeps them.
     fingerprints: dict[str, str] = field(default_factory=dict)
+    train_sources: list[str] = field(default_factory=list)  # where each training source is from
 
-    @property
-    def several_sets(self) -> bool:
-        return len(self.eval_sets) > 1
+    def split(self, split: str) -> list[tuple[str, list[Sentence], str]]:
+        """(name, sentences, where) of `split` in every evaluation set that has it (of every
+        training source, for "train"), as the run cut and checked it (ner-evaluate)."""
+        if split == "train":
+            named = zip(self.train, self.train_sources, strict=True)
+            return [(name, sentences, where) for (name, sentences), where in named if sentences]
+        return [
+            (s.name, s.sentences[split], s.source) for s in self.eval_sets if s.sentences.get(split)
+        ]
+
+
+def as_list(value) -> list:
+    """data.config and data.train_file: null, one string, or a list of them. The config keeps
+    them as written (a saved config compares as it was written); this is their one reading."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def training_names(data_cfg) -> list[str]:
@@ -98,8 +112,15 @@ def selection_monitor(data_cfg) -> str:
     return f"eval_{selected[0]}_f1" if len(selected) == 1 else "eval_training_f1"
 
 
-def load_corpus(data_cfg) -> Corpus:
-    """Read, cut (max_*_samples) and check every source and set; raise DataError on bad input."""
+REQUIRED = ("train", "validation")  # the splits a run trains and selects on
+
+
+def load_corpus(data_cfg, required: tuple[str, ...] = REQUIRED) -> Corpus:
+    """Read, cut (max_*_samples) and check every source and set; raise DataError on bad input.
+
+    Training and ner-evaluate both read a run's data here. Every training source needs the train
+    split and every set the validation split, unless `required` says otherwise (ner-evaluate
+    on other data than a run's: `--data-name` with only a test split)."""
     from ner.data.files import read_sentences
 
     configs = as_list(data_cfg.config) or [None]
@@ -136,16 +157,18 @@ def load_corpus(data_cfg) -> Corpus:
         sets.append((name, {"validation": read_sentences(path, f"validation {name}")}, path))
     _check_names(sets)
     for _, sentences, (found, where) in train:
-        if not sentences:
+        if "train" in required and not sentences:
             raise _missing(where, "train", found)
     eval_sets = []
     for name, splits, where in sets:
-        if not splits.get("validation"):
+        if "validation" in required and not splits.get("validation"):
             raise _missing(where, "validation", splits)
         cut = {s: v[: data_cfg.max_eval_samples] for s, v in splits.items() if s != "train" and v}
         eval_sets.append(EvalSet(name, cut, where))
-    train = [(n, s[: data_cfg.max_train_samples]) for n, s, _ in train]
-    return _checked(data_cfg, train, eval_sets, labels, source)
+    cut = [(name, sentences[: data_cfg.max_train_samples]) for name, sentences, _ in train]
+    corpus = _checked(data_cfg, cut, eval_sets, labels, source)
+    corpus.train_sources = [where for *_, (_, where) in train]
+    return corpus
 
 
 def _missing(where: str, split: str, found: dict) -> DataError:
@@ -199,30 +222,3 @@ def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> 
             reports.append(report)
             fingerprints[label] = fingerprint(eval_set.sentences[split])
     return Corpus(checked_train, eval_sets, labels, source, reports, fingerprints)
-
-
-def split_of_every_set(data_cfg, split: str) -> list[tuple[str, list[Sentence], str]]:
-    """(name, sentences, where) of `split` in every evaluation set (every training source, for
-    "train"), cut as the run cut it; only what is asked for is read (ner-evaluate)."""
-    from ner.data.files import read_sentences
-
-    cut = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
-    out = []
-    if data_cfg.name is not None:
-        train = as_list(data_cfg.config) or [None]
-        for config in train if split == "train" else _eval_configs(data_cfg):
-            splits, _, where = read_source(data_cfg, config)
-            if splits.get(split):
-                out.append((str(config or data_cfg.name), splits[split], where))
-    elif split == "train":
-        names, files = training_names(data_cfg), as_list(data_cfg.train_file)
-        out += [
-            (n, read_sentences(f, split), "local files") for n, f in zip(names, files, strict=True)
-        ]
-    elif data_cfg[f"{split}_file"]:
-        path = data_cfg[f"{split}_file"]
-        out.append((eval_set_names(data_cfg)[0], read_sentences(path, split), "local files"))
-    if split == "validation":
-        for name, path in (data_cfg.extra_eval_files or {}).items():
-            out.append((name, read_sentences(path, f"validation {name}"), path))
-    return [(name, sentences[:cut], where) for name, sentences, where in out]

@@ -49,19 +49,27 @@ def _read_lines(path: str | os.PathLike, place: str) -> list[str]:
         raise DataError(f"{place}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{place}: is a directory, expected a file") from None
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    try:
-        text = data[start:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        offset = start + e.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise DataError(
-            f"{place}, line {line}: byte 0x{data[offset]:02X} at byte offset {offset} is not "
-            "valid UTF-8; convert the file to UTF-8 (e.g. `iconv -f WINDOWS-1255 -t UTF-8` "
-            "for Hebrew saved by older Windows tools)"
-        ) from None
+    text = decode_utf8(data, place)
     # Split on "\n" only (not str.splitlines) so line numbers match what editors and grep show.
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def decode_utf8(data: bytes, place: str, first_line: int = 1) -> str:
+    """Strict UTF-8, the one rule for every input read (files here, ner-predict's --file and
+    stdin): a leading BOM is dropped from a file's start (`first_line` 1); a byte that is not
+    UTF-8 is a DataError naming the line (and, in a whole file, the byte offset)."""
+    start = len(_BOM) if first_line == 1 and data.startswith(_BOM) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        offset = start + e.start
+        line = first_line + data.count(b"\n", 0, offset)
+        at = f" at byte offset {offset}" if first_line == 1 else ""
+        raise DataError(
+            f"{place}, line {line}: byte 0x{data[offset]:02X}{at} is not valid UTF-8; convert "
+            "the file to UTF-8 (e.g. `iconv -f WINDOWS-1255 -t UTF-8` for Hebrew saved by older "
+            "Windows tools)"
+        ) from None
 
 
 def _parse_conll(lines: list[str], place: str) -> list[Sentence]:

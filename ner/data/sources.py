@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from ner import LABELS_WIKIANN
-from ner.data.checks import ValidationReport, check_iob2_tags
+from ner.data.checks import check_iob2_tags
 from ner.data.sentences import Sentence
 from ner.errors import DataError
 
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass
-class Splits:
-    sentences: dict[str, list[Sentence]]  # train, validation and (optionally) test
-    labels: list[str]  # label names in id order
-    source: str  # for the card: "unimelb-nlp/wikiann (he)", "demo", file names
-    reports: dict[str, ValidationReport] = field(default_factory=dict)
 
 
 def _from_dataset(name: str, config: str | None) -> tuple[dict[str, list[Sentence]], list[str]]:
@@ -137,15 +128,3 @@ def read_source(data_cfg, config: str | None) -> tuple[dict[str, list[Sentence]]
         if path is not None:
             sentences[split] = read_sentences(path, split)
     return sentences, labels, source
-
-
-def load_splits(data_cfg) -> Splits:
-    """The splits of a one-source config (one configuration or the local files), read, cut
-    and checked as ner/data/corpus.py does for any number of sources; raise DataError on bad input."""
-    from ner.data.corpus import load_corpus
-
-    corpus = load_corpus(data_cfg)
-    [(_, train)] = corpus.train
-    [held_out] = corpus.eval_sets
-    reports = {r.split: r for r in corpus.reports}
-    return Splits({"train": train, **held_out.sentences}, corpus.labels, corpus.source, reports)

@@ -57,13 +57,22 @@ def env_from_environ(environ=os.environ) -> dict[str, int]:
     }
 
 
+def require_cuda(kind: str) -> None:
+    """Refuse trainer.device=cuda on a machine without CUDA, in one line: the config check
+    (ner/run/checks.py, before any work) and `pick_device` both ask here."""
+    if kind == "cuda" and not torch.cuda.is_available():
+        from ner.errors import UserError
+
+        raise UserError(
+            "config: trainer.device=cuda but this machine has no CUDA device; use "
+            "trainer.device=auto or cpu"
+        )
+
+
 def pick_device(kind: str, local_rank: int) -> torch.device:
     """`auto`: cuda:LOCAL_RANK when CUDA is available, else cpu."""
+    require_cuda(kind)
     if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            from ner.errors import UserError
-
-            raise UserError("config: trainer.device=cuda but no CUDA device is available")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")

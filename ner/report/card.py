@@ -4,8 +4,8 @@ The card keeps the form of the reference card (experiments/reference/model_card.
 Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
 per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
 test results and per-entity-type scores. Every number on the card is read from the history or
-from `info`; nothing is computed that the run did not log, so `parse_results_table` can check a
-card against the `log_history.json` it came from.
+from `info`; nothing is computed that the run did not log, so a card can be checked against the
+`log_history.json` it came from (the tests read its table back: tests/card_table.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from ner import metrics
-from ner.config import as_list
-from ner.report.runlog import best_epoch, split_history
+from ner.data.corpus import as_list
+from ner.report.history import best_epoch, split_history
 from ner.report.tables import markdown_table
 
 
@@ -107,46 +107,6 @@ def without_front_matter(card: str) -> str:
         return card
     end = card.index("\n---\n", 3)  # the front matter is YAML: a line "---" cannot occur in it
     return card[end + len("\n---\n") :].lstrip("\n")
-
-
-def parse_results_table(card_text: str) -> list[dict]:
-    """Read the "Training results" table of a card back into log-history-like dicts.
-
-    Each row becomes {"train_loss", "epoch", "step", "eval_loss", "eval_precision",
-    "eval_recall", "eval_f1", "eval_accuracy"}; a "No log" training loss becomes None.
-    """
-    lines = [line.strip() for line in card_text.splitlines()]
-    header = [h for h, _ in results_columns()]
-    start = next(
-        (i for i, line in enumerate(lines) if line.startswith("|") and _cells(line) == header),
-        None,
-    )
-    if start is None:
-        raise ValueError(f"no 'Training results' table with columns {header} in the card")
-    rows = []
-    for number, line in enumerate(lines[start + 2 :], start=start + 3):
-        if not line.startswith("|"):
-            break
-        cells = _cells(line)
-        if len(cells) != len(header):
-            raise ValueError(f"card line {number}: expected {len(header)} cells, got {cells}")
-        row: dict[str, Any] = {}
-        for (_, key), cell in zip(results_columns(), cells, strict=True):
-            if key == "train_loss" and cell == NO_LOG:
-                row[key] = None
-            else:
-                try:
-                    row[key] = int(cell) if key == "step" else float(cell)
-                except ValueError:
-                    raise ValueError(
-                        f"card line {number}: {key} is not a number: {cell!r}"
-                    ) from None
-        rows.append(row)
-    return rows
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def _configs(config) -> str | None:

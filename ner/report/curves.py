@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ner import atomic, metrics
-from ner.report.runlog import best_epoch, split_history
+from ner.report.history import best_epoch, split_history
 
 BEST_COLOR = "tab:red"
 # The curves' colours, in order: the Tableau palette without the best epoch's.

@@ -5,7 +5,7 @@ The log history's entries, in the Trainer's form: train entries (loss, learning_
 step), one eval entry per epoch (eval_<metric>, train_loss), a test entry (test_<metric>) and a
 final entry (train_runtime, best_epoch, best_metric, monitor, lr_schedule). The loop picks the best
 epoch by one rule (ner/metrics.py) and records it in the final entry; readers take it from there
-(`split_history`, `best_epoch`).
+through the history's one reader (ner/report/history.py).
 
 Rank 0 only: on other ranks every method is a no-op. The history is kept in memory (it goes into
 checkpoints, so a resumed run continues the same list) and rewritten atomically after each epoch.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ner.atomic import NO_SPACE, write_json
 from ner.errors import UserError
-from ner.metrics import best_entry, mean_over_sets, names
+from ner.metrics import mean_over_sets, names
 
 
 class RunLog:
@@ -145,55 +145,6 @@ class RunLog:
             if finished and self._session_end is not None:
                 self.tb.file_writer.add_summary(self._session_end)
             self.tb.close()
-
-
-def eval_sets_in(entry: dict) -> list[str]:
-    """The evaluation sets an eval entry holds keys for (a run of several sets), in order."""
-    candidates = [k[5:-3] for k in entry if k.startswith("eval_") and k.endswith("_f1")]
-    return [s for s in candidates if s and all(f"eval_{s}_{m}" in entry for m in names())]
-
-
-def split_history(history: list[dict]) -> tuple[list[dict], list[dict], dict | None, dict | None]:
-    """Split a log history into (train entries, eval entries by epoch, test entry, final entry).
-
-    Train entries keep their logged order. If several test or final entries exist, the last wins
-    (the history is rewritten every epoch, so the last one is the newest).
-    """
-    train, evals, test, final = [], [], None, None
-    for entry in history:
-        if "eval_f1" in entry:
-            evals.append(entry)
-        elif any(key.startswith("test_") for key in entry):
-            test = entry
-        elif "best_epoch" in entry or "train_runtime" in entry:
-            final = entry
-        elif "loss" in entry:
-            train.append(entry)
-    evals.sort(key=lambda e: e["epoch"])
-    epochs = [e["epoch"] for e in evals]
-    duplicated = sorted({e for e in epochs if epochs.count(e) > 1})
-    if duplicated:
-        raise ValueError(f"log history has several eval entries for epoch(s) {duplicated}")
-    return train, evals, test, final
-
-
-def best_epoch(evals: list[dict], final: dict | None) -> tuple[dict, str, float]:
-    """Return (eval entry of the best epoch, monitored key, its value).
-
-    The final entry names the best epoch and the monitored metric; a history without one (a run
-    still in progress) falls back to the epoch with the highest eval_f1.
-    """
-    if final is not None and "best_epoch" in final:
-        monitor = final.get("monitor", "eval_f1")
-        for entry in evals:
-            if entry["epoch"] == final["best_epoch"]:
-                return entry, monitor, float(final.get("best_metric", entry[monitor]))
-        raise ValueError(
-            f"final log entry names best_epoch {final['best_epoch']}, "
-            "but the log history has no eval entry for that epoch"
-        )
-    entry = best_entry(evals, "eval_f1", "max")
-    return entry, "eval_f1", float(entry["eval_f1"])
 
 
 class Printer:

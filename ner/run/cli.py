@@ -1,6 +1,6 @@
 """`ner-train` (and `python -m ner.train`): the command line and Hydra's entry point.
 
-A bad config is one line on stderr and exit status 2, before Hydra starts (ner/run/checks.py precheck).
+A bad config is one line on stderr and exit status 2, before Hydra starts (ner/run/precheck.py).
 `hydra_main` joins the process group, trains (ner/train.py) and tears down. Exit statuses: 0
 done (or nothing to do), 2 a user error (one line; in a multirun, one line per failed job, after
 the other jobs ran), 75 interrupted by a signal after a checkpoint (run the same command to
@@ -20,15 +20,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ner import config, distributed
-from ner.errors import UserError
-from ner.run import rundir
+from ner.errors import EXIT_USER_ERROR, UserError, error_line, exit_on_error
 from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
+from ner.run.stamp import run_stamp
 from ner.train import train
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 config.register()
-OmegaConf.register_new_resolver("ner_run_stamp", rundir.run_stamp, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("ner_run_stamp", run_stamp, use_cache=True, replace=True)
 
 
 failed_jobs: list[int] = []  # jobs of this process's multirun that ended with a UserError
@@ -62,34 +62,29 @@ def hydra_main(cfg: DictConfig) -> float | None:
         e.hand_over()  # submitit's handler requeues the Slurm job
         sys.exit(EXIT_INTERRUPTED)
     except UserError as e:
-        line = f"error: {' '.join(str(e).split())}"
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            line = f"error: job {hydra_cfg.job.num} ({run_dir}): {line[7:]}"
+            line = error_line(f"job {hydra_cfg.job.num} ({run_dir}): {e}")
             if hydra_cfg.launcher._target_ != BASIC_LAUNCHER:
                 raise JobFailed(line) from None  # the launcher reports it and runs the others
             print(line, file=sys.stderr, flush=True)  # in this process: main() exits 2 at the end
             failed_jobs.append(hydra_cfg.job.num)
             return None
-        if env is None or env.is_main:
-            print(line, file=sys.stderr, flush=True)
-        sys.exit(2)
+        sys.exit(exit_on_error(e, speak=env is None or env.is_main))
     finally:
         distributed.teardown()
 
 
 def main() -> None:
     """Console script `ner-train`: a bad config is one line on stderr and exit status 2."""
-    from ner.run.checks import HYDRA_FLAGS, precheck
+    from ner.run.precheck import HYDRA_FLAGS, precheck
 
     if not HYDRA_FLAGS & {a.split("=")[0] for a in sys.argv[1:]}:  # those modes are Hydra's
         problem = precheck(sys.argv[1:], CONF_DIR)
         if problem:
-            if distributed.env_from_environ()["rank"] == 0:
-                print(f"error: {problem}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(exit_on_error(problem, speak=distributed.env_from_environ()["rank"] == 0))
     hydra_main()
     if failed_jobs:  # a multirun whose other jobs ran
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

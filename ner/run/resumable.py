@@ -1,6 +1,7 @@
-"""Whether a checkpoint can go on as this run, beyond its config (ner/config.py
+"""Whether a checkpoint can go on as this run, beyond its config (ner/keys.py
 computed_differences): the same global batch, the same data; and what a finished run's rerun
-says. ner/run/rundir.py asks these before it accepts a run, so a refusal writes nothing.
+says. ner/run/start.py and rundir.py ask these before the run is accepted, so a refusal writes
+nothing.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
-"""The run directory: its name, its owner, where a run starts in it, and a record of each attempt.
+"""The run directory: its owner, where a run starts in it, and a record of each attempt.
 
-Name. Hydra names the run directory when each process starts (`hydra.run.dir`). Its default
-stamp, `${now:...}`, is read separately by every rank of a job and can differ by a second, so
-each rank would write its own directory. `${ner_run_stamp:}` gives every process of a job the
-same stamp: `NER_RUN_STAMP` when set; under torchrun on one node the start time of the torchrun
-agent (a restarted worker finds the same directory); under torchrun on several nodes the
-rendezvous id; under srun without torchrun `slurm/<job id>.<step id>` (a requeued job finds its
-directory again); otherwise now. A stamp made from a start time ends with the id of the process
-that started then (the job itself, or its torchrun agent): jobs started in the same second (`for s
-in 1 2 3; do ner-train seed=$s & done`) each get their own directory.
-
-Acceptance. A run first takes the directory (ner/run/lock.py), then decides where it starts:
-fresh, from a checkpoint, or not at all (a finished run with nothing left to do). A run that is
-refused (another run holds the directory, `trainer.resume=never` over a checkpoint, a checkpoint
-made with another configuration) changes no byte of the directory. An accepted run records its
-attempt before anything else (the layout: ner/run/layout.py).
+Its name comes from `${ner_run_stamp:}` (ner/run/stamp.py). A run first takes the directory
+(ner/run/lock.py), then decides where it starts: fresh, from a checkpoint, or not at all (a
+finished run with nothing left to do; ner/run/start.py). A run that is refused (another run holds
+the directory, `trainer.resume=never` over a checkpoint, a checkpoint made with another
+configuration) changes no byte of the directory. An accepted run records its attempt before
+anything else (the layout: ner/run/layout.py).
 """
 
 from __future__ import annotations
@@ -22,64 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 
-from ner import checkpoint, config, distributed
-from ner.atomic import human, read_json, remove_orphans, write_json, write_text
-from ner.distributed import slurm
-from ner.errors import UserError, counted
+from ner import checkpoint, distributed
+from ner.atomic import human, remove_orphans, write_json, write_text
+from ner.errors import UserError
 from ner.run import layout, resumable
-from ner.run.lock import Lock, process_start
+from ner.run.lock import Lock
 from ner.run.preemption import Interrupted
 from ner.run.provenance import framework_versions, git_commit, launch_command
-
-STAMP_FORMAT = "%Y-%m-%d/%H-%M-%S"
-
-
-def run_stamp(environ=os.environ) -> str:
-    """The same string on every process of one job (see the module docstring)."""
-    if environ.get("NER_RUN_STAMP"):
-        return environ["NER_RUN_STAMP"]
-    if "TORCHELASTIC_RUN_ID" not in environ:
-        if (slurm_step := slurm.job_step(environ)) is not None:
-            job, step = slurm_step
-            return f"slurm/{job}.{step}"
-        return f"{dt.datetime.now().strftime(STAMP_FORMAT)}-{os.getpid()}"
-    world = int(environ.get("WORLD_SIZE", 1))
-    local_world = int(environ.get("LOCAL_WORLD_SIZE", world))
-    if world > local_world:  # several nodes
-        run_id = environ["TORCHELASTIC_RUN_ID"]
-        if run_id in ("", "none"):
-            raise UserError(
-                "run dir: a multi-node torchrun job needs a shared name: pass --rdzv-id=NAME to "
-                "torchrun or hydra.run.dir=DIR to ner.train"
-            )
-        return f"torchrun/{run_id}"
-    agent = os.getppid()
-    ticks = process_start(agent)
-    if ticks is None:
-        return f"torchrun/{environ['TORCHELASTIC_RUN_ID']}"
-    boot = next(
-        int(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime")
-    )
-    agent_start = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
-    return f"{agent_start.strftime(STAMP_FORMAT)}-{agent}"
-
-
-@dataclass
-class Start:
-    """Where an accepted run starts: "fresh", "resume" (from `path`), or "finished"."""
-
-    kind: str
-    path: Path | None = None
-    checkpoint: dict | None = None
-    result: dict | None = None  # result.json of the run's finished attempt, if one finished
+from ner.run.start import Start, decide
 
 
 class RunDir:
@@ -124,7 +69,7 @@ class RunDir:
         shared = None
         if self.env.is_main:
             try:
-                decision = _decide(cfg, self.path, self.env.world_size)
+                decision = decide(cfg, self.path, self.env.world_size)
                 shared = (decision.kind, decision.path, decision.result)
             except UserError as e:
                 shared = decision = e
@@ -266,84 +211,3 @@ def _hydra_files(cfg) -> dict[str, str] | None:
         "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra})),
         "overrides.yaml": OmegaConf.to_yaml(hydra.overrides.task),
     }
-
-
-def _decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
-    mode = cfg.trainer.resume
-    last = run_dir / "checkpoints" / "last.pt"
-    if mode in ("auto", "never") and not last.exists():
-        finished = _finished_without_last(cfg, run_dir, mode)
-        if finished is not None:
-            return finished
-    if mode == "never":
-        if last.exists():
-            raise UserError(
-                f"run dir {run_dir} already holds a checkpoint ({last}); with trainer.resume=never "
-                "it would be overwritten: choose another hydra.run.dir, or trainer.resume=auto"
-            )
-        return Start("fresh")
-    if mode == "auto" and not last.exists():
-        return Start("fresh")
-    path = last if mode == "auto" else Path(mode)
-    ckpt = checkpoint.load_resumable(path)
-    saved = yaml.safe_load(ckpt["config"])
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs", *resumable.BATCH_SPLIT))
-    if diff and mode == "auto":
-        raise UserError(
-            f"checkpoint {path} was made with another configuration ({'; '.join(diff[:5])}"
-            f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
-        )
-    resumable.check_global_batch(saved, len(ckpt["rng"]), cfg, world_size, path)  # on any path
-    if diff:  # an explicit path: continuing under new settings is the user's choice
-        print(f"warning: resuming {path} with changed settings: {'; '.join(diff)}", file=sys.stderr)
-    progress = ckpt["progress"]
-    if cfg.trainer.epochs < progress["epoch"] and mode == "auto":
-        raise UserError(
-            f"config: trainer.epochs={cfg.trainer.epochs}, but checkpoint {path} has already "
-            f"completed {counted(progress['epoch'], 'epoch')}; a run can be extended, not shortened"
-        )
-    result = read_json(run_dir / "result.json")
-    patience = cfg.trainer.early_stopping_patience
-    done = progress["epoch"] >= cfg.trainer.epochs or (
-        patience and progress["evals_without_improvement"] >= patience
-    )
-    if not (isinstance(result, dict) and result.get("status") == "finished"):
-        result = None
-    if mode == "auto" and done and result:
-        return Start("finished", path, ckpt, result)
-    return Start("resume", path, ckpt, result if mode == "auto" else None)
-
-
-def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
-    """A finished run whose last.pt trainer.keep_checkpoints removed: the same command does
-    nothing (its newest attempt's config stands for the checkpoint's); what would need last.pt
-    (another configuration, more epochs, trainer.resume=never) is refused in one line."""
-    result = read_json(run_dir / "result.json")
-    config_file = layout.launch_file(run_dir, "config.yaml")
-    finished = isinstance(result, dict) and result.get("status") == "finished"
-    if not (finished and config_file.is_file()):
-        return None
-    saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    kept = saved.get("trainer", {}).get("keep_checkpoints", "all")
-    where = (
-        f"run dir {run_dir} holds a finished run without checkpoints/last.pt (removed after it "
-        f"finished: trainer.keep_checkpoints={kept})"
-    )
-    if mode == "never":
-        raise UserError(
-            f"{where}; with trainer.resume=never it would be overwritten: choose "
-            "another hydra.run.dir"
-        )
-    diff = config.computed_differences(saved, cfg, ("trainer.epochs",))
-    if diff:
-        raise UserError(
-            f"{where}, made with another configuration ({'; '.join(diff[:5])}"
-            f"{'; ...' if len(diff) > 5 else ''}): choose another hydra.run.dir for a new run"
-        )
-    epochs = saved["trainer"]["epochs"]
-    if cfg.trainer.epochs != epochs:
-        raise UserError(
-            f"{where}: it ran trainer.epochs={epochs} and cannot be extended or shortened to "
-            f"{cfg.trainer.epochs}; train a new run in another hydra.run.dir"
-        )
-    return Start("finished", result=result)

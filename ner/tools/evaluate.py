@@ -15,6 +15,9 @@ checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 `token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
 analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
 predicted tagging). A user error prints one line on stderr and exits with status 2.
+
+The sets are read as training reads them (ner.data.corpus.load_corpus); the summary and the
+predictions file are written by ner/tools/eval_output.py.
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ from ner.batching import Collator
 from ner.config import DataConfig
 from ner.data.checks import validate_split
 from ner.data.sentences import Sentence
-from ner.errors import UserError
+from ner.errors import UserError, exit_on_error
 from ner.evaluate import evaluate
 from ner.features import encode_split
-from ner.report.tables import markdown_table
 from ner.tools import trained
+from ner.tools.eval_output import summary, write_predictions
 
 SPLIT_CHOICES = ("validation", "test", "train")
 
@@ -85,9 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
     """(name, sentences, source) of every set to score, checked against the model's labels:
-    the files, the configurations, or the run's own evaluation sets (cut as the run cut them,
-    so the numbers match its log)."""
-    from ner.data.corpus import split_of_every_set
+    the files, the configurations, or the run's own evaluation sets (read, cut and checked by
+    ner.data.corpus.load_corpus, as training read them, so the numbers match its log)."""
+    from ner.data.corpus import REQUIRED, load_corpus
     from ner.data.files import read_sentences
     from ner.data.sources import SPLITS
 
@@ -109,10 +112,8 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
         ]
     else:
         if args.data_name:
-            configs = args.data_config or [None]
-            config = configs[0] if len(configs) == 1 else configs
             data_cfg = OmegaConf.structured(
-                DataConfig(name=args.data_name, config=config, on_error=on_error)
+                DataConfig(name=args.data_name, config=args.data_config, on_error=on_error)
             )
         elif loaded.cfg is not None:
             data_cfg = loaded.cfg.data  # the run's own: the same sentences its log was made on
@@ -121,9 +122,11 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
                 f"{loaded.path}: an exported model outside a run directory has no data "
                 "settings; give --data-file PATH or --data-name NAME"
             )
-        sets = split_of_every_set(data_cfg, args.split)
+        # Other data than the run's need not have the splits a run trains on.
+        corpus = load_corpus(data_cfg, () if args.data_name else REQUIRED)
+        sets = corpus.split(args.split)
         if not sets:
-            have = [s for s in SPLITS if s != args.split and split_of_every_set(data_cfg, s)]
+            have = [s for s in SPLITS if s != args.split and corpus.split(s)]
             raise UserError(
                 f"data {data_cfg.name or 'local files'}: no {args.split} split "
                 f"(splits: {', '.join(have)})"
@@ -173,35 +176,6 @@ def check_writable(args: argparse.Namespace, output: Path | None, env) -> None:
         raise problem
 
 
-def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
-    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
-    with open(path, "w", encoding="utf-8") as f:
-        for sentence, tags in zip(sentences, pred, strict=True):
-            for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
-                # A tab or line break inside a token would break the columns and lines.
-                token = re.sub(r"[\t\r\n]", " ", token)
-                f.write(f"{token}\t{gold}\t{p}\n")
-            f.write("\n")
-
-
-def summary(metrics: dict) -> str:
-    """One set: its scores and per-type table; several: one table, a row per set and the mean."""
-    if "sets" in metrics:
-        return sets_summary(metrics)
-    lines = [
-        f"{_what(metrics)} on {_where(metrics)}: "
-        f"{metrics['sentences']} sentences, {metrics['words']} words",
-        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
-        f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
-    ]
-    for name, r in metrics["per_type"].items():
-        lines.append(
-            f"  {name:<8}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
-            f"{r['support']:>10}"
-        )
-    return "\n".join(lines)
-
-
 def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> dict:
     """Windows as in training, then ner.evaluate.evaluate, sharded over the processes."""
     label_id = {name: i for i, name in enumerate(loaded.labels)}
@@ -221,33 +195,6 @@ def score(args, loaded: trained.Loaded, sentences: list[Sentence], env, out) -> 
         loaded.model, features, gold, loaded.labels, batch_size, collate, env, loaded.precision
     )
     return {"sentences": len(gold), "words": sum(len(g) for g in gold), **result}
-
-
-def _what(metrics: dict) -> str:
-    """The model scored: target (checkpoint, and the epoch and step it was saved at)."""
-    at = metrics["checkpoint"]
-    if metrics["epoch"] is not None:
-        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
-    return f"{metrics['target']} ({at})"
-
-
-def _where(metrics: dict) -> str:
-    """The data and its split; a file given with --data-file is named alone (split: null)."""
-    split = metrics["split"]
-    return str(metrics["data"]) + (f", split {split}" if split else "")
-
-
-def sets_summary(metrics: dict) -> str:
-    columns = registry.METRICS
-    rows = [
-        [name, str(r["sentences"]), *(f"{r[m.name]:.4f}" for m in columns)]
-        for name, r in metrics["sets"].items()
-    ]
-    n = sum(r["sentences"] for r in metrics["sets"].values())
-    rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
-    header = ["set", "sentences", *(m.label for m in columns)]
-    split = f", split {metrics['split']}" if metrics["split"] else ""
-    return f"{_what(metrics)}{split}:\n" + markdown_table(header, rows)
 
 
 def run(args: argparse.Namespace, env: distributed.Env) -> dict:
@@ -313,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         run(args, env)
         return 0
     except UserError as e:
-        if env is None or env.is_main:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+        return exit_on_error(e, speak=env is None or env.is_main)
     finally:
         distributed.teardown()
 

@@ -31,7 +31,8 @@ from transformers.utils import logging as hf_logging
 
 from ner import distributed
 from ner.batching import Collator
-from ner.errors import UserError
+from ner.data.files import decode_utf8
+from ner.errors import UserError, exit_on_error
 from ner.evaluate import predict_features
 from ner.features import encode_split, gather_word_predictions
 from ner.tools import trained
@@ -107,19 +108,6 @@ def format_text(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _decode(data: bytes, place: str, first_line: int = 1) -> str:
-    """Strict UTF-8 (a leading BOM is dropped); an error names the line and the byte."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = first_line + data.count(b"\n", 0, e.start)
-        raise UserError(
-            f"{place}, line {line}: byte 0x{data[e.start]:02X} is not valid UTF-8; convert the "
-            "input to UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff") if first_line == 1 else text
-
-
 def _lines(text: str) -> list[str]:
     """Lines split on "\\n" only (not str.splitlines, which also splits on U+2028 and others)."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
@@ -136,13 +124,13 @@ def input_lines(args: argparse.Namespace) -> Iterator[str]:
             data = Path(args.file).read_bytes()
         except OSError as e:
             raise UserError(f"{args.file}: cannot read ({e.strerror})") from None
-        yield from _lines(_decode(data, args.file))
+        yield from _lines(decode_utf8(data, args.file))
     else:
         if sys.stdin.isatty():  # a terminal: say what the silence waits for
             print(STDIN_HINT, file=sys.stderr, flush=True)
         # Line by line, so output can follow input through a pipe.
         for number, raw in enumerate(sys.stdin.buffer, start=1):
-            yield _decode(raw, "stdin", number).removesuffix("\n").removesuffix("\r")
+            yield decode_utf8(raw, "stdin", number).removesuffix("\n").removesuffix("\r")
 
 
 def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -196,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     sys.stdout.write(format_text(r) + "\n")
             sys.stdout.flush()
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+        return exit_on_error(e)
     return 0
 
 

@@ -29,10 +29,10 @@ from typing import Any
 import yaml
 
 from ner.atomic import read_json
-from ner.errors import UserError
+from ner.errors import UserError, exit_on_error
 from ner.metrics import best_entry, mode_of
+from ner.report.history import eval_entries, eval_sets_in, is_test
 from ner.report.run_tables import report, scores
-from ner.report.runlog import eval_sets_in
 from ner.report.tables import FORMATS
 from ner.run.layout import launch_file
 
@@ -125,8 +125,8 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     history = read_json(job / "log_history.json")
     epochs_known = isinstance(history, list)  # else missing or being rewritten
     history = [e for e in history if isinstance(e, dict)] if epochs_known else []
-    evals = [e for e in history if any(str(k).startswith("eval_") for k in e)]
-    tests = [e for e in history if "test_f1" in e]
+    evals = eval_entries(history)
+    tests = [e for e in history if is_test(e)]
 
     row: dict[str, Any] = {"job": str(job.relative_to(root)), "overrides": read_overrides(job)}
     broken = [job / n for n, r in (("result.json", result), ("error.json", error)) if r is None]
@@ -198,8 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path:
                 path.write_text(report(args.dir, rows, args.monitor, fmt, args.all))
     except (UserError, OSError) as e:
-        print(f"ner-report: {e}", file=sys.stderr)
-        return 2
+        return exit_on_error(e)
     sys.stdout.write(text)
     return 0
 

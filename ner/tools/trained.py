@@ -4,8 +4,10 @@ an exported Hugging Face directory.
 - A run directory (it holds `checkpoints/`): weights from `checkpoints/<name>.pt` (`best` by
   default), the configuration saved inside that checkpoint (the resolved config the weights were
   trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
-  model), else `best_model/`'s, else the configured model's. A finished run whose checkpoints
-  trainer.keep_checkpoints=none removed is read from its `best_model/`.
+  model), else `best_model/`'s, else the configured model's. A saved config is read through the
+  schema (ner.keys.saved_config), so a key added since an old run reads as its default. A
+  finished run whose checkpoints trainer.keep_checkpoints=none removed is read from its
+  `best_model/`.
 - A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
 - An exported directory (`<run>/best_model`, or any token-classification model with
   `config.json`): weights, tokenizer and labels (`config.id2label`) from the directory. When it
@@ -21,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ner import checkpoint as ckpt_io
 from ner.config import ModelConfig
 from ner.data.checks import parse_labels
 from ner.errors import UserError
+from ner.keys import saved_config
 from ner.model import build_model, load_export, model_config, window_length
 from ner.run.layout import launch_file
 from ner.tokenizer import load_tokenizer
@@ -107,19 +110,21 @@ def load(
 
 
 def run_config(run_dir: Path) -> DictConfig | None:
-    """The run's config as its newest attempt was launched (ner/run/layout.py), or None."""
+    """The run's config as its newest attempt was launched (ner/run/layout.py), read through
+    the schema (ner.keys.saved_config: keys added since read as their defaults), or None."""
     file = launch_file(run_dir, "config.yaml")
     if not file.is_file():
         return None
-    return OmegaConf.load(file)
+    return saved_config(file.read_text(encoding="utf-8"))
 
 
 def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
     ckpt = ckpt_io.load(file)
     labels = list(ckpt["labels"])
-    # The config saved with the weights is the one they were trained with (resolved).
+    # The config saved with the weights is the one they were trained with (resolved), read
+    # through the schema as run_config reads a run's.
     if ckpt.get("config"):
-        cfg = OmegaConf.create(ckpt["config"])
+        cfg = saved_config(ckpt["config"])
     else:
         cfg = run_config(run_dir) if run_dir is not None else None
     if cfg is None:

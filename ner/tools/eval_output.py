@@ -1,0 +1,68 @@
+"""What `ner-evaluate` prints and writes besides the metrics JSON: the summary a person reads
+(one set's scores and per-type table, or one row per set and their mean) and the predictions
+file (`token<TAB>gold<TAB>predicted` per word). Moved out of ner/tools/evaluate.py, which reads
+the sets and scores them."""
+
+from __future__ import annotations
+
+import re
+
+from ner import metrics as registry
+from ner.data.sentences import Sentence
+from ner.report.tables import markdown_table
+
+
+def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
+    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
+    with open(path, "w", encoding="utf-8") as f:
+        for sentence, tags in zip(sentences, pred, strict=True):
+            for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
+                # A tab or line break inside a token would break the columns and lines.
+                token = re.sub(r"[\t\r\n]", " ", token)
+                f.write(f"{token}\t{gold}\t{p}\n")
+            f.write("\n")
+
+
+def summary(metrics: dict) -> str:
+    """One set: its scores and per-type table; several: one table, a row per set and the mean."""
+    if "sets" in metrics:
+        return sets_summary(metrics)
+    lines = [
+        f"{_what(metrics)} on {_where(metrics)}: "
+        f"{metrics['sentences']} sentences, {metrics['words']} words",
+        "  ".join(f"{m.label} {metrics[m.name]:.4f}" for m in registry.METRICS),
+        f"  {'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name, r in metrics["per_type"].items():
+        lines.append(
+            f"  {name:<8}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
+            f"{r['support']:>10}"
+        )
+    return "\n".join(lines)
+
+
+def _what(metrics: dict) -> str:
+    """The model scored: target (checkpoint, and the epoch and step it was saved at)."""
+    at = metrics["checkpoint"]
+    if metrics["epoch"] is not None:
+        at += f", epoch {metrics['epoch']:g}, step {metrics['step']}"
+    return f"{metrics['target']} ({at})"
+
+
+def _where(metrics: dict) -> str:
+    """The data and its split; a file given with --data-file is named alone (split: null)."""
+    split = metrics["split"]
+    return str(metrics["data"]) + (f", split {split}" if split else "")
+
+
+def sets_summary(metrics: dict) -> str:
+    columns = registry.METRICS
+    rows = [
+        [name, str(r["sentences"]), *(f"{r[m.name]:.4f}" for m in columns)]
+        for name, r in metrics["sets"].items()
+    ]
+    n = sum(r["sentences"] for r in metrics["sets"].values())
+    rows.append(["mean", str(n), *(f"{metrics[m.name]:.4f}" for m in columns)])
+    header = ["set", "sentences", *(m.label for m in columns)]
+    split = f", split {metrics['split']}" if metrics["split"] else ""
+    return f"{_what(metrics)}{split}:\n" + markdown_table(header, rows)
