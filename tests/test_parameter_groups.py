@@ -11,8 +11,9 @@ import transformers
 from conftest import QUICK, compose, train_in_process
 from transformers import AutoModelForTokenClassification
 
-from ner.config import ModelConfig, OptimConfig, computed_differences
+from ner.config import ModelConfig, OptimConfig
 from ner.errors import UserError
+from ner.keys import computed_differences, saved_config
 from ner.model import depths, freeze
 from ner.optimization import (
     build_optimizer,
@@ -186,8 +187,9 @@ def test_a_checkpoint_with_other_groups_is_refused_in_one_line():
     check_groups(optimizer, optimizer.state_dict(), "last.pt")
 
 
-def test_a_run_saved_before_the_keys_existed_computes_as_before():
-    """A saved config without the new keys reads them as their defaults: nothing differs."""
+def test_a_run_saved_before_the_keys_existed_computes_and_evaluates_as_before():
+    """A saved config without the new keys reads them as their defaults (resume compares with
+    it; ner-evaluate builds the model from it): nothing differs, nothing is frozen."""
     from omegaconf import OmegaConf
 
     from ner.config import Config
@@ -201,6 +203,12 @@ def test_a_run_saved_before_the_keys_existed_computes_as_before():
         for name in names:
             del saved[section][name]
     assert computed_differences(saved, cfg) == []
+    read = saved_config(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    assert (read.optim.head_lr, read.optim.layer_decay) == (None, None)
+    assert (read.model.freeze_embeddings, read.model.freeze_layers) == (False, 0)
+    model = tiny("xlm-roberta")
+    freeze(model, read.model)
+    assert all(p.requires_grad for p in model.parameters())
     cfg.optim.layer_decay = 0.9
     assert computed_differences(saved, cfg) == ["optim.layer_decay: None -> 0.9"]
     defaults = (ModelConfig(), OptimConfig())
