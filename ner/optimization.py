@@ -8,8 +8,8 @@ lowest layer (ELECTRA's _get_layer_lrs has these ratios; it also puts its head t
 the top layer, where here the head has head_lr, or lr); frozen parameters (model.freeze_*) are in
 no group. Parameters of equal settings share a group, in the model's order, so the defaults make
 the one group of every parameter that checkpoints saved before parameter groups existed hold.
-The schedule scales each group's own peak learning rate. It is transformers' linear schedule: warm-up from 0 over `optim.warmup_steps`, then linear decay to 0 at
-the last step. The schedule is a function of the step alone (its state is the step count), so a
+The schedule scales each group's own peak learning rate. It is transformers' linear schedule:
+warm-up from 0 over `optim.warmup_steps`, then linear decay to 0 at the last step. The schedule is a function of the step alone (its state is the step count), so a
 run extended with more epochs follows the schedule planned for the new total from where it is.
 """
 
