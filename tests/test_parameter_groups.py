@@ -285,6 +285,13 @@ def test_frozen_weights_stay_byte_identical_and_a_resume_equals_the_run_never_st
         else:
             assert not torch.equal(after, before), f"{name} trained"
     trainable = sum(1 for p in start.parameters() if p.requires_grad)  # the optimizer holds these
+    card = (tmp_path / "full/README.md").read_text()
+    for line in (
+        "head_learning_rate: 0.01",
+        "layer_decay: 0.5",
+        "frozen: embeddings and encoder layers 1-1",
+    ):
+        assert f"\n- {line}\n" in card, line
     assert len(last["optimizer"]["state"]) == trainable < len(list(start.parameters()))
 
     train_in_process(tmp_path / "cut", [*FROZEN, "trainer.stop_after_steps=14"])
