@@ -233,7 +233,7 @@ def test_the_card_lists_the_knobs_that_are_on_and_the_dashboard_every_one():
     cfg.model.freeze_embeddings, cfg.model.freeze_layers = True, 1
     card = card_hyperparameters(cfg, Env())
     assert (card["head_learning_rate"], card["layer_decay"]) == (1e-2, 0.9)
-    assert card["frozen"] == "embeddings and encoder layers 1-1"
+    assert card["frozen"] == "embeddings and encoder layer 1"
     assert card["optimizer"].endswith(
         "decoupled weight decay 0.01 (not on biases and norm weights)"
     )
@@ -289,7 +289,7 @@ def test_frozen_weights_stay_byte_identical_and_a_resume_equals_the_run_never_st
     for line in (
         "head_learning_rate: 0.01",
         "layer_decay: 0.5",
-        "frozen: embeddings and encoder layers 1-1",
+        "frozen: embeddings and encoder layer 1",
     ):
         assert f"\n- {line}\n" in card, line
     assert len(last["optimizer"]["state"]) == trainable < len(list(start.parameters()))

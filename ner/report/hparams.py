@@ -40,7 +40,8 @@ def _frozen(m) -> str | None:
     """What model.freeze_* freeze, for the card; None when nothing is frozen."""
     parts = ["embeddings"] if m.freeze_embeddings else []
     if m.freeze_layers:
-        parts.append(f"encoder layers 1-{m.freeze_layers}")
+        n = m.freeze_layers
+        parts.append(f"encoder layers 1-{n}" if n > 1 else "encoder layer 1")
     return " and ".join(parts) or None
 
 
