@@ -33,6 +33,7 @@ import torch
 
 from ner import atomic, distributed
 from ner.errors import UserError, counted
+from ner.optimization import check_groups
 from ner.progress import Progress
 from ner.rng import set_rng_state
 
@@ -264,6 +265,7 @@ class TrainState:
         size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
         self.model.load_state_dict(ckpt["model"])
+        check_groups(self.optimizer, ckpt["optimizer"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])

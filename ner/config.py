@@ -109,6 +109,10 @@ class ModelConfig:
     # The token-classification head, a name in ner/heads.py HEADS: `linear` is the stock
     # classifier (an export loads with AutoModelForTokenClassification and pipeline).
     head: str = "linear"
+    # Freeze (requires_grad false: no gradient, no optimizer state; saved and exported as they
+    # are) the embeddings (every encoder parameter outside its layers) and the lowest N layers.
+    freeze_embeddings: bool = False
+    freeze_layers: int = key(0, at_least=0)
     # Shape of the tiny model, used only when name_or_path is null.
     hidden_size: int = 64
     num_layers: int = 2
@@ -165,8 +169,13 @@ class OptimConfig:
     lr: float = recipe(2e-5, 3e-3, above=0)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = key(1e-8, above=0)
-    # Decoupled weight decay (AdamW); 0 makes it plain Adam, as in the reference card.
+    # Decoupled weight decay (AdamW), never on biases and norm weights; 0: plain Adam (the card).
     weight_decay: float = key(0.0, at_least=0)
+    # The head's peak learning rate; null: lr.
+    head_lr: float | None = key(None, above=0)
+    # Layer-wise decay: encoder layer l of L at lr * layer_decay^(L-l), the embeddings at
+    # lr * layer_decay^L (ner/optimization.py); null: every encoder parameter at lr.
+    layer_decay: float | None = key(None, above=0)
     # Linear warm-up from 0, in optimizer steps, then linear decay to 0 at the last step.
     warmup_steps: int = recipe(0, 20, at_least=0)
     # Gradient-norm clipping; 0 turns it off. 1.0 is the Hugging Face Trainer default.

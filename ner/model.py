@@ -6,7 +6,9 @@ run's labels. `build_model` makes the model from it: with the pretrained weights
 without weights when a checkpoint's state dict follows. `load_export` reads an exported model
 directory. The head is a named part (ner/heads.py); `window_length` is the one rule for how many
 sub-tokens a window holds (`position_limit`: what the model's positions allow); `encoder_family`
-names the encoder for people.
+names the encoder for people. `depths` places each parameter in the encoder's stack (embeddings,
+layer 1..L, head), found from the model's structure: layer-wise learning rates
+(ner/optimization.py) and freezing (`freeze`: model.freeze_embeddings, model.freeze_layers) read it.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def build_model(
             raise cannot_load("the weights", model_cfg.name_or_path, e) from e
     else:
         model = AutoModelForTokenClassification.from_config(config)
-    return heads.attach(model, model_cfg.head)
+    model = heads.attach(model, model_cfg.head)
+    freeze(model, model_cfg)
+    return model
 
 
 def load_export(directory: Path) -> torch.nn.Module:
@@ -169,3 +173,58 @@ def window_length(
     limit = tokenizer.model_max_length
     length = min(limit, DEFAULT_WINDOW) if limit and limit < 10**6 else DEFAULT_WINDOW
     return min(length, positions) if positions is not None else length
+
+
+def encoder_layers(model: torch.nn.Module, key: str) -> torch.nn.ModuleList:
+    """The encoder's stack of layers, bottom first: the one ModuleList of num_hidden_layers
+    modules under the base model (BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa: encoder.layer;
+    DistilBERT: transformer.layer), found by structure, not by name. `key` names the config key
+    that needs it, in the one-line refusal of a model where it cannot be found."""
+    base, n = model.base_model, getattr(model.config, "num_hidden_layers", None)
+    modules = base.named_modules() if base is not model else []  # no base model: no head apart
+    found = [(name, m) for name, m in modules if isinstance(m, torch.nn.ModuleList) and len(m) == n]
+    outermost = [
+        (name, m) for name, m in found if not any(name.startswith(f"{o}.") for o, _ in found)
+    ]
+    if len(outermost) != 1:
+        raise UserError(
+            f"config: {key}: cannot find the encoder layers of this {encoder_family(model.config)} "
+            f"model ({len(outermost)} lists of its {n} layers under its base model); leave {key} "
+            "at its default for it"
+        )
+    return outermost[0][1]
+
+
+def depths(model: torch.nn.Module, key: str) -> dict[str, int | None]:
+    """Parameter name -> its place in the encoder's stack: 0 for the embeddings (every parameter
+    of the base model outside its layers: the embedding tables and their norm, ELECTRA's
+    embedding projection, DeBERTa's shared relative-position table), l for layer l of L (1 at the
+    bottom), None for the head (every parameter outside the base model: the classifier)."""
+    layers = encoder_layers(model, key)
+    in_layer = {id(p): depth for depth, layer in enumerate(layers, 1) for p in layer.parameters()}
+    base = {id(p) for p in model.base_model.parameters()}
+    return {
+        name: in_layer.get(id(p), 0) if id(p) in base else None
+        for name, p in model.named_parameters()
+    }
+
+
+def freeze(model: torch.nn.Module, model_cfg) -> None:
+    """model.freeze_embeddings and model.freeze_layers: the embeddings (depth 0 of `depths`) and
+    the lowest N encoder layers get requires_grad False: no gradient, no optimizer state (the
+    optimizer leaves them out); the checkpoint and the export still hold them, as trained."""
+    frozen_depth = model_cfg.freeze_layers
+    if not model_cfg.freeze_embeddings and not frozen_depth:
+        return
+    key = "model.freeze_layers" if frozen_depth else "model.freeze_embeddings"
+    place = depths(model, key)
+    n = model.config.num_hidden_layers
+    if frozen_depth > n:
+        raise UserError(
+            f"config: model.freeze_layers={frozen_depth} is more than the {n} layers of the "
+            f"encoder; set model.freeze_layers<={n}"
+        )
+    lowest = 0 if model_cfg.freeze_embeddings else 1
+    for name, p in model.named_parameters():
+        if place[name] is not None and lowest <= place[name] <= frozen_depth:
+            p.requires_grad_(False)

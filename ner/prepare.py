@@ -138,8 +138,12 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         eval_sets.append(encoded)
     model = build_model(cfg.model, architecture, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # model.freeze_*
     name = cfg.model.name_or_path or "tiny XLM-R (random init)"
-    say(f"model: {name}, {n_params / 1e6:.2f}M parameters")
+    say(
+        f"model: {name}, {n_params / 1e6:.2f}M parameters"
+        + (f", {frozen / 1e6:.2f}M of them frozen" if frozen else "")
+    )
     return Prepared(
         corpus,
         corpus.labels,

@@ -30,7 +30,7 @@ from ner.evaluate import evaluate, training_mean
 from ner.finish import finish
 from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
-from ner.optimization import follow
+from ner.optimization import follow, logged_lr
 from ner.prepare import on_device, prepare, training_state
 from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters
@@ -206,7 +206,7 @@ class TrainingRun:
         p, t = self.state.progress, self.t
         if p.global_step % t.log_every == 0:
             loss = self.losses.window_mean(p, self.env)
-            lr = self.state.scheduler.get_last_lr()[0]
+            lr = logged_lr(self.state.scheduler, self.cfg.optim.lr)
             self.log.train(p.global_step, p.epochs_done(self.per_epoch), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")
             self.say.step(self.progress_line(loss, lr), t.progress)

@@ -30,14 +30,29 @@ def step_losses(history: list[dict]) -> list[float]:
     return [e["loss"] for e in history if "learning_rate" in e]
 
 
-def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path):
+# Parameter groups and freezing together (issue 20): the head at its own lr, the embeddings at
+# lr * 0.8^2 below a frozen layer 1 (the gradient passes through it), weight decay but not on
+# biases and norm weights.
+GROUPS = [
+    "optim.head_lr=1e-2",
+    "optim.layer_decay=0.8",
+    "optim.weight_decay=0.01",
+    "model.freeze_layers=1",
+]
+
+
+@pytest.mark.parametrize("knobs", [[], GROUPS], ids=["plain", "groups-and-freezing"])
+def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
     """torchrun with 2 ranks x batch 4 == 1 process x batch 8: losses, weights and metrics."""
-    out = torchrun(2, [*NO_DROPOUT, "trainer.batch_size=4"], cwd=tmp_path)
+    out = torchrun(2, [*NO_DROPOUT, *knobs, "trainer.batch_size=4"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     [two] = run_dirs(tmp_path / "outputs")  # one directory for the whole job, not one per rank
     assert "world size 2 x per-rank batch 4 x accumulation 1 = global batch 8" in out.stdout
     assert out.stdout.count("epoch 1: train loss") == 1  # rank 0 alone prints
-    _, one_history = train_in_process(tmp_path / "one", [*NO_DROPOUT, "trainer.batch_size=8"])
+    assert ("M of them frozen" in out.stdout) is bool(knobs)
+    _, one_history = train_in_process(
+        tmp_path / "one", [*NO_DROPOUT, *knobs, "trainer.batch_size=8"]
+    )
     two_history = json.loads((two / "log_history.json").read_text())
 
     assert len(step_losses(two_history)) == 60

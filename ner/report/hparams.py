@@ -2,8 +2,9 @@
 
 Each entry reads one value from the config (and the world size) and names it twice: in the model
 card's vocabulary (the reference card's wording and order) and on TensorBoard's HParams
-dashboard (the short names people sweep over); None leaves it out of that view. A new
-hyperparameter (say, label smoothing) is one entry here.
+dashboard (the short names people sweep over); None leaves it out of that view. A card value of
+None (a knob left off: optim.head_lr null) is not listed. A new hyperparameter (say, label
+smoothing) is one entry here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,17 @@ def _distributed_type(env: Env) -> str:
 
 def _optimizer(o) -> str:
     text = f"Adam with betas=({o.betas[0]},{o.betas[1]}) and epsilon={o.eps}"
-    return text + (f", decoupled weight decay {o.weight_decay}" if o.weight_decay else "")
+    decay = f", decoupled weight decay {o.weight_decay} (not on biases and norm weights)"
+    return text + (decay if o.weight_decay else "")
+
+
+def _frozen(m) -> str | None:
+    """What model.freeze_* freeze, for the card; None when nothing is frozen."""
+    parts = ["embeddings"] if m.freeze_embeddings else []
+    if m.freeze_layers:
+        n = m.freeze_layers
+        parts.append(f"encoder layers 1-{n}" if n > 1 else "encoder layer 1")
+    return " and ".join(parts) or None
 
 
 def _global_batch(c, e: Env) -> int:
@@ -50,6 +61,17 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("total_train_batch_size", "global_batch", _global_batch),
     H("optimizer", None, lambda c, e: _optimizer(c.optim)),
     H(None, "weight_decay", lambda c, e: c.optim.weight_decay),
+    H("head_learning_rate", None, lambda c, e: c.optim.head_lr),
+    H(None, "head_lr", lambda c, e: c.optim.lr if c.optim.head_lr is None else c.optim.head_lr),
+    H("layer_decay", None, lambda c, e: c.optim.layer_decay),
+    H(
+        None,
+        "layer_decay",
+        lambda c, e: 1.0 if c.optim.layer_decay is None else c.optim.layer_decay,
+    ),
+    H("frozen", None, lambda c, e: _frozen(c.model)),
+    H(None, "freeze_embeddings", lambda c, e: c.model.freeze_embeddings),
+    H(None, "freeze_layers", lambda c, e: c.model.freeze_layers),
     H("lr_scheduler_type", None, lambda c, e: SCHEDULE),
     H("lr_scheduler_warmup_steps", "warmup_steps", lambda c, e: c.optim.warmup_steps),
     H("num_epochs", "epochs", lambda c, e: c.trainer.epochs),
@@ -68,7 +90,8 @@ def card_hyperparameters(
     """The card's hyperparameter list, in the reference card's order and wording; a run
     extended with more epochs also says which steps ran under which schedule, and
     `epochs_trained` how many epochs ran and why it stopped there."""
-    out = {h.card: h.value(cfg, env) for h in HYPERPARAMETERS if h.card}
+    card = ((h.card, h.value(cfg, env)) for h in HYPERPARAMETERS if h.card)
+    out = {name: value for name, value in card if value is not None}
     if epochs_trained is not None:
         at = list(out).index("num_epochs") + 1
         trained = {"epochs_trained": epochs_trained}
