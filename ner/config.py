@@ -86,8 +86,10 @@ def recipe_summary(cfg: Any) -> str:
         "pretrained": f"a pretrained encoder's (model.name_or_path={cfg.model.name_or_path})",
     }[kind]
     text = f"recipe: {whose}: {' '.join(own) or '(none of its values)'}"
+    text += f"; set by the experiment or command line: {' '.join(changed)}" if changed else ""
+    ratio = cfg.optim.warmup_ratio
     return text + (
-        f"; set by the experiment or command line: {' '.join(changed)}" if changed else ""
+        f"; optim.warmup_ratio={ratio} replaces optim.warmup_steps" if ratio is not None else ""
     )
 
 
@@ -109,6 +111,10 @@ Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
 OnError = Choice("OnError", {v: v for v in ("repair", "raise")})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
+Schedule = Choice("Schedule", {v: v for v in (  # transformers' names (ner/optimization.py)
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+    "constant_with_warmup", "inverse_sqrt",
+)})  # fmt: skip
 
 
 @dataclass
@@ -184,8 +190,17 @@ class OptimConfig:
     eps: float = key(1e-8, above=0)
     # Decoupled weight decay (AdamW); 0 makes it plain Adam, as in the reference card.
     weight_decay: float = key(0.0, at_least=0)
-    # Linear warm-up from 0, in optimizer steps, then linear decay to 0 at the last step.
+    # The learning-rate schedule, by transformers' name (get_scheduler): linear (warm-up, then
+    # linear decay to 0 at the last step), cosine, cosine_with_restarts (one cycle), polynomial
+    # (power 1, to 1e-7), constant (no warm-up), constant_with_warmup, inverse_sqrt.
+    schedule: Schedule = Schedule["linear"]
+    # Linear warm-up from 0, in optimizer steps.
     warmup_steps: int = recipe(0, 20, at_least=0)
+    # The warm-up as a share of the optimizer steps instead (rounded up, as the Trainer does);
+    # null: warmup_steps. Set, it replaces warmup_steps's recipe default (and an experiment's 0);
+    # a nonzero warmup_steps given beside it is refused. An extended run's new plan warms up over
+    # this share of its new total.
+    warmup_ratio: float | None = key(None, at_least=0, below=1)
     # Gradient-norm clipping; 0 turns it off. 1.0 is the Hugging Face Trainer default.
     max_grad_norm: float = key(1.0, at_least=0)
 

@@ -193,7 +193,7 @@ def training_state(cfg, data: Prepared, total_steps: int, device: torch.device) 
     return TrainState(
         data.model,
         optimizer,
-        build_schedule(optimizer, cfg.optim.warmup_steps, total_steps),
+        build_schedule(optimizer, cfg.optim, total_steps),
         grad_scaler(device, cfg.trainer.precision),
         Progress(schedule=[[0, total_steps]]),
         history=[],

@@ -141,7 +141,8 @@ class TrainingRun:
             self.say(repaired)
         s, p = self.state, self.state.progress
         self.saved_at = p.global_step
-        if line := follow(p.schedule, s.optimizer, s.scheduler, p.global_step, self.total_steps):
+        name = self.cfg.optim.schedule
+        if line := follow(p.schedule, s.scheduler, p.global_step, self.total_steps, name):
             self.say(f"extended to {self.t.epochs} epochs: {line}")
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.

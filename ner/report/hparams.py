@@ -2,8 +2,10 @@
 
 Each entry reads one value from the config (and the world size) and names it twice: in the model
 card's vocabulary (the reference card's wording and order) and on TensorBoard's HParams
-dashboard (the short names people sweep over); None leaves it out of that view. A new
-hyperparameter (say, label smoothing) is one entry here.
+dashboard (the short names people sweep over); None leaves it out of that view. The card leaves
+out a value of None, and one equal to the entry's `omit` (as the Trainer's card leaves out a
+label smoothing of 0): the reference card's list is the same; the dashboard lists every value
+but None. A new hyperparameter (say, label smoothing) is one entry here.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ner.distributed import Env
-from ner.optimization import SCHEDULE, segment
+from ner.optimization import segment
 
 
 @dataclass(frozen=True)
 class Hyperparameter:
     card: str | None
     dashboard: str | None
-    value: Callable[[Any, Env], Any]  # (config, env) -> a plain value
+    value: Callable[[Any, Env], Any]  # (config, env) -> a plain value, or None
+    omit: Any = None  # a value the card leaves out
 
 
 def _distributed_type(env: Env) -> str:
@@ -32,6 +35,13 @@ def _distributed_type(env: Env) -> str:
 def _optimizer(o) -> str:
     text = f"Adam with betas=({o.betas[0]},{o.betas[1]}) and epsilon={o.eps}"
     return text + (f", decoupled weight decay {o.weight_decay}" if o.weight_decay else "")
+
+
+def _warmup_steps(o) -> int | None:
+    """optim.warmup_steps when it is the warm-up that ran (not replaced by warmup_ratio)."""
+    if str(o.schedule) == "constant":
+        return 0
+    return o.warmup_steps if o.warmup_ratio is None else None
 
 
 def _global_batch(c, e: Env) -> int:
@@ -50,8 +60,9 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("total_train_batch_size", "global_batch", _global_batch),
     H("optimizer", None, lambda c, e: _optimizer(c.optim)),
     H(None, "weight_decay", lambda c, e: c.optim.weight_decay),
-    H("lr_scheduler_type", None, lambda c, e: SCHEDULE),
-    H("lr_scheduler_warmup_steps", "warmup_steps", lambda c, e: c.optim.warmup_steps),
+    H("lr_scheduler_type", "schedule", lambda c, e: str(c.optim.schedule)),
+    H("lr_scheduler_warmup_steps", "warmup_steps", lambda c, e: _warmup_steps(c.optim)),
+    H("lr_scheduler_warmup_ratio", "warmup_ratio", lambda c, e: c.optim.warmup_ratio),
     H("num_epochs", "epochs", lambda c, e: c.trainer.epochs),
     H("precision", "precision", lambda c, e: str(c.trainer.precision)),
     H("max_grad_norm", "max_grad_norm", lambda c, e: c.optim.max_grad_norm),
@@ -68,27 +79,30 @@ def card_hyperparameters(
     """The card's hyperparameter list, in the reference card's order and wording; a run
     extended with more epochs also says which steps ran under which schedule, and
     `epochs_trained` how many epochs ran and why it stopped there."""
-    out = {h.card: h.value(cfg, env) for h in HYPERPARAMETERS if h.card}
+    values = {h.card: (h.value(cfg, env), h.omit) for h in HYPERPARAMETERS if h.card}
+    out = {k: v for k, (v, omit) in values.items() if v is not None and v != omit}
     if epochs_trained is not None:
         at = list(out).index("num_epochs") + 1
         trained = {"epochs_trained": epochs_trained}
         out = dict([*list(out.items())[:at], *trained.items(), *list(out.items())[at:]])
     if len(schedule or []) > 1:
-        segments = {"lr_scheduler_segments": schedule_text(schedule)}
-        at = list(out).index("lr_scheduler_warmup_steps") + 1
+        segments = {"lr_scheduler_segments": schedule_text(cfg.optim.schedule, schedule)}
+        warmup = ("lr_scheduler_warmup_steps", "lr_scheduler_warmup_ratio")
+        at = max(i for i, k in enumerate(out) if k == "lr_scheduler_type" or k in warmup) + 1
         out = dict([*list(out.items())[:at], *segments.items(), *list(out.items())[at:]])
     return out
 
 
 def dashboard_hyperparameters(cfg, env: Env) -> dict:
-    """What the HParams dashboard lists per run, as plain values."""
-    return {h.dashboard: h.value(cfg, env) for h in HYPERPARAMETERS if h.dashboard}
+    """What the HParams dashboard lists per run, as plain values (None: not listed)."""
+    values = {h.dashboard: h.value(cfg, env) for h in HYPERPARAMETERS if h.dashboard}
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def schedule_text(schedule: list[list[int]]) -> str:
-    """Which steps ran under which schedule, when a finished run was extended."""
+def schedule_text(name: str, schedule: list[list[int]]) -> str:
+    """Which steps ran under which plan of schedule `name`, when a finished run was extended."""
     parts = []
     for k, (first, total) in enumerate(schedule):
         last = schedule[k + 1][0] if k + 1 < len(schedule) else total
-        parts.append(segment(first + 1, last, total))
+        parts.append(segment(name, first + 1, last, total))
     return "; ".join(parts)

@@ -63,6 +63,15 @@ def check(cfg: Any) -> None:
     t, o, d, m = cfg.trainer, cfg.optim, cfg.data, cfg.model
     if not (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas)):
         raise UserError(f"config: optim.betas={list(o.betas)} must be two numbers in [0, 1)")
+    if (
+        o.warmup_ratio is not None
+        and o.warmup_steps
+        and not OmegaConf.is_interpolation(o, "warmup_steps")
+    ):  # given beside the ratio, not the recipe's default
+        raise UserError(
+            f"config: optim.warmup_ratio={o.warmup_ratio} and optim.warmup_steps={o.warmup_steps} "
+            "both set the warm-up; give one"
+        )
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
     from ner.heads import HEADS
@@ -153,9 +162,15 @@ def _check_data(d) -> None:
 
 def check_schedule(cfg: Any, total_steps: int) -> None:
     """Checks that need the data: the warm-up must fit inside training."""
-    if cfg.optim.warmup_steps >= total_steps:
+    from ner.optimization import warmup_of
+
+    o = cfg.optim
+    if (warmup := warmup_of(o, total_steps)) >= total_steps:
+        given = (
+            f"warmup_ratio={o.warmup_ratio} ({warmup} steps)" if o.warmup_ratio is not None else ""
+        )
         raise UserError(
-            f"config: optim.warmup_steps={cfg.optim.warmup_steps} is not shorter than training "
+            f"config: optim.{given or f'warmup_steps={warmup}'} is not shorter than training "
             f"({total_steps} optimizer steps)"
         )
 
