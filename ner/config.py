@@ -203,6 +203,12 @@ class OptimConfig:
     warmup_ratio: float | None = key(None, at_least=0, below=1)
     # Gradient-norm clipping; 0 turns it off. 1.0 is the Hugging Face Trainer default.
     max_grad_norm: float = key(1.0, at_least=0)
+    # The training loss's variants (ner/loss.py; evaluation's loss stays plain cross-entropy):
+    # label smoothing (torch's), and a weight per label: null (all 1), inverse_frequency (from
+    # the training windows' labels: n / (labels * n_label)), or a list, one per label in the
+    # data's label order. A step's loss is divided by the summed weights of its labelled tokens.
+    label_smoothing: float = key(0.0, at_least=0, below=1)
+    class_weights: Any = None  # (Any: a string or a list of numbers)
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""Everything the loop needs before its first step: data, tokenizer, features, model
-(`prepare`, before the run is accepted); then the model on the device and the training state
-with its optimizer, schedule and grad scaler (`on_device`, `training_state`, once it is).
+"""Everything the loop needs before its first step: data, tokenizer, features, model, the
+training objective (`prepare`, before the run is accepted); then the model on the device and
+the training state with its optimizer, schedule and grad scaler (`on_device`,
+`training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
@@ -25,6 +26,7 @@ from ner.data.sentences import Sentence, entity_counts
 from ner.data.sources import Splits
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
+from ner.loss import Objective, objective
 from ner.model import build_model, model_config, window_length
 from ner.optimization import build_optimizer, build_schedule
 from ner.precision import grad_scaler
@@ -56,6 +58,7 @@ class Prepared:
     eval_sets: list[EncodedSet]
     model: torch.nn.Module
     trained_tokenizer: bool  # trained by this attempt: saved into the run dir once accepted
+    objective: Objective  # the training loss (optim.label_smoothing, optim.class_weights)
 
     # A one-set run seen split by split, as before sets had names (scripts, notebooks, tests).
     @property
@@ -169,6 +172,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         eval_sets,
         model,
         trained,
+        objective(cfg.optim, corpus.labels, train, env.device),
     )
 
 

@@ -91,7 +91,7 @@ class TrainingRun:
         # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
         self.state = training_state(cfg, self.data, self.total_steps, device)
         self.collate = Collator.for_device(self.data.tokenizer, device)
-        self.losses = LossTracker(device)
+        self.losses = LossTracker(device, weighted=data.objective.weights is not None)
         self.saved_at = -1  # the global step of the newest checkpoint
 
     def run(self, start: rundir.Start) -> float | None:
@@ -182,11 +182,12 @@ class TrainingRun:
         micro_batches = [
             {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
         ]
-        n_step = step_tokens(micro_batches, env)  # labelled tokens of the step, every rank's
+        o = self.data.objective  # the loss (ner/loss.py), normalised by the labelled tokens
+        n_step = step_tokens(micro_batches, env, o.weights)  # of the step, every rank's
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with nullcontext() if last or not env.distributed else self.ddp.no_sync():
-                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision)
+                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision, o)
                 # DDP averages gradients over ranks; scaling by the world size makes the update
                 # the mean over the step's global labelled tokens.
                 s.scaler.scale(loss_sum * env.world_size / n_step).backward()

@@ -44,6 +44,11 @@ def _warmup_steps(o) -> int | None:
     return o.warmup_steps if o.warmup_ratio is None else None
 
 
+def _class_weights(w) -> str | None:
+    """optim.class_weights as text: inverse_frequency, or the list; None when null."""
+    return None if w is None else w if isinstance(w, str) else str(list(w))
+
+
 def _global_batch(c, e: Env) -> int:
     return c.trainer.batch_size * e.world_size * c.trainer.grad_accum_steps
 
@@ -66,6 +71,8 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("num_epochs", "epochs", lambda c, e: c.trainer.epochs),
     H("precision", "precision", lambda c, e: str(c.trainer.precision)),
     H("max_grad_norm", "max_grad_norm", lambda c, e: c.optim.max_grad_norm),
+    H("label_smoothing_factor", "label_smoothing", lambda c, e: c.optim.label_smoothing, 0.0),
+    H("class_weights", "class_weights", lambda c, e: _class_weights(c.optim.class_weights)),
     H(None, "dropout", lambda c, e: -1.0 if c.model.dropout is None else c.model.dropout),
     H(None, "model", lambda c, e: str(c.model.name_or_path or "tiny")),
     H(None, "data", lambda c, e: str(c.data.name or c.data.train_file)),

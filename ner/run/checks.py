@@ -72,6 +72,12 @@ def check(cfg: Any) -> None:
             f"config: optim.warmup_ratio={o.warmup_ratio} and optim.warmup_steps={o.warmup_steps} "
             "both set the warm-up; give one"
         )
+    w = o.class_weights
+    if not (w is None or w == "inverse_frequency" or _positive_numbers(w)):
+        raise UserError(
+            f"config: optim.class_weights={w} must be null, inverse_frequency or a list of "
+            "numbers > 0, one per label"
+        )
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
     from ner.heads import HEADS
@@ -97,6 +103,12 @@ def check(cfg: Any) -> None:
             f"config: model.window_stride={m.window_stride} leaves no room in a window of "
             f"model.max_length={m.max_length}: need 2*stride + 2 < max_length"
         )
+
+
+def _positive_numbers(value) -> bool:
+    return OmegaConf.is_list(value) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value
+    )
 
 
 def _check_monitor(t, d) -> None:
