@@ -229,6 +229,10 @@ class TrainerConfig:
     # loss stay fp32); fp16 adds a grad scaler. bf16 runs on CUDA and on the CPU (CPU autocast);
     # fp16 needs CUDA and is refused on the CPU (torch's CPU fp16 kernels are few and slow).
     precision: Precision = Precision["fp32"]
+    # Recompute each encoder layer's activations in the backward pass instead of keeping them
+    # (transformers' activation checkpointing, non-reentrant): less memory, a slower step,
+    # the same numbers (in fp32, to the bit: tests/test_precision.py).
+    gradient_checkpointing: bool = False
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).

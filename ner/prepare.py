@@ -1,7 +1,7 @@
-"""Everything the loop needs before its first step: data, tokenizer, features, model, the
-training objective (`prepare`, before the run is accepted); then the model on the device and
-the training state with its optimizer, schedule and grad scaler (`on_device`,
-`training_state`, once it is).
+"""Everything the loop needs before its first step: data, tokenizer, features, model (with
+trainer.gradient_checkpointing), the training objective (`prepare`, before the run is
+accepted); then the model on the device and the training state with its optimizer, schedule
+and grad scaler (`on_device`, `training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
@@ -158,6 +158,13 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
             encoded.gold[split] = [list(x.tags) for x in sentences]
         eval_sets.append(encoded)
     model = build_model(cfg.model, architecture, cfg.seed)
+    if cfg.trainer.gradient_checkpointing:  # in training only (transformers checks model.training)
+        if not model.supports_gradient_checkpointing:
+            raise UserError(
+                f"config: trainer.gradient_checkpointing=true: {type(model).__name__} does not "
+                "support it"
+            )
+        model.activation_checkpointing_enable({"use_reentrant": False})
     n_params = sum(p.numel() for p in model.parameters())
     name = cfg.model.name_or_path or "tiny XLM-R (random init)"
     say(f"model: {name}, {n_params / 1e6:.2f}M parameters")

@@ -70,6 +70,12 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("lr_scheduler_warmup_ratio", "warmup_ratio", lambda c, e: c.optim.warmup_ratio),
     H("num_epochs", "epochs", lambda c, e: c.trainer.epochs),
     H("precision", "precision", lambda c, e: str(c.trainer.precision)),
+    H(
+        "gradient_checkpointing",
+        "gradient_checkpointing",
+        lambda c, e: c.trainer.gradient_checkpointing,
+        False,
+    ),
     H("max_grad_norm", "max_grad_norm", lambda c, e: c.optim.max_grad_norm),
     H("label_smoothing_factor", "label_smoothing", lambda c, e: c.optim.label_smoothing, 0.0),
     H("class_weights", "class_weights", lambda c, e: _class_weights(c.optim.class_weights)),
