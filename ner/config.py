@@ -368,9 +368,9 @@ def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) ->
     keys = {name: f.metadata.get("operational", False) for name, f in fields()}
     schema = OmegaConf.structured(Config)  # its recipe keys follow the saved run's model
     schema.model.name_or_path = saved.get("model", {}).get("name_or_path")
-    defaults = _flatten(OmegaConf.to_container(schema, resolve=True))
+    defaults = _flatten(OmegaConf.to_container(schema, resolve=True, enum_to_str=True))
     old = {**defaults, **{k: v for k, v in _flatten(saved).items() if k in keys}}
-    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    new = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # 'fp32'
     compared = [k for k, free in keys.items() if not free and k not in ignore]
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]
 
