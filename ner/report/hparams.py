@@ -2,10 +2,10 @@
 
 Each entry reads one value from the config (and the world size) and names it twice: in the model
 card's vocabulary (the reference card's wording and order) and on TensorBoard's HParams
-dashboard (the short names people sweep over); None leaves it out of that view. The card leaves
-out a value of None, and one equal to the entry's `omit` (as the Trainer's card leaves out a
-label smoothing of 0): the reference card's list is the same; the dashboard lists every value
-but None. A new hyperparameter (say, label smoothing) is one entry here.
+dashboard (the short names people sweep over); a name None leaves it out of that view. The card
+leaves out a value of None and one equal to the entry's `omit` (as the Trainer's card leaves out
+a label smoothing of 0), so a run with the defaults has the reference card's list; the dashboard
+lists every value but None. A new hyperparameter is one entry here.
 """
 
 from __future__ import annotations
