@@ -59,7 +59,7 @@ def objective(optim_cfg, labels: list[str], train: list[dict], device) -> Object
     """The training objective of optim.label_smoothing and optim.class_weights: null; a list,
     one weight per label of `labels`; or inverse_frequency, from the labelled positions of the
     training windows `train` (each word once): label l of L gets n / (L * n_l), n the labelled
-    positions (scikit-learn's "balanced"), so that a label's share of the loss is 1/L."""
+    positions (scikit-learn's "balanced"), so that every label's tokens weigh n / L in all."""
     spec = optim_cfg.class_weights
     if spec is None:
         return Objective(optim_cfg.label_smoothing)
@@ -96,7 +96,9 @@ def loss_step(model, batch: dict, device: torch.device, precision: str, o: Objec
     return logits, token_loss(logits.flatten(0, 1), batch["labels"].flatten(), o)
 
 
-def step_tokens(micro_batches: list[dict], env: distributed.Env, weights=None) -> torch.Tensor:
+def step_tokens(
+    micro_batches: list[dict], env: distributed.Env, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """The loss's normaliser: the labelled tokens of a whole optimizer step, over its
     micro-batches and every rank (at least 1; counted on the device, no host synchronisation);
     with class `weights`, the sum of their labels' weights (1 when there is none)."""
