@@ -13,7 +13,8 @@ the computation): see trainer.threads.
 Beside the schema: the resolvers its computed defaults name (`ner_recipe`, `ner_monitor`, ...) are
 in ner/resolvers.py, registered when this module is imported; a config by dotted key (unknown
 keys, a saved config read through the schema, what changed between two configs) in ner/keys.py;
-the run's and the model's names (`run_name`, `model_name`) in ner/naming.py.
+the run's and the model's names (`run_name`, `model_name`) in ner/naming.py; the recipe line
+a run prints at start (`recipe_summary`) in ner/report/hparams.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
 
 import ner.resolvers  # noqa: F401  registers the resolvers the defaults below name
 from ner.data.checks import ON_ERROR_CHOICES
@@ -55,25 +55,6 @@ def recipe(pretrained: float, tiny: float, **bounds: float) -> Any:
     return key(default, recipe={"pretrained": pretrained, "tiny": tiny}, **bounds)
 
 
-def recipe_summary(cfg: Any) -> str:
-    """The recipe a run trains with, printed at start: whose defaults, and which keys the
-    experiment or the command line set instead."""
-    kind = "tiny" if cfg.model.name_or_path is None else "pretrained"
-    own, changed = [], []
-    for name, f in fields():
-        if "recipe" in f.metadata:
-            value = OmegaConf.select(cfg, name)
-            (own if value == f.metadata["recipe"][kind] else changed).append(f"{name}={value}")
-    whose = {
-        "tiny": "the tiny random-init model's (model.name_or_path=null)",
-        "pretrained": f"a pretrained encoder's (model.name_or_path={cfg.model.name_or_path})",
-    }[kind]
-    text = f"recipe: {whose}: {' '.join(own) or '(none of its values)'}"
-    return text + (
-        f"; set by the experiment or command line: {' '.join(changed)}" if changed else ""
-    )
-
-
 def operational(default: Any, **bounds: float) -> Any:
     """A key that does not change what a run computes: it may differ when the run resumes."""
     return key(default, operational=True, **bounds)
@@ -92,6 +73,10 @@ Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
 OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
+Schedule = Choice("Schedule", {v: v for v in (  # transformers' names (ner/optimization.py)
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+    "constant_with_warmup", "inverse_sqrt",
+)})  # fmt: skip
 
 
 @dataclass
@@ -176,10 +161,25 @@ class OptimConfig:
     # Layer-wise decay: encoder layer l of L at lr * layer_decay^(L-l), the embeddings at
     # lr * layer_decay^L (ner/optimization.py); null: every encoder parameter at lr.
     layer_decay: float | None = key(None, above=0)
-    # Linear warm-up from 0, in optimizer steps, then linear decay to 0 at the last step.
+    # The learning-rate schedule, by transformers' name (get_scheduler): linear (warm-up, then
+    # linear decay to 0 at the last step), cosine, cosine_with_restarts (one cycle), polynomial
+    # (power 1, to 1e-7), constant (no warm-up), constant_with_warmup, inverse_sqrt.
+    schedule: Schedule = Schedule["linear"]
+    # Linear warm-up from 0, in optimizer steps.
     warmup_steps: int = recipe(0, 20, at_least=0)
+    # The warm-up as a share of the optimizer steps instead (rounded up, as the Trainer does);
+    # null: warmup_steps. Set, it replaces warmup_steps's recipe default (and an experiment's 0);
+    # a nonzero warmup_steps given beside it is refused. An extended run's new plan warms up over
+    # this share of its new total.
+    warmup_ratio: float | None = key(None, at_least=0, below=1)
     # Gradient-norm clipping; 0 turns it off. 1.0 is the Hugging Face Trainer default.
     max_grad_norm: float = key(1.0, at_least=0)
+    # The training loss's variants (ner/loss.py; evaluation's loss stays plain cross-entropy):
+    # label smoothing (torch's), and a weight per label: null (all 1), inverse_frequency (from
+    # the training windows' labels: n / (labels * n_label)), or a list, one per label in the
+    # data's label order. A step's loss is divided by the summed weights of its labelled tokens.
+    label_smoothing: float = key(0.0, at_least=0, below=1)
+    class_weights: Any = None  # (Any: a string or a list of numbers)
 
 
 @dataclass
@@ -200,6 +200,10 @@ class TrainerConfig:
     # loss stay fp32); fp16 adds a grad scaler. bf16 runs on CUDA and on the CPU (CPU autocast);
     # fp16 needs CUDA and is refused on the CPU (torch's CPU fp16 kernels are few and slow).
     precision: Precision = Precision["fp32"]
+    # Recompute each encoder layer's activations in the backward pass instead of keeping them
+    # (transformers' activation checkpointing, non-reentrant): less memory, a slower step,
+    # the same numbers (in fp32, to the bit: tests/test_precision.py).
+    gradient_checkpointing: bool = False
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).

@@ -3,12 +3,15 @@
 `token_loss` is the summed cross-entropy over the labelled positions of a batch (every position
 labelled IGNORE is skipped: sub-tokens after a word's first, context, padding). `logits_of` is
 the forward pass under trainer.precision, for training and evaluation alike; `loss_step` adds the
-loss, as training computes it (ner/train.py). Training divides it by `step_tokens`, the number of
-labelled positions of the whole optimizer step over every rank, so N ranks at batch B weight
-every token as 1 rank at batch N*B does; with dropout off they update alike to float rounding
-(tests/test_distributed.py), with dropout on each rank draws its own masks. Evaluation
-(ner/evaluate.py) sums `token_loss` over a split, on the same positions selected first: summed in
-another order, it equals loss_step's to float rounding and keeps the numbers it always logged.
+loss, as training computes it (ner/train.py), with the training `Objective`'s variants:
+optim.label_smoothing and optim.class_weights (`objective`). Training divides it by
+`step_tokens`, the labelled positions of the whole optimizer step over every rank (with class
+weights: the sum of their labels' weights, as torch's weighted mean divides), so N ranks at
+batch B weight every token as 1 rank at batch N*B does; with dropout off they update alike to
+float rounding (tests/test_distributed.py), with dropout on each rank draws its own masks.
+Evaluation (ner/evaluate.py) sums the plain `token_loss` over a split, on the same positions
+selected first: summed in another order, it equals loss_step's to float rounding (without the
+variants) and keeps the numbers it always logged.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch (folded into the checkpointed progress at every log,
@@ -16,6 +19,8 @@ checkpoint and epoch end), and the first step whose loss was not finite.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +31,55 @@ from ner.features import IGNORE
 from ner.precision import autocast
 
 
-def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class Objective:
+    """What training minimises per labelled token: cross-entropy with `label_smoothing` (torch's:
+    (1 - e) of the label's loss plus e spread evenly over every label) and `weights`, a weight
+    per label (None: all 1), each token's loss scaled by its label's (torch's `weight`)."""
+
+    label_smoothing: float = 0.0
+    weights: torch.Tensor | None = None  # (L,) float32, on the device
+
+
+PLAIN = Objective()  # the loss evaluation reports, and training's by default
+
+
+def token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, objective: Objective = PLAIN
+) -> torch.Tensor:
     """Sum of cross-entropy over labelled positions; logits (N, L) in float32, labels (N,)."""
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+    o = objective
+    return F.cross_entropy(
+        logits, labels, o.weights, ignore_index=IGNORE, reduction="sum",
+        label_smoothing=o.label_smoothing,
+    )  # fmt: skip
+
+
+def objective(optim_cfg, labels: list[str], train: list[dict], device) -> Objective:
+    """The training objective of optim.label_smoothing and optim.class_weights: null; a list,
+    one weight per label of `labels`; or inverse_frequency, from the labelled positions of the
+    training windows `train` (each word once): label l of L gets n / (L * n_l), n the labelled
+    positions (scikit-learn's "balanced"), so that every label's tokens weigh n / L in all."""
+    spec = optim_cfg.class_weights
+    if spec is None:
+        return Objective(optim_cfg.label_smoothing)
+    if spec == "inverse_frequency":
+        ids = torch.tensor([y for f in train for y in f["labels"] if y != IGNORE], dtype=torch.long)
+        counts = torch.bincount(ids, minlength=len(labels)).double()
+        if missing := [name for name, n in zip(labels, counts.tolist(), strict=True) if n == 0]:
+            raise UserError(
+                f"config: optim.class_weights=inverse_frequency: label {missing[0]} is not in "
+                "the training data; give the weights as a list"
+            )
+        weights = counts.sum() / (len(labels) * counts)
+    else:
+        if len(spec) != len(labels):
+            raise UserError(
+                f"config: optim.class_weights has {len(spec)} weights and the data "
+                f"{len(labels)} labels ({', '.join(labels)}): give one per label, in that order"
+            )
+        weights = torch.tensor(list(spec), dtype=torch.float64)
+    return Objective(optim_cfg.label_smoothing, weights.float().to(device))
 
 
 def logits_of(model, batch: dict, device: torch.device, precision: str) -> torch.Tensor:
@@ -39,17 +90,25 @@ def logits_of(model, batch: dict, device: torch.device, precision: str) -> torch
     return logits.float()
 
 
-def loss_step(model, batch: dict, device: torch.device, precision: str):
+def loss_step(model, batch: dict, device: torch.device, precision: str, o: Objective = PLAIN):
     """The forward pass and the loss: (float32 logits (B, T, L), summed token loss)."""
     logits = logits_of(model, batch, device, precision)
-    return logits, token_loss(logits.flatten(0, 1), batch["labels"].flatten())
+    return logits, token_loss(logits.flatten(0, 1), batch["labels"].flatten(), o)
 
 
-def step_tokens(micro_batches: list[dict], env: distributed.Env) -> torch.Tensor:
+def step_tokens(
+    micro_batches: list[dict], env: distributed.Env, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """The loss's normaliser: the labelled tokens of a whole optimizer step, over its
-    micro-batches and every rank (at least 1; counted on the device, no host synchronisation)."""
-    mine = sum((b["labels"] != IGNORE).sum() for b in micro_batches)
-    return distributed.all_reduce_sum(mine, env).clamp(min=1)
+    micro-batches and every rank (at least 1; counted on the device, no host synchronisation);
+    with class `weights`, the sum of their labels' weights (1 when there is none)."""
+    if weights is None:
+        mine = sum((b["labels"] != IGNORE).sum() for b in micro_batches)
+        return distributed.all_reduce_sum(mine, env).clamp(min=1)
+    labels = [b["labels"] for b in micro_batches]
+    mine = sum(torch.where(y != IGNORE, weights[y.clamp(min=0)], 0).sum() for y in labels)
+    total = distributed.all_reduce_sum(mine, env)
+    return torch.where(total > 0, total, 1)
 
 
 class Diverged(UserError):
@@ -59,16 +118,18 @@ class Diverged(UserError):
 class LossTracker:
     """Device-side sums of the training loss; read at logs, checkpoints and epoch ends only.
 
-    Loss sums are this rank's; counts of labelled tokens are already global (summed over ranks
-    by the loop), so a global mean is all_reduce(sum) / count.
+    Loss sums are this rank's; counts of labelled tokens (the steps' normalisers: with class
+    weights, `weighted`, their summed weights) are already global (summed over ranks by the
+    loop), so a global mean is all_reduce(sum) / count.
     """
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, weighted: bool = False):
+        count = torch.float64 if weighted else torch.long
         self.bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite
         self.window = torch.zeros((), dtype=torch.float64, device=device)  # since the last log
-        self.window_count = torch.zeros((), dtype=torch.long, device=device)
+        self.window_count = torch.zeros((), dtype=count, device=device)
         self.epoch = torch.zeros((), dtype=torch.float64, device=device)  # since the last fold
-        self.epoch_count = torch.zeros((), dtype=torch.long, device=device)
+        self.epoch_count = torch.zeros((), dtype=count, device=device)
 
     def add(self, loss_sum: torch.Tensor) -> None:
         """One micro-batch's summed loss."""
@@ -114,8 +175,8 @@ class LossTracker:
         self.check_finite(progress.epoch, env)
         sums = distributed.all_reduce_sum(torch.stack([self.epoch, self.window]), env).tolist()
         progress.epoch_loss_sum += sums[0]
-        progress.epoch_loss_count += int(self.epoch_count)
+        progress.epoch_loss_count += self.epoch_count.item()  # an int, unless weighted
         progress.window_loss_sum += sums[1]
-        progress.window_loss_count += int(self.window_count)
+        progress.window_loss_count += self.window_count.item()
         for total in (self.epoch, self.epoch_count, self.window, self.window_count):
             total.zero_()

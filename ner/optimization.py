@@ -1,32 +1,59 @@
 """The optimizer and the learning-rate schedule: change how the model is updated here.
 
-Adam with decoupled weight decay (AdamW; weight_decay 0 is the reference card's plain Adam) in
-parameter groups (`parameter_groups`): no weight decay on biases and normalisation weights (the
-Trainer's rule); the head at optim.head_lr; with optim.layer_decay, encoder layer l of L (1 at the
-bottom) at lr * layer_decay^(L-l) and the embeddings at lr * layer_decay^L, one step below the
-lowest layer (ELECTRA's _get_layer_lrs has these ratios; it also puts its head two steps above
-the top layer, where here the head has head_lr, or lr); frozen parameters (model.freeze_*) are in
-no group. Parameters of equal settings share a group, in the model's order, so the defaults make
-the one group of every parameter that checkpoints saved before parameter groups existed hold.
-The schedule scales each group's own peak learning rate. It is transformers' linear schedule:
-warm-up from 0 over `optim.warmup_steps`, then linear decay to 0 at the last step. The schedule is a function of the step alone (its state is the step count), so a
-run extended with more epochs follows the schedule planned for the new total from where it is.
+Adam with decoupled weight decay (AdamW; weight_decay 0 is the reference card's plain Adam) and
+the schedule `optim.schedule` names, built by transformers' `get_scheduler` (linear, the default:
+warm-up from 0 over the warm-up steps, then linear decay to 0 at the last step). Every schedule
+of SCHEDULES is a function of the step alone (a LambdaLR: its state is the step count), so a run
+extended with more epochs follows the schedule planned for the new total from where it is,
+exactly, whichever it is.
+
+The optimizer's parameter groups (`parameter_groups`): no weight decay on biases and
+normalisation weights (the Trainer's rule); the head at optim.head_lr; with optim.layer_decay,
+encoder layer l of L (1 at the bottom) at lr * layer_decay^(L-l) and the embeddings at
+lr * layer_decay^L, one step below the lowest layer (ELECTRA's _get_layer_lrs has these ratios;
+it also puts its head two steps above the top layer, where here the head has head_lr, or lr);
+frozen parameters (model.freeze_*) are in no group. Parameters of equal settings share a group,
+in the model's order, so the defaults make the one group of every parameter that checkpoints
+saved before parameter groups existed hold. The schedule scales each group's own peak rate.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_scheduler
 
 from ner.errors import UserError
 from ner.model import depths
 
-SCHEDULE = "linear"  # the schedule's name (transformers' lr_scheduler_type), for cards and logs
+# optim.schedule's values (transformers' lr_scheduler_type), each with the words the card gives
+# its steps `first`..`last` of a plan for `total` steps (the arguments of `segment`).
+SCHEDULES = {
+    "linear": "decay linearly to 0 at step {total}",
+    "cosine": "follow a cosine decay to 0 at step {total}",
+    "cosine_with_restarts": "follow a cosine decay to 0 at step {total} (one cycle)",
+    "polynomial": "decay polynomially (power 1) to a learning rate of 1e-07 at step {total}",
+    "constant": "stay at the peak learning rate (no warm-up)",
+    "constant_with_warmup": "stay at the peak learning rate after the warm-up",
+    "inverse_sqrt": "decay as the inverse square root of the step",
+}
 
 
-def segment(first: int, last: int, total_steps: int) -> str:
-    """Steps `first`..`last` of a schedule planned for `total_steps`, in words (the card)."""
-    return f"steps {first}-{last} decay linearly to 0 at step {total_steps}"
+def segment(name: str, first: int, last: int, total_steps: int) -> str:
+    """Steps `first`..`last` of schedule `name` planned for `total_steps`, in words (the card)."""
+    return f"steps {first}-{last} " + SCHEDULES[str(name)].format(total=total_steps)
+
+
+def warmup_of(optim_cfg, total_steps: int) -> int:
+    """The warm-up, in optimizer steps, of a plan for `total_steps`: optim.warmup_ratio of them
+    (rounded up, as the Trainer does) when it is set, else optim.warmup_steps; none for the
+    constant schedule, which has no warm-up."""
+    if str(optim_cfg.schedule) == "constant":
+        return 0
+    if optim_cfg.warmup_ratio is not None:
+        return math.ceil(optim_cfg.warmup_ratio * total_steps)
+    return optim_cfg.warmup_steps
 
 
 def is_norm(module: torch.nn.Module) -> bool:
@@ -113,23 +140,28 @@ def check_groups(optimizer, saved: dict, path) -> None:
         )
 
 
-def build_schedule(optimizer, warmup_steps: int, total_steps: int):
-    return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+def build_schedule(optimizer, optim_cfg, total_steps: int):
+    """optim.schedule over `total_steps` optimizer steps, with its warm-up (`warmup_of`)."""
+    warmup = warmup_of(optim_cfg, total_steps)
+    return get_scheduler(str(optim_cfg.schedule), optimizer, warmup, total_steps)
 
 
-def follow(schedule: list[list[int]], optimizer, scheduler, step: int, total_steps: int):
+def follow(schedule: list[list[int]], scheduler, step: int, total_steps: int, name) -> str | None:
     """On a resume at `step`: a run extended to `total_steps` (a finished run given more epochs)
-    follows the schedule planned for the new total from there, and `schedule` (the progress's
-    [first step, total] of each) records it. Returns the words for it; None when not extended."""
+    follows the schedule `name` planned for the new total from there, and `schedule` (the
+    progress's [first step, total] of each) records it. Returns the words for it; None when not
+    extended."""
     if schedule[-1][1] != total_steps:
         schedule.append([step, total_steps])
-        replan(optimizer, scheduler, step)
+        replan(scheduler, step)
     if schedule[-1][0] == step and len(schedule) > 1:
-        return f"steps after {step} follow the {SCHEDULE} schedule planned for {total_steps} steps"
+        return f"steps after {step} follow the {name} schedule planned for {total_steps} steps"
     return None
 
 
-def replan(optimizer, scheduler, step: int) -> None:
-    """After a resume under another total: set the learning rate the new plan gives `step`."""
-    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-        group["lr"] = base_lr * scheduler.lr_lambdas[0](step)
+def replan(scheduler, step: int) -> None:
+    """After a resume under another total: set the learning rate the new plan gives `step` (in
+    every parameter group of the scheduler's optimizer)."""
+    groups = scheduler.optimizer.param_groups
+    for group, base_lr, f in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base_lr * f(step)

@@ -1,6 +1,7 @@
-"""Everything the loop needs before its first step: data, tokenizer, features, model
-(`prepare`, before the run is accepted); then the model on the device and the training state
-with its optimizer, schedule and grad scaler (`on_device`, `training_state`, once it is).
+"""Everything the loop needs before its first step: data, tokenizer, features, model (with
+trainer.gradient_checkpointing), the training objective (`prepare`, before the run is
+accepted); then the model on the device and the training state with its optimizer, schedule
+and grad scaler (`on_device`, `training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
@@ -24,6 +25,7 @@ from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
+from ner.loss import Objective, objective
 from ner.model import build_model, model_config, window_length
 from ner.optimization import build_optimizer, build_schedule
 from ner.precision import grad_scaler
@@ -55,6 +57,7 @@ class Prepared:
     eval_sets: list[EncodedSet]
     model: torch.nn.Module
     trained_tokenizer: bool  # trained by this attempt: saved into the run dir once accepted
+    objective: Objective  # the training loss (optim.label_smoothing, optim.class_weights)
 
     @property
     def stats(self) -> dict[str, FeatureStats]:
@@ -137,6 +140,13 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
             encoded.gold[split] = [list(x.tags) for x in sentences]
         eval_sets.append(encoded)
     model = build_model(cfg.model, architecture, cfg.seed)
+    if cfg.trainer.gradient_checkpointing:  # in training only (transformers checks model.training)
+        if not model.supports_gradient_checkpointing:
+            raise UserError(
+                f"config: trainer.gradient_checkpointing=true: {type(model).__name__} does not "
+                "support it"
+            )
+        model.activation_checkpointing_enable({"use_reentrant": False})
     n_params = sum(p.numel() for p in model.parameters())
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # model.freeze_*
     name = cfg.model.name_or_path or "tiny XLM-R (random init)"
@@ -155,6 +165,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         eval_sets,
         model,
         trained,
+        objective(cfg.optim, corpus.labels, train, env.device),
     )
 
 
@@ -179,7 +190,7 @@ def training_state(cfg, data: Prepared, total_steps: int, device: torch.device) 
     return TrainState(
         data.model,
         optimizer,
-        build_schedule(optimizer, cfg.optim.warmup_steps, total_steps),
+        build_schedule(optimizer, cfg.optim, total_steps),
         grad_scaler(device, cfg.trainer.precision),
         Progress(schedule=[[0, total_steps]]),
         history=[],

@@ -22,7 +22,7 @@ class Progress:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
     epoch_loss_sum: float = 0.0  # summed over ranks, up to the last checkpoint
-    epoch_loss_count: int = 0
+    epoch_loss_count: int = 0  # labelled tokens (with optim.class_weights: their summed weights)
     window_loss_sum: float = 0.0  # the same since the last train log (trainer.log_every)
     window_loss_count: int = 0
     # [first step, total steps] of each learning-rate schedule the run has followed: one, unless

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ner import config, distributed
+from ner import distributed
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
@@ -33,7 +33,7 @@ from ner.metrics import names
 from ner.optimization import follow, logged_lr
 from ner.prepare import on_device, prepare, training_state
 from ner.progress import Stopwatch
-from ner.report.hparams import dashboard_hyperparameters
+from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
 from ner.rng import rng_state
 from ner.run import checks, resumable, rundir
@@ -91,7 +91,7 @@ class TrainingRun:
         # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
         self.state = training_state(cfg, self.data, self.total_steps, device)
         self.collate = Collator.for_device(self.data.tokenizer, device)
-        self.losses = LossTracker(device)
+        self.losses = LossTracker(device, weighted=data.objective.weights is not None)
         self.saved_at = -1  # the global step of the newest checkpoint
 
     def run(self, start: rundir.Start) -> float | None:
@@ -111,7 +111,7 @@ class TrainingRun:
             f"{self.total_steps} steps in {counted(t.epochs, 'epoch')}; device {env.device}"
             + (f"; resuming after {p.position(t.epochs)}" if resumed else "")
         )
-        self.say(config.recipe_summary(self.cfg))
+        self.say(recipe_summary(self.cfg))
         self.clock = Stopwatch(p, self.wall_before, self.started)  # training and wall time
         self.state.model.train()
         self.stop.deferred = True  # from here a signal stops the run at the next step boundary
@@ -141,7 +141,8 @@ class TrainingRun:
             self.say(repaired)
         s, p = self.state, self.state.progress
         self.saved_at = p.global_step
-        if line := follow(p.schedule, s.optimizer, s.scheduler, p.global_step, self.total_steps):
+        name = self.cfg.optim.schedule
+        if line := follow(p.schedule, s.scheduler, p.global_step, self.total_steps, name):
             self.say(f"extended to {self.t.epochs} epochs: {line}")
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.
@@ -181,11 +182,12 @@ class TrainingRun:
         micro_batches = [
             {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
         ]
-        n_step = step_tokens(micro_batches, env)  # labelled tokens of the step, every rank's
+        o = self.data.objective  # the loss (ner/loss.py), normalised by the labelled tokens
+        n_step = step_tokens(micro_batches, env, o.weights)  # of the step, every rank's
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with nullcontext() if last or not env.distributed else self.ddp.no_sync():
-                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision)
+                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision, o)
                 # DDP averages gradients over ranks; scaling by the world size makes the update
                 # the mean over the step's global labelled tokens.
                 s.scaler.scale(loss_sum * env.world_size / n_step).backward()

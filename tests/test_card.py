@@ -331,3 +331,32 @@ def test_reference_table_survives_render_and_parse():
 def test_parse_rejects_bad_tables(text, message):
     with pytest.raises(ValueError, match=message):
         parse_results_table(text)
+
+
+KNOBS = {  # issue 20's keys: override -> (card key, card value, dashboard key, dashboard value)
+    "optim.schedule=cosine": ("lr_scheduler_type", "cosine", "schedule", "cosine"),
+    "optim.warmup_ratio=0.1": ("lr_scheduler_warmup_ratio", 0.1, "warmup_ratio", 0.1),
+    "optim.label_smoothing=0.1": ("label_smoothing_factor", 0.1, "label_smoothing", 0.1),
+    "optim.class_weights=inverse_frequency": (
+        "class_weights", "inverse_frequency", "class_weights", "inverse_frequency",
+    ),
+    "trainer.gradient_checkpointing=true": (
+        "gradient_checkpointing", True, "gradient_checkpointing", True,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("override", sorted(KNOBS))
+def test_each_recipe_knob_is_on_the_card_and_the_dashboard(override):
+    from conftest import compose
+
+    from ner.distributed import Env
+    from ner.report.hparams import card_hyperparameters, dashboard_hyperparameters
+
+    card_key, card_value, dashboard_key, dashboard_value = KNOBS[override]
+    default = card_hyperparameters(compose(["experiment=demo"]), Env())
+    cfg = compose(["experiment=demo", override])
+    assert card_hyperparameters(cfg, Env())[card_key] == card_value
+    assert dashboard_hyperparameters(cfg, Env())[dashboard_key] == dashboard_value
+    if card_key != "lr_scheduler_type":  # the reference card's list, unless the knob is set
+        assert card_key not in default

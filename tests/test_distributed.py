@@ -72,6 +72,23 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
     assert len(list((two / "tensorboard").glob("events.*"))) == 1
 
 
+def test_two_processes_equal_one_with_the_loss_variants(tmp_path):
+    """Label smoothing and inverse-frequency class weights: each step's loss is divided by the
+    summed weights of the whole step's labelled tokens, so 2 ranks x batch 4 == 1 x batch 8."""
+    variants = [*NO_DROPOUT, "data.max_train_samples=80", "trainer.epochs=1"]
+    variants += ["optim.label_smoothing=0.1", "optim.class_weights=inverse_frequency"]
+    out = torchrun(2, [*variants, "trainer.batch_size=4"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [two] = run_dirs(tmp_path / "outputs")
+    _, one_history = train_in_process(tmp_path / "one", [*variants, "trainer.batch_size=8"])
+    two_history = json.loads((two / "log_history.json").read_text())
+    assert len(step_losses(two_history)) == 10
+    assert step_losses(two_history) == pytest.approx(step_losses(one_history), abs=1e-5)
+    [a], [b] = eval_entries(two_history), eval_entries(one_history)
+    for key in ("eval_loss", "eval_f1", "train_loss"):
+        assert a[key] == pytest.approx(b[key], abs=1e-5), key
+
+
 def test_a_resume_on_more_processes_keeps_the_global_batch_or_is_refused(tmp_path):
     """A 1-process run at batch 8 stopped at step 40 (of 2 x 30). The same command on 2
     processes (global batch 16) is refused in one line that says how to keep it, writing

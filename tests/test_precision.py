@@ -90,3 +90,33 @@ def test_bf16_on_the_cpu_trains_in_bf16_and_the_card_says_so(tmp_path):
     assert loss16[-1] == pytest.approx(loss32[-1], rel=0.1)
     card = (tmp_path / "bf16" / "README.md").read_text(encoding="utf-8")
     assert "- precision: bf16" in card
+
+
+def test_gradient_checkpointing_gives_the_same_numbers_in_fp32(tmp_path, monkeypatch):
+    """trainer.gradient_checkpointing recomputes the activations in the backward pass: in fp32
+    (dropout off, one thread) every logged number is the same, to the bit, and the card says so."""
+    import transformers.modeling_utils
+
+    calls = []
+    checkpoint = transformers.modeling_utils.checkpoint  # what the layers are handed
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counted)
+    quick = [*QUICK, "data.max_train_samples=48", "data.max_eval_samples=20", "trainer.epochs=1"]
+    quick += ["model.dropout=0.0", "trainer.log_every=1", "trainer.eval_test=false"]
+    _, plain = train_in_process(tmp_path / "plain", quick)
+    assert not calls
+    gc = [*quick, "trainer.gradient_checkpointing=true"]
+    _, checkpointed = train_in_process(tmp_path / "gc", gc)
+    assert calls == [False] * 2 * 6  # each of 2 layers, each of 6 steps; not in evaluation
+
+    def numbers(history: list[dict]) -> list[dict]:
+        timing = ("runtime", "per_second", "time")
+        return [{k: v for k, v in e.items() if not any(t in k for t in timing)} for e in history]
+
+    assert len(plain) > 6 and numbers(checkpointed) == numbers(plain)
+    assert "- gradient_checkpointing: True\n" in (tmp_path / "gc" / "README.md").read_text()
+    assert "gradient_checkpointing" not in (tmp_path / "plain" / "README.md").read_text()

@@ -18,6 +18,7 @@ from conftest import CONF, QUICK, compose, train_in_process
 
 from ner import config, naming
 from ner.errors import UserError
+from ner.report.hparams import recipe_summary
 from ner.run import checks
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -78,7 +79,7 @@ def test_every_combination_trains_with_the_recipe_of_the_model_it_trains(experim
     expected = {**RECIPES[kind], **_set_by(experiment)}
     got = {name: getattr(getattr(cfg, name.split(".")[0]), name.split(".")[1]) for name in expected}
     assert got == expected
-    summary = config.recipe_summary(cfg)
+    summary = recipe_summary(cfg)
     assert summary.startswith(
         "recipe: the tiny random-init model's" if kind == "tiny" else "recipe: a pretrained"
     )

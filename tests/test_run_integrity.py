@@ -248,6 +248,27 @@ def test_a_finished_run_extended_with_more_epochs_states_its_schedules(tmp_path)
     assert result["wall_time_s"] > first["wall_time_s"]  # the time of both attempts
 
 
+def test_an_extended_cosine_run_follows_the_cosine_planned_for_the_new_total(tmp_path):
+    from transformers import get_cosine_schedule_with_warmup
+
+    run, small = tmp_path / "run", [*QUICK, "data.max_train_samples=80", "optim.schedule=cosine"]
+    train_in_process(run, [*small, "trainer.epochs=1"])  # 10 steps
+    _, history = train_in_process(run, small)  # extended to 2 epochs: 20 steps
+    assert history[-1]["lr_schedule"] == [[0, 10], [10, 20]]
+    plan = get_cosine_schedule_with_warmup(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3), 5, 20
+    ).lr_lambdas[0]
+    logged = {e["step"]: e["learning_rate"] for e in history if "learning_rate" in e}
+    assert logged[10] == 0.0  # the end of the first plan
+    assert logged == {10: 0.0, **{s: pytest.approx(3e-3 * plan(s), rel=1e-12) for s in (5, 15, 20)}}
+    card = (run / "README.md").read_text()
+    assert "- lr_scheduler_type: cosine\n" in card
+    assert (
+        "- lr_scheduler_segments: steps 1-10 follow a cosine decay to 0 at step 10; steps 11-20 "
+        "follow a cosine decay to 0 at step 20" in card
+    )
+
+
 def test_a_checkpoint_of_an_older_version_resumes(tmp_path):
     """An older config lacks a key this version has, and has one it no longer has."""
     run = tmp_path / "run"
@@ -257,6 +278,9 @@ def test_a_checkpoint_of_an_older_version_resumes(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     old = yaml.safe_load(ckpt["config"])
     del old["model"]["window_stride"]
+    for key in ("schedule", "warmup_ratio", "label_smoothing", "class_weights"):
+        del old["optim"][key]  # from before issue 20's knobs
+    del old["trainer"]["gradient_checkpointing"]
     old["trainer"]["retired_key"] = True
     ckpt["config"] = yaml.safe_dump(old)
     torch.save(ckpt, path)

@@ -181,6 +181,32 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     assert keys.computed_differences(OmegaConf.to_container(extra), extra) == []
 
 
+def test_a_config_from_before_the_recipe_knobs_resumes_and_changing_one_is_refused():
+    """A run saved before optim.schedule, warmup_ratio, label_smoothing, class_weights and
+    trainer.gradient_checkpointing existed computed what their defaults compute; each changes
+    what a run computes, so a resume under another value is refused (ner/run/rundir.py)."""
+    cfg = compose(QUICK)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("schedule", "warmup_ratio", "label_smoothing", "class_weights"):
+        del saved["optim"][key]
+    del saved["trainer"]["gradient_checkpointing"]
+    assert keys.computed_differences(saved, cfg) == []
+    knobs = [
+        "optim.schedule=cosine",
+        "optim.warmup_ratio=0.1",
+        "optim.label_smoothing=0.1",
+        "optim.class_weights=inverse_frequency",
+        "trainer.gradient_checkpointing=true",
+    ]
+    assert keys.computed_differences(saved, compose([*QUICK, *knobs])) == [
+        "optim.schedule: 'linear' -> 'cosine'",
+        "optim.warmup_ratio: None -> 0.1",
+        "optim.label_smoothing: 0.0 -> 0.1",
+        "optim.class_weights: None -> 'inverse_frequency'",
+        "trainer.gradient_checkpointing: False -> True",
+    ]
+
+
 def test_best_pt_cannot_resume_and_the_message_names_the_checkpoints_that_can(tmp_path):
     cfg = compose(QUICK)
     directory = tmp_path / "checkpoints"

@@ -34,6 +34,21 @@ def check(cfg: Any) -> None:
     t, o, d, m = cfg.trainer, cfg.optim, cfg.data, cfg.model
     if not (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas)):
         raise UserError(f"config: optim.betas={list(o.betas)} must be two numbers in [0, 1)")
+    if (
+        o.warmup_ratio is not None
+        and o.warmup_steps
+        and not OmegaConf.is_interpolation(o, "warmup_steps")
+    ):  # given beside the ratio, not the recipe's default
+        raise UserError(
+            f"config: optim.warmup_ratio={o.warmup_ratio} and optim.warmup_steps={o.warmup_steps} "
+            "both set the warm-up; give one"
+        )
+    w = o.class_weights
+    if not (w is None or w == "inverse_frequency" or _positive_numbers(w)):
+        raise UserError(
+            f"config: optim.class_weights={w} must be null, inverse_frequency or a list of "
+            "numbers > 0, one per label"
+        )
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
     from ner import heads
@@ -56,6 +71,12 @@ def check(cfg: Any) -> None:
             f"config: model.window_stride={m.window_stride} leaves no room in a window of "
             f"model.max_length={m.max_length}: need 2*stride + 2 < max_length"
         )
+
+
+def _positive_numbers(value) -> bool:
+    return OmegaConf.is_list(value) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value
+    )
 
 
 def _check_monitor(t, d) -> None:
@@ -121,8 +142,14 @@ def _check_data(d) -> None:
 
 def check_schedule(cfg: Any, total_steps: int) -> None:
     """Checks that need the data: the warm-up must fit inside training."""
-    if cfg.optim.warmup_steps >= total_steps:
+    from ner.optimization import warmup_of
+
+    o = cfg.optim
+    if (warmup := warmup_of(o, total_steps)) >= total_steps:
+        given = (
+            f"warmup_ratio={o.warmup_ratio} ({warmup} steps)" if o.warmup_ratio is not None else ""
+        )
         raise UserError(
-            f"config: optim.warmup_steps={cfg.optim.warmup_steps} is not shorter than training "
+            f"config: optim.{given or f'warmup_steps={warmup}'} is not shorter than training "
             f"({total_steps} optimizer steps)"
         )
