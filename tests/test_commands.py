@@ -140,6 +140,22 @@ EXPECTED: dict[tuple[str, ...], dict] = {
     ("experiment=panx_he_ar", LOCAL_PANX, LOCAL_XLMR): {**PANX_HE_AR, **LOCAL},
     ("experiment=demo_multilingual",): {**TINY_DEMO, "data.config": ["he", "ar"]},
     ("experiment=wikiann_he_seeds",): CARD,
+    ("experiment=wikiann_he_recipe_sweep",): TINY_DEMO,
+    # The same sweep on the real model: xlm-roberta-base's recipe, not the tiny model's.
+    (
+        "experiment=wikiann_he_recipe_sweep",
+        "model=xlmr_base",
+        "data=wikiann",
+        "optim.head_lr=null",
+    ): {
+        "model.name_or_path": "xlm-roberta-base",
+        "data.name": "unimelb-nlp/wikiann",
+        "data.config": "he",
+        "optim.lr": 2e-5,
+        "optim.warmup_steps": 0,
+        "trainer.epochs": 3,
+        "trainer.batch_size": 3,
+    },
     # The README's "your own files" command: xlm-roberta-base's recipe, not the demo's.
     (
         "data.name=null",
