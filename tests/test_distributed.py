@@ -33,8 +33,13 @@ def step_losses(history: list[dict]) -> list[float]:
 # The recipe knobs together (issue 20): the head at its own lr, the embeddings at lr * 0.8^2
 # below a frozen layer 1 (the gradient passes through it), weight decay but not on biases and
 # norm weights; label smoothing and inverse-frequency class weights, whose step loss is divided
-# by the summed weights of the whole step's labelled tokens.
+# by the summed weights of the whole step's labelled tokens; a cosine schedule warmed up over a
+# tenth of the steps; activation checkpointing (recomputation: the same numbers in fp32).
 GROUPS = [
+    "optim.schedule=cosine",
+    "optim.warmup_steps=0",  # (QUICK sets 5) the ratio in its place
+    "optim.warmup_ratio=0.1",
+    "trainer.gradient_checkpointing=true",
     "optim.head_lr=1e-2",
     "optim.layer_decay=0.8",
     "optim.weight_decay=0.01",
