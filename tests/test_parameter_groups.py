@@ -46,6 +46,7 @@ def optim(**changes) -> SimpleNamespace:
     """cfg.optim with the schema's defaults (the tiny model's lr) and `changes`."""
     defaults = {"lr": 3e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
     defaults.update(head_lr=None, layer_decay=None)
+    defaults.update(schedule="linear", warmup_steps=0, warmup_ratio=None)
     return SimpleNamespace(**{**defaults, **changes})
 
 
@@ -90,8 +91,9 @@ def test_layer_decay_gives_each_layer_its_lr_and_the_head_head_lr(family):
     """Layer l of L=3 at lr * 0.5^(3-l), the embeddings (and what else of the encoder is outside
     its layers) at lr * 0.5^3, the head at head_lr; at step 2 of warm-up 4 each is halved."""
     model = tiny(family)
-    optimizer = build_optimizer(optim(layer_decay=0.5, head_lr=1e-2), model, CPU)
-    schedule = build_schedule(optimizer, warmup_steps=4, total_steps=10)
+    cfg = optim(layer_decay=0.5, head_lr=1e-2, warmup_steps=4)
+    optimizer = build_optimizer(cfg, model, CPU)
+    schedule = build_schedule(optimizer, cfg, total_steps=10)
     for _ in range(2):
         optimizer.step()
         schedule.step()
@@ -124,17 +126,17 @@ def test_an_extended_schedule_replans_every_group_from_its_own_peak():
     model = tiny("bert")
     cfg = optim(layer_decay=0.5, head_lr=1e-2)
     optimizer = build_optimizer(cfg, model, CPU)
-    schedule = build_schedule(optimizer, warmup_steps=0, total_steps=10)
+    schedule = build_schedule(optimizer, cfg, total_steps=10)
     for _ in range(6):
         optimizer.step()
         schedule.step()
     saved = optimizer.state_dict(), schedule.state_dict()
     optimizer = build_optimizer(cfg, model, CPU)
-    schedule = build_schedule(optimizer, warmup_steps=0, total_steps=20)
+    schedule = build_schedule(optimizer, cfg, total_steps=20)
     optimizer.load_state_dict(saved[0])
     schedule.load_state_dict(saved[1])
     plan = [[0, 10]]
-    follow(plan, optimizer, schedule, step=6, total_steps=20)
+    follow(plan, schedule, step=6, total_steps=20, name="linear")
     assert plan == [[0, 10], [6, 20]] and len(optimizer.param_groups) == 5
     for group, peak in zip(optimizer.param_groups, schedule.base_lrs, strict=True):
         assert group["lr"] == pytest.approx(peak * 14 / 20, rel=1e-12)
