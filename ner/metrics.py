@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from seqeval.metrics import accuracy_score, classification_report
-
 from ner.errors import UserError
 
 
@@ -55,6 +53,10 @@ def entity_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
     assert len(gold) == len(pred), f"{len(gold)} gold sentences but {len(pred)} predicted"
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
         assert len(g) == len(p), f"sentence {i}: {len(g)} gold tags but {len(p)} predicted"
+    # Imported here: seqeval imports scikit-learn (about 2 s), which a process that never
+    # evaluates (a refused config, ner-report) need not pay.
+    from seqeval.metrics import accuracy_score, classification_report
+
     gold, pred = [list(g) for g in gold], [list(p) for p in pred]
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     scores = {"report": report, "accuracy": accuracy_score(gold, pred), "gold": gold, "pred": pred}
