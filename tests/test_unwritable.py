@@ -73,7 +73,7 @@ def test_a_disk_that_fills_during_the_export_is_one_line(run_dir, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     export = (
-        "from pathlib import Path; from ner import checkpoint, trained; "
+        "from pathlib import Path; from ner import checkpoint; from ner.tools import trained; "
         f"m = trained.load({str(run_dir)!r}); "
         f"checkpoint.export_hf(m.model, m.tokenizer, Path({str(full)!r}) / 'best_model')"
     )
