@@ -2,21 +2,20 @@
 missed or spurious (the MUC categories of Chinchor & Sundheim, as nervaluate names them).
 
 Entities are read from IOB2 tags with seqeval's `get_entities`; a span is (first word, last word).
-Each gold entity gets exactly one category, from the best prediction that overlaps it:
+Gold and predicted entities are paired as every strategy of nervaluate (>= 1.0) pairs them:
+the predictions are taken left to right, and each is paired with the leftmost gold entity it
+overlaps (by one word or more) that is not yet paired. A pair is then
 
-- correct:        a prediction with the same span and the same type;
-- wrong type:     else one with the same span and another type;
-- wrong boundary: else one that overlaps with the same type;
-- wrong both:     else one that overlaps with another type;
-- missed:         no prediction overlaps it.
+- correct:        same span, same type;
+- wrong type:     same span, another type;
+- wrong boundary: overlapping spans, same type;
+- wrong both:     overlapping spans, another type.
 
-Among several predictions of the same rank, the leftmost is the match. A prediction that overlaps
-no gold entity is spurious. A prediction that overlaps a gold entity but is not its match (a gold
-entity split in two predictions) is not counted again, so the categories partition
-gold + spurious entities. nervaluate walks the predictions instead, classifying each against the
-first gold entity it overlaps, so a split gold entity counts once per piece there (its totals can
-exceed gold + spurious); the two agree whenever each gold entity overlaps at most one prediction
-and each prediction at most one gold entity.
+A prediction left unpaired is spurious, even when it overlaps a gold entity already paired (a
+gold entity split in two predictions: the left piece is its pair, the right piece is spurious);
+a gold entity left unpaired is missed. So each gold entity has exactly one category, and the
+counts of all categories sum to gold + spurious entities. The pairing is greedy, not the best
+one: a prediction of another type that overlaps a gold entity first takes it.
 """
 
 from __future__ import annotations
@@ -63,23 +62,25 @@ def entities(tags: list[str]) -> list[Entity]:
 def classify(
     gold: list[Entity], pred: list[Entity]
 ) -> list[tuple[str, Entity | None, Entity | None]]:
-    """(category, gold entity, its matched prediction) for each gold entity, in order, then
-    (spurious, None, prediction) for each prediction that overlaps no gold entity."""
-
-    def rank(g: Entity, p: Entity) -> int:
-        same_span = (g.start, g.end) == (p.start, p.end)
-        return (0 if same_span else 2) + (0 if g.type == p.type else 1)
-
+    """(category, gold entity, its paired prediction or None) for each gold entity, in order,
+    then (spurious, None, prediction) for each unpaired prediction."""
+    paired: dict[int, Entity] = {}  # gold index -> its prediction
+    spurious = []
+    for p in pred:
+        g = next((i for i, g in enumerate(gold) if i not in paired and g.overlaps(p)), None)
+        if g is None:
+            spurious.append(p)
+        else:
+            paired[g] = p
     out: list[tuple[str, Entity | None, Entity | None]] = []
-    for g in gold:
-        overlapping = [p for p in pred if g.overlaps(p)]
-        if not overlapping:
+    for i, g in enumerate(gold):
+        p = paired.get(i)
+        if p is None:
             out.append(("missed", g, None))
             continue
-        best = min(overlapping, key=lambda p: (rank(g, p), p.start))
-        out.append((CATEGORIES[rank(g, best)], g, best))
-    out += [("spurious", None, p) for p in pred if not any(p.overlaps(g) for g in gold)]
-    return out
+        same_span = (g.start, g.end) == (p.start, p.end)
+        out.append((CATEGORIES[(0 if same_span else 2) + (0 if g.type == p.type else 1)], g, p))
+    return out + [("spurious", None, p) for p in spurious]
 
 
 def analyse(
