@@ -14,7 +14,8 @@ writes. Metrics go to `--output` (default `<run dir>/eval_<split>_<checkpoint>.j
 checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 `token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
 analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
-predicted tagging). A user error prints one line on stderr and exits with status 2.
+predicted tagging); `--errors` prints the error analysis of ner/report/errors.py after the
+metrics. A user error prints one line on stderr and exits with status 2.
 
 The sets are read as training reads them (ner.data.corpus.load_corpus); the summary and the
 predictions file are written by ner/tools/eval_output.py.
@@ -41,6 +42,7 @@ from ner.data.sentences import Sentence
 from ner.errors import UserError, exit_on_error
 from ner.evaluate import evaluate
 from ner.features import encode_split
+from ner.report import errors as error_analysis
 from ner.tools import trained
 from ner.tools.eval_output import summary, write_predictions
 
@@ -73,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "<run dir>/eval_<split>_<checkpoint>[_<data>].json; for an export: none)",
     )
     p.add_argument("--predictions", help="write every word's token, gold and predicted tag (CoNLL)")
+    p.add_argument(
+        "--errors", action="store_true", help="print the error analysis (ner/report/errors.py)"
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = p.parse_args(argv)
     if args.data_config is not None and args.data_name is None:
@@ -242,6 +247,10 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
             output.parent.mkdir(parents=True, exist_ok=True)
             write_json(output, metrics)
         print(summary(metrics), file=out, flush=True)
+        for name, sentences, _ in sets if args.errors else ():
+            tags, tokens = [s.tags for s in sentences], [s.tokens for s in sentences]
+            analysis = error_analysis.analyse(tags, results[name]["predictions"], tokens)
+            print(f"\nerrors on {name}\n\n{error_analysis.render(analysis)}", file=out, flush=True)
         for what, where in (("predictions", args.predictions), ("metrics", output)):
             if where is not None:
                 print(f"{what} written to {where}", file=out, flush=True)
