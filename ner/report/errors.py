@@ -54,7 +54,7 @@ class Analysis:
 
 
 def entities(tags: list[str]) -> list[Entity]:
-    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.metrics.sequence_labeling import get_entities  # lazy, as in ner.metrics
 
     return [Entity(t, s, e) for t, s, e in get_entities(list(tags))]
 
