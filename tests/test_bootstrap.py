@@ -172,3 +172,20 @@ def test_evaluate_prints_and_writes_the_interval(run_dir, tmp_path, capsys):
     assert f"demo: F1 {metrics['f1']:.4f} (95% CI {lo:.4f}-{hi:.4f})" in printed
     assert ci["per_type"].keys() == metrics["per_type"].keys()
     assert all(len(ci[k]) == 2 for k in ("precision", "recall"))
+
+    # Several sets: each its own interval, printed under its name.
+    from ner.demo.generate import generate_demo
+
+    files = []
+    for name, part in (("news", slice(0, 20)), ("web", slice(20, 50))):
+        files.append(tmp_path / f"{name}.jsonl")
+        rows = [json.dumps(s, ensure_ascii=False) for s in generate_demo()["test"][part]]
+        files[-1].write_text("\n".join(rows) + "\n", encoding="utf-8")
+    argv = [str(run_dir), "--data-file", *map(str, files), "--bootstrap", "200", "--output", "-"]
+    assert main([*argv, "--bootstrap-seed", "5"]) == 0
+    captured = capsys.readouterr()
+    sets = json.loads(captured.out)["sets"]
+    for name in ("news", "web"):
+        ci = sets[name]["bootstrap"]
+        assert ci["seed"] == 5
+        assert f"{name}: {bootstrap.interval_line(sets[name])}" in captured.err
