@@ -1,6 +1,6 @@
 """What a run leaves for people: its log (log_history.json, TensorBoard, train.log) and the one
-reader of that log (history), the model card, the curves, the hyperparameter lists and the tables
-of `ner-report`.
+reader of that log (history), the model card, the curves, the hyperparameter lists, the tables
+of `ner-report` and the bootstrap intervals of `ner-evaluate --bootstrap`.
 
 Everything here reads what the loop recorded; nothing here decides what the loop computes.
 """

@@ -2,6 +2,7 @@
 
     ner-evaluate outputs/demo                              # best.pt on the run's validation split
     ner-evaluate outputs/demo --checkpoint last --split test
+    ner-evaluate outputs/demo --split test --bootstrap 1000    # F1 with its 95% interval
     ner-evaluate outputs/demo/best_model --data-file data/dev.conll --predictions dev.pred.conll
     torchrun --standalone --nproc_per_node=2 -m ner.tools.evaluate outputs/demo --split test
 
@@ -42,6 +43,7 @@ from ner.data.sentences import Sentence
 from ner.errors import UserError, exit_on_error
 from ner.evaluate import evaluate
 from ner.features import encode_split
+from ner.report import bootstrap
 from ner.report import errors as error_analysis
 from ner.tools import trained
 from ner.tools.eval_output import summary, write_predictions
@@ -79,10 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--errors", action="store_true", help="print the error analysis (ner/report/errors.py)"
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--bootstrap", type=int, metavar="N", help="95%% intervals from N resamples")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="their seed (default: 0)")
     args = p.parse_args(argv)
     if args.data_config is not None and args.data_name is None:
         p.error("--data-config needs --data-name")
-    for key in ("batch_size", "max_samples"):
+    for key in ("batch_size", "max_samples", "bootstrap"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("output", "predictions"):  # files, written after the evaluation
@@ -229,6 +233,10 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
         }
         for name, _, source in sets
     }
+    for name, sentences, _ in sets if args.bootstrap else ():  # every rank: the same result
+        gold, pred = [s.tags for s in sentences], results[name]["predictions"]
+        seed = args.bootstrap_seed
+        per_set[name]["bootstrap"] = bootstrap.of_tags(gold, pred, args.bootstrap, seed)
     if len(sets) == 1:
         [metrics] = per_set.values()
         metrics = {**about, **metrics}
@@ -247,6 +255,8 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
             output.parent.mkdir(parents=True, exist_ok=True)
             write_json(output, metrics)
         print(summary(metrics), file=out, flush=True)
+        for name, r in per_set.items() if args.bootstrap else ():
+            print(f"{name}: {bootstrap.interval_line(r)}", file=out, flush=True)
         for name, sentences, _ in sets if args.errors else ():
             tags, tokens = [s.tags for s in sentences], [s.tokens for s in sentences]
             analysis = error_analysis.analyse(tags, results[name]["predictions"], tokens)
