@@ -10,6 +10,7 @@ sub-tokens they have in running text.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def train_tokenizer(
         spec["model"]["vocab"][n_special:]
     )
     tok = tokenizer_from_spec(json.dumps(spec))
+    # As every later reader reads it (AutoTokenizer: a resume, ner-evaluate, ner-predict, the
+    # exported model): transformers rebuilds XLM-R's normalizer and pre-tokenizer from the
+    # tokenizer's class, so the trained pipeline's own (NFKC, control characters removed) would
+    # tokenize some words in training otherwise than after it ('\u200f' in WikiANN he).
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        tok = tokenizer_from_spec(load_tokenizer(tmp).backend_tokenizer.to_str())
     if out_dir is not None:
         tok.save_pretrained(str(out_dir))
     return tok

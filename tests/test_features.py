@@ -237,3 +237,17 @@ def test_the_tokenizer_of_4000_real_sentences_is_the_same_file_in_every_process(
     it appends in hash-set order): the first 4,000 training sentences."""
     first, second = tokenizer_digests_in_two_processes(tmp_path, WIKIANN_WORDS)
     assert first == second
+
+
+def test_the_tiny_tokenizer_tokenizes_in_training_as_it_does_read_back(tmp_path):
+    """The tokenizer a run trains and uses is the one its saved files give every later reader
+    (a resume, ner-evaluate, ner-predict, the export): words of invisible marks and compatibility
+    forms (WikiANN he has a word of two U+200F marks) get the same sub-tokens from both."""
+    from ner.tokenizer import load_tokenizer, train_tokenizer
+
+    words = [["דוד", "בן-גוריון", ",", "ﬁ", "①"], ["שלום", "\u200f\u200f", "עולם"]] * 50
+    trained = train_tokenizer(words, 200, tmp_path / "tok")
+    read_back = load_tokenizer(tmp_path / "tok")
+    for sentence in [*words[:2], ["\u200f"], ["a\u200fb", "ﬃ"]]:
+        ids = [t(sentence, is_split_into_words=True)["input_ids"] for t in (trained, read_back)]
+        assert ids[0] == ids[1], sentence
