@@ -1,4 +1,5 @@
-"""The end of a run: test evaluation of the best model, export, model card, curves, result.json.
+"""The end of a run: test evaluation of the best model, its saved predictions, export, model
+card, curves, result.json.
 
 The test split is scored once, with the best checkpoint's weights (chosen on validation only),
 and never takes part in model selection.
@@ -21,6 +22,7 @@ from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
 from ner.report.history import eval_entries
 from ner.report.hparams import card_hyperparameters
+from ner.report.predictions import save_best as save_predictions
 from ner.run.provenance import framework_versions
 
 
@@ -59,6 +61,9 @@ def finish(
             if name != "loss" and f"test_{name}" in entry
         )
         say(f"test (best epoch {p.best_epoch:g}): {scores}")
+    # The best weights' word-level predictions of every set (ner/report/predictions.py).
+    tested = results if with_test else {}
+    save_predictions(run_dir, data, evaluate, p.best_epoch, tested, env.is_main)
     seconds, n_train = p.train_seconds, len(data.train)
     log.final(
         {

@@ -1,14 +1,19 @@
 """What `ner-evaluate` prints and writes besides the metrics JSON: the summary a person reads
 (one set's scores and per-type table, or one row per set and their mean) and the predictions
-file (`token<TAB>gold<TAB>predicted` per word). Moved out of ner/tools/evaluate.py, which reads
-the sets and scores them."""
+file (`token<TAB>gold<TAB>predicted` per word), and the saved predictions of --save-predictions
+(ner/report/predictions.py). Moved out of ner/tools/evaluate.py, which reads the sets and scores
+them."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ner import metrics as registry
+from ner.atomic import read_json
 from ner.data.sentences import Sentence
+from ner.errors import UserError
+from ner.report import predictions as saved
 from ner.report.tables import markdown_table
 
 
@@ -21,6 +26,39 @@ def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]
                 token = re.sub(r"[\t\r\n]", " ", token)
                 f.write(f"{token}\t{gold}\t{p}\n")
             f.write("\n")
+
+
+def saved_predictions_dir(args, loaded) -> Path | None:
+    """Where --save-predictions writes (None without it), refused in one line unless the files
+    would be what the run itself keeps: its best model's, on its own data, every sentence."""
+    if args.save_predictions is None:
+        return None
+    if loaded.run_dir is None or loaded.checkpoint not in ("best", "hf"):
+        raise UserError(
+            f"--save-predictions: {args.target} is not a run's best model (checkpoint "
+            f"{loaded.checkpoint}); the saved predictions are the best model's"
+        )
+    other = [f"--{k.replace('_', '-')}" for k in ("data_file", "data_name", "max_samples")]
+    given = [flag for flag in other if getattr(args, flag[2:].replace("-", "_"))]
+    if given:
+        raise UserError(
+            f"--save-predictions keeps the run's predictions on its own sentences, not with "
+            f"{given[0]}; use --predictions FILE for other data"
+        )
+    if args.split == "train":
+        raise UserError("--save-predictions: a run keeps its validation and test predictions")
+    default = loaded.run_dir / saved.DIRECTORY
+    return Path(args.save_predictions) if args.save_predictions else default
+
+
+def save_predictions(directory: Path, split, name, loaded, sentences, results: dict) -> Path:
+    """Set `name`'s predictions (its `results` of ner.evaluate.evaluate) as the run would save
+    them: the epoch is the checkpoint's, or the best epoch result.json records (an export's)."""
+    epoch = loaded.epoch
+    if epoch is None:
+        epoch = (read_json(loaded.run_dir / "result.json") or {}).get("best_epoch")
+    pred = results[name]["predictions"]
+    return saved.write(directory, split, name, loaded.labels, sentences, pred, epoch)
 
 
 def summary(metrics: dict) -> str:

@@ -16,7 +16,8 @@ checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 `token<TAB>gold<TAB>predicted` per word with a blank line after each sentence, for error
 analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
 predicted tagging); `--errors` prints the error analysis of ner/report/errors.py after the
-metrics. A user error prints one line on stderr and exits with status 2.
+metrics; `--save-predictions` keeps the best model's predictions as a run does at its end (a run
+made before runs kept them: for ner-report --compare). A user error is one line, status 2.
 
 The sets are read as training reads them (ner.data.corpus.load_corpus); the summary and the
 predictions file are written by ner/tools/eval_output.py.
@@ -45,7 +46,7 @@ from ner.evaluate import evaluate
 from ner.features import encode_split
 from ner.report import bootstrap
 from ner.report import errors as error_analysis
-from ner.tools import trained
+from ner.tools import eval_output, trained
 from ner.tools.eval_output import summary, write_predictions
 
 SPLIT_CHOICES = ("validation", "test", "train")
@@ -80,6 +81,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--errors", action="store_true", help="print the error analysis (ner/report/errors.py)"
     )
+    p.add_argument(
+        "--save-predictions", nargs="?", const="", metavar="DIR",
+        help="keep the run's best model's predictions of the split for ner-report --compare "
+        "(default DIR: <run dir>/predictions, as a run saves them; ner/report/predictions.py)",
+    )  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--bootstrap", type=int, metavar="N", help="95%% intervals from N resamples")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="their seed (default: 0)")
@@ -215,6 +221,7 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
     output = default_output(args, loaded) if args.output is None else None
     if args.output not in (None, "-"):
         output = Path(args.output)
+    keep = eval_output.saved_predictions_dir(args, loaded)  # None without --save-predictions
     check_writable(args, output, env)  # before the work, not after it
     results = {name: score(args, loaded, sentences, env, out) for name, sentences, _ in sets}
     about = {
@@ -251,6 +258,9 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
                 if len(sets) > 1:  # one file per set: p.conll -> p.he.conll
                     path = path.with_name(f"{path.stem}.{name}{path.suffix}")
                 write_predictions(str(path), sentences, results[name]["predictions"])
+        for name, sentences, _ in sets if keep else ():
+            kept = eval_output.save_predictions(keep, args.split, name, loaded, sentences, results)
+            print(f"saved predictions written to {kept}", file=out, flush=True)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             write_json(output, metrics)

@@ -2,6 +2,8 @@
 
     ner-report multirun/2024-05-01/12-00-00 --csv sweep.csv --markdown sweep.md
     ner-report multirun/2024-05-01/12-00-00 --format latex --all
+    ner-report --compare outputs/a outputs/b         # paired tests: ner/tools/compare.py
+    ner-report --compare multirun/demo_lr --by optim.lr
 
 What the table shows and how it is written: ner/report/run_tables.py and ner/report/tables.py.
 
@@ -35,6 +37,7 @@ from ner.report.history import eval_entries, eval_sets_in, is_test
 from ner.report.run_tables import report, scores
 from ner.report.tables import FORMATS
 from ner.run.layout import launch_file
+from ner.tools import compare
 
 
 def find_job_dirs(root: Path) -> list[Path]:
@@ -184,14 +187,34 @@ def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ner-report", description=__doc__.split("\n")[0])
-    parser.add_argument("dir", type=Path, help="a runs directory or a sweep directory")
+    parser.add_argument("dir", type=Path, nargs="?", help="a runs directory or a sweep directory")
+    parser.add_argument(
+        "--compare", nargs="+", metavar="RUNS",
+        help="A B: two runs (or comma-separated groups of runs) compared on the same sentences "
+        "from their saved predictions: F1 difference, 95%% interval, p; or one sweep with --by",
+    )  # fmt: skip
+    parser.add_argument("--by", metavar="KEY", help="--compare SWEEP: its groups by KEY's value")
+    parser.add_argument("--values", nargs=2, metavar="V", help="--by: the two values compared")
+    parser.add_argument(
+        "--resamples", type=int, default=1000, help="--compare: bootstrap resamples and "
+        "randomisation rounds (default: 1000)"
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="--compare: their seed (default: 0)")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="of the output")
     parser.add_argument("--all", action="store_true", help="every column, not the usual few")
     parser.add_argument("--csv", type=Path, help="also write the table as CSV here")
     parser.add_argument("--markdown", type=Path, help="also write the report as markdown here")
     parser.add_argument("--monitor", default="eval_f1", help="metric that picks the best epoch")
     args = parser.parse_args(argv)
+    if (args.dir is None) == (args.compare is None):
+        parser.error("give a runs directory, or --compare")
+    if args.compare and len(args.compare) != (1 if args.by else 2):
+        parser.error("--compare takes two runs (A B), or one sweep with --by KEY")
+    if args.resamples < 1:
+        parser.error("--resamples must be >= 1")
     try:
+        if args.compare:
+            return compare_main(args)
         rows = build_rows(args.dir, args.monitor)
         text = report(args.dir, rows, args.monitor, args.format, args.all)
         for fmt, path in (("csv", args.csv), ("markdown", args.markdown)):
@@ -199,6 +222,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 path.write_text(report(args.dir, rows, args.monitor, fmt, args.all))
     except (UserError, OSError) as e:
         return exit_on_error(e)
+    sys.stdout.write(text)
+    return 0
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """`--compare A B` or `--compare SWEEP --by KEY`: ner/tools/compare.py's report."""
+    if args.by:
+        root = compare.side(args.compare[0])[0]
+        jobs = [(job, read_overrides(job)) for job in find_job_dirs(root)]
+        chosen = compare.by_key(jobs, args.by, args.values)
+        groups = [runs for _, runs in chosen]
+        names = [
+            f"{args.by}={value}: {', '.join(str(r.relative_to(root)) for r in runs)}"
+            for value, runs in chosen
+        ]
+    else:
+        groups = [compare.side(a) for a in args.compare]
+        names = [", ".join(map(str, runs)) for runs in groups]
+    text, _ = compare.compare(groups, names, args.resamples, args.seed, args.format)
     sys.stdout.write(text)
     return 0
 
