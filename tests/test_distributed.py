@@ -79,6 +79,10 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
             assert a[key] == pytest.approx(b[key], abs=1e-4), key
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
     assert len(list((two / "tensorboard").glob("events.*"))) == 1
+    # The best model's saved predictions (ner/report/predictions.py): rank 0 wrote the same file.
+    [kept] = [p.name for p in (two / "predictions").iterdir()]
+    one_kept = tmp_path / "one" / "predictions" / kept
+    assert (two / "predictions" / kept).read_bytes() == one_kept.read_bytes()
 
 
 def test_a_resume_on_more_processes_keeps_the_global_batch_or_is_refused(tmp_path):

@@ -260,9 +260,9 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for d in (one, two):
         d.mkdir()
-    assert (
-        main([str(run_dir), "--output", str(one / "m.json"), "--predictions", str(one / "p")]) == 0
-    )
+    kept = ["--save-predictions", str(one / "kept")]  # ner/report/predictions.py's files
+    argv = [str(run_dir), "--output", str(one / "m.json"), "--predictions", str(one / "p")]
+    assert main([*argv, *kept]) == 0
     args = [
         str(run_dir),
         "--output",
@@ -271,6 +271,8 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
         str(two / "p"),
         "--device",
         "cpu",
+        "--save-predictions",
+        str(two / "kept"),
     ]
     cmd = torchrun_cmd(["--standalone", "--nproc_per_node=2"], args, module="ner.tools.evaluate")
     done = run_cli(cmd, tmp_path, 300)
@@ -282,6 +284,8 @@ def test_two_processes_give_the_same_result(run_dir, tmp_path):
         assert a[key] == pytest.approx(b[key], abs=1e-6)
     assert a["per_type"] == b["per_type"]
     assert (one / "p").read_text() == (two / "p").read_text()
+    kept = [(d / "kept" / "validation.demo.json.gz").read_bytes() for d in (one, two)]
+    assert kept[0] == kept[1]
 
 
 @pytest.mark.slow
