@@ -185,8 +185,20 @@ def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
     )
 
 
+COMPARE_HELP = (
+    "--compare A B: a side is a run directory or comma-separated runs (a group of seeds); "
+    "--compare SWEEP --by KEY groups a sweep's finished jobs by KEY's value. Two runs: 95% "
+    "interval of F1(A) - F1(B) from a paired bootstrap over sentences, p from an approximate "
+    "randomisation test; two groups: a two-level bootstrap (runs and sentences) and a "
+    "permutation test over the runs (ner/tools/compare.py, ner/report/paired.py). A run made "
+    "before runs saved predictions: ner-evaluate RUN --save-predictions."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ner-report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ner-report", description=__doc__.split("\n")[0], epilog=COMPARE_HELP
+    )
     parser.add_argument("dir", type=Path, nargs="?", help="a runs directory or a sweep directory")
     parser.add_argument(
         "--compare", nargs="+", metavar="RUNS",
