@@ -200,8 +200,12 @@ def test_a_runs_files_are_its_best_model_and_an_old_run_is_made_comparable(
     from ner.tools.evaluate import main as evaluate_main
 
     files = sorted(p.name for p in (run_dir / "predictions").iterdir())
-    best = json.loads((run_dir / "result.json").read_text())["best_epoch"]
+    result = json.loads((run_dir / "result.json").read_text())
     assert files == ["test.demo.json.gz", "validation.demo.json.gz"]
+    # Scored from the files alone: the log's best validation F1 and its test F1.
+    assert paired.f1_of(counts(run_dir)) == pytest.approx(result["best"], abs=1e-12)
+    test_f1 = paired.f1_of(counts(run_dir, ("test", "demo")))
+    assert test_f1 == pytest.approx(result["test"]["test_f1"], abs=1e-12)
     for split in ("validation", "test"):  # what ner-evaluate computes from best.pt
         argv = [str(run_dir), "--split", split, "--output", str(tmp_path / f"{split}.json")]
         assert evaluate_main([*argv, "--save-predictions", str(tmp_path / "again")]) == 0
@@ -209,7 +213,7 @@ def test_a_runs_files_are_its_best_model_and_an_old_run_is_made_comparable(
         assert (tmp_path / "again" / name).read_bytes() == (
             run_dir / "predictions" / name
         ).read_bytes()
-        assert saved.read(run_dir / "predictions" / name).epoch == best
+        assert saved.read(run_dir / "predictions" / name).epoch == result["best_epoch"]
     # A run made before runs kept predictions: compare says how to make them; they are made.
     old = tmp_path / "old"
     shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns("tensorboard", "step-*.pt"))
