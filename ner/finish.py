@@ -50,8 +50,9 @@ def finish(
     model.load_state_dict(best["model"])
     test = None
     with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
-    split = "test" if with_test else "validation"  # the error analysis's: the test, if any
-    results = {s.name: evaluate(s, split) for s in with_test or data.eval_sets}
+    # The error analysis's split: the test; without one, validation, scored again by the best weights.
+    errors_on = "test" if with_test else "validation"
+    results = {s.name: evaluate(s, errors_on) for s in with_test or data.eval_sets}
     if with_test:
         named = len(data.eval_sets) > 1
         entry = log.evaluation("test", p.best_epoch, p.global_step, results, named=named)
@@ -65,9 +66,9 @@ def finish(
             if name != "loss" and f"test_{name}" in entry
         )
         say(f"test (best epoch {p.best_epoch:g}): {scores}")
-    sentences = {s.name: s.sentences[split] for s in data.corpus.eval_sets if split in s.sentences}
+    sentences = {s.name: s.sentences.get(errors_on) for s in data.corpus.eval_sets}
     predictions = {name: r["predictions"] for name, r in results.items()}
-    errors = outcome.errors_info(split, sentences, predictions)
+    errors = outcome.errors_info(errors_on, sentences, predictions)
     seconds, n_train = p.train_seconds, len(data.train)
     log.final(
         {

@@ -143,8 +143,16 @@ def test_a_finished_run_logs_the_interval_ner_evaluate_reproduces(run_dir, tmp_p
     card = (run_dir / "README.md").read_text(encoding="utf-8")
     lo, hi = test["test_f1_ci"]
     assert f"- F1 {test['test_f1']:.4f} (95% CI {lo:.4f}-{hi:.4f}), precision" in card
-    [all_row] = [ln for ln in card.split("## Error analysis")[1].splitlines() if "| all" in ln]
+    assert_error_section(run_dir, "the test split", test["test_per_type"])
+
+
+def assert_error_section(run_dir, where: str, per_type: dict) -> None:
+    """The card of a finished run analyses the errors on `where`, and its "all" row counts each
+    gold entity of `per_type` (the log's per-type scores with their support) once; the run drew
+    results.png. (tests/test_train_e2e.py calls it on a run without a test split.)"""
+    section = (run_dir / "README.md").read_text(encoding="utf-8").split("## Error analysis")[1]
+    assert f"entities on {where}, by the MUC categories" in section
+    [all_row] = [line for line in section.splitlines() if line.startswith("| all")]
     counts = [int(c) for c in all_row.strip("|").split("|")[1:]]
-    support = sum(t["support"] for t in test["test_per_type"].values())
-    assert sum(counts[:5]) == support  # correct ... missed: each gold entity once
+    assert sum(counts[:5]) == sum(t["support"] for t in per_type.values())  # correct ... missed
     assert (run_dir / "results.png").read_bytes()[:8] == PNG_MAGIC

@@ -3,9 +3,11 @@
 The card keeps the form of the reference card (experiments/reference/model_card.md, the Hugging
 Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
 per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
-test results and per-entity-type scores. Every number on the card is read from the history or
-from `info`; nothing is computed that the run did not log, so a card can be checked against the
-`log_history.json` it came from (the tests read its table back: tests/card_table.py).
+test results (with their bootstrap intervals when the log has them), per-entity-type scores and
+the best model's error analysis (ner/report/outcome.py). Every number on the card is read from
+the history or from `info`; nothing is computed that the run did not log, so a card can be
+checked against the `log_history.json` it came from (the tests read its table back:
+tests/card_table.py).
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def render_card(history: list[dict], info: dict) -> str:
     `info` holds what the history does not: model_name, base_model, encoder (its family, e.g.
     BERT), dataset_name,
     dataset_config, hyperparameters (ordered), versions, and optionally data_summary, command,
-    and eval_sets (the names of a run's several evaluation sets: the plain validation and test
-    columns are then their macro mean, and each set has its own table).
+    eval_sets (the names of a run's several evaluation sets: the plain validation and test
+    columns are then their macro mean, and each set has its own table), and errors (the best
+    model's error analysis, ner/report/outcome.errors_info; without it the card has no such
+    section).
     """
     train, evals, test, final = split_history(history)
     if not evals:
