@@ -1,5 +1,6 @@
-"""The end of a run: test evaluation of the best model, its saved predictions, export, model
-card, curves, result.json.
+"""The end of a run: test evaluation of the best model (its intervals and error analysis:
+ner/report/outcome.py), its saved predictions, export, model card, curves, results.png,
+result.json.
 
 The test split is scored once, with the best checkpoint's weights (chosen on validation only),
 and never takes part in model selection.
@@ -18,6 +19,7 @@ from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
 from ner.progress import Progress
+from ner.report import outcome
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
 from ner.report.history import eval_entries
@@ -50,10 +52,17 @@ def finish(
     model.load_state_dict(best["model"])
     test = None
     with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
+    # Validation scored again by the best weights: their saved predictions (and the error
+    # analysis without a test split) are then what best.pt predicts, whatever a resume did.
+    validation = {s.name: evaluate(s, "validation") for s in data.eval_sets}
+    results = {s.name: evaluate(s, "test") for s in with_test}
+    errors_on = "test" if with_test else "validation"
     if with_test:
-        results = {s.name: evaluate(s, "test") for s in with_test}
         named = len(data.eval_sets) > 1
         entry = log.evaluation("test", p.best_epoch, p.global_step, results, named=named)
+        # After the scores, in the history's own entry (RunLog keeps it): their intervals.
+        gold = {s.name: s.gold["test"] for s in with_test}
+        entry.update(outcome.test_intervals(results, gold, t.bootstrap, named))
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
         scores = ", ".join(
             f"{name} {entry[f'test_{name}']:.4f}"
@@ -62,8 +71,11 @@ def finish(
         )
         say(f"test (best epoch {p.best_epoch:g}): {scores}")
     # The best weights' word-level predictions of every set (ner/report/predictions.py).
-    tested = results if with_test else {}
-    save_predictions(run_dir, data, evaluate, p.best_epoch, tested, env.is_main)
+    scored = {"validation": validation, "test": results}
+    save_predictions(run_dir, data, scored, p.best_epoch, env.is_main)
+    sentences = {s.name: s.sentences.get(errors_on) for s in data.corpus.eval_sets}
+    predictions = {name: r["predictions"] for name, r in scored[errors_on].items()}
+    errors = outcome.errors_info(errors_on, sentences, predictions)
     seconds, n_train = p.train_seconds, len(data.train)
     log.final(
         {
@@ -99,10 +111,12 @@ def finish(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
                 for split, s in data.stats.items()
             ),
+            "errors": errors,
         }
         card = render_card(log.history, info)
         atomic.write_text(run_dir / "README.md", card, "model card")
         plot_curves(log.history, run_dir / "curves.png", info["eval_sets"])
+        outcome.plot_results(log.history, errors, run_dir / "results.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
         final_eval = eval_entries(log.history)[-1]
         owner.finished(

@@ -51,16 +51,16 @@ GROUPS = [
 
 @pytest.mark.parametrize("knobs", [[], GROUPS], ids=["plain", "recipe-knobs"])
 def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
-    """torchrun with 2 ranks x batch 4 == 1 process x batch 8: losses, weights and metrics."""
-    out = torchrun(2, [*NO_DROPOUT, *knobs, "trainer.batch_size=4"], cwd=tmp_path)
+    """torchrun with 2 ranks x batch 4 == 1 process x batch 8: losses, weights and metrics, and
+    the test scores' intervals and the card's error analysis (ner/report/outcome.py)."""
+    args = [*NO_DROPOUT, *knobs, "trainer.eval_test=true"]  # (NO_DROPOUT has it off)
+    out = torchrun(2, [*args, "trainer.batch_size=4"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     [two] = run_dirs(tmp_path / "outputs")  # one directory for the whole job, not one per rank
     assert "world size 2 x per-rank batch 4 x accumulation 1 = global batch 8" in out.stdout
     assert out.stdout.count("epoch 1: train loss") == 1  # rank 0 alone prints
     assert ("M of them frozen" in out.stdout) is bool(knobs)
-    _, one_history = train_in_process(
-        tmp_path / "one", [*NO_DROPOUT, *knobs, "trainer.batch_size=8"]
-    )
+    _, one_history = train_in_process(tmp_path / "one", [*args, "trainer.batch_size=8"])
     two_history = json.loads((two / "log_history.json").read_text())
 
     assert len(step_losses(two_history)) == 60
@@ -83,6 +83,11 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
     [kept] = [p.name for p in (two / "predictions").iterdir()]
     one_kept = tmp_path / "one" / "predictions" / kept
     assert (two / "predictions" / kept).read_bytes() == one_kept.read_bytes()
+    [two_test], [one_test] = ([e for e in h if "test_f1" in e] for h in (two_history, one_history))
+    intervals = [f"test_{k}_ci" for k in ("precision", "recall", "f1")]
+    assert [two_test[k] for k in intervals] == [one_test[k] for k in intervals]
+    two_card, one_card = ((d / "README.md").read_text() for d in (two, tmp_path / "one"))
+    assert two_card.split("## Error analysis")[1] == one_card.split("## Error analysis")[1]
 
 
 def test_a_resume_on_more_processes_keeps_the_global_batch_or_is_refused(tmp_path):

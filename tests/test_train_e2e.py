@@ -324,6 +324,11 @@ def test_grad_accumulation_equals_double_batch(tmp_path):
     assert len(la) == len(lb) == 30
     assert la == pytest.approx(lb, abs=1e-5)
     assert eval_entries(a)[-1]["eval_f1"] == pytest.approx(eval_entries(b)[-1]["eval_f1"], abs=1e-5)
+    # No test split evaluated: the card's error analysis is the best model's on validation.
+    from test_outcome import assert_error_section
+
+    where = "validation (the run evaluated no test split)"
+    assert_error_section(tmp_path / "a", where, eval_entries(a)[-1]["eval_per_type"])
 
 
 def test_non_finite_loss_stops_with_step_and_epoch(tmp_path):

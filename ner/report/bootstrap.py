@@ -143,5 +143,11 @@ def of_tags(
 def interval_line(result: dict) -> str:
     """ "F1 0.8670 (95% CI 0.8610-0.8730)": a set's F1 and its interval, from its metrics (with
     its "f1" and "bootstrap")."""
-    lo, hi = result["bootstrap"]["f1"]
-    return f"F1 {result['f1']:.4f} (95% CI {lo:.4f}-{hi:.4f})"
+    return with_interval("F1", result["f1"], result["bootstrap"]["f1"])
+
+
+def with_interval(label: str, value: float, interval: Sequence[float]) -> str:
+    """ "F1 0.8670 (95% CI 0.8610-0.8730)": the one format of a score and its interval, in
+    ner-evaluate's output and on the model card."""
+    lo, hi = interval
+    return f"{label} {value:.4f} (95% CI {lo:.4f}-{hi:.4f})"

@@ -3,9 +3,11 @@
 The card keeps the form of the reference card (experiments/reference/model_card.md, the Hugging
 Face Trainer's card): YAML front matter, the final evaluation results, the hyperparameter list, a
 per-epoch "Training results" table and the framework versions. To that it adds the best epoch,
-test results and per-entity-type scores. Every number on the card is read from the history or
-from `info`; nothing is computed that the run did not log, so a card can be checked against the
-`log_history.json` it came from (the tests read its table back: tests/card_table.py).
+test results (with their bootstrap intervals when the log has them), per-entity-type scores and
+the best model's error analysis (ner/report/outcome.py). Every number on the card is read from
+the history or from `info`; nothing is computed that the run did not log, so a card can be
+checked against the `log_history.json` it came from (the tests read its table back:
+tests/card_table.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import yaml
 
 from ner import metrics
 from ner.data.corpus import as_list
+from ner.report.bootstrap import with_interval
 from ner.report.history import best_epoch, split_history
+from ner.report.outcome import errors_text
 from ner.report.tables import markdown_table
 
 
@@ -45,8 +49,10 @@ def render_card(history: list[dict], info: dict) -> str:
     `info` holds what the history does not: model_name, base_model, encoder (its family, e.g.
     BERT), dataset_name,
     dataset_config, hyperparameters (ordered), versions, and optionally data_summary, command,
-    and eval_sets (the names of a run's several evaluation sets: the plain validation and test
-    columns are then their macro mean, and each set has its own table).
+    eval_sets (the names of a run's several evaluation sets: the plain validation and test
+    columns are then their macro mean, and each set has its own table), and errors (the best
+    model's error analysis, ner/report/outcome.errors_info; without it the card has no such
+    section).
     """
     train, evals, test, final = split_history(history)
     if not evals:
@@ -93,9 +99,11 @@ def render_card(history: list[dict], info: dict) -> str:
         parts += [
             "## Test results",
             f"Evaluated on the test split (log entry at epoch {test['epoch']:.1f}, "
-            f"step {int(test['step'])}):\n" + _metric_list(test, "test"),
+            f"step {int(test['step'])}):\n" + _metric_list(test, "test") + _intervals(test, sets),
         ]
     parts += ["## Per-type results", _per_type_text(last, test, sets)]
+    if info.get("errors"):
+        parts += ["## Error analysis", errors_text(info["errors"], best["epoch"])]
     parts += ["### Framework versions", _versions(info)]
     return "\n\n".join(parts) + "\n"
 
@@ -150,6 +158,28 @@ def _front_matter(info: dict, last: dict) -> str:
 def _metric_list(entry: dict, prefix: str) -> str:
     return "\n".join(
         f"- {label}: {entry[f'{prefix}_{key}']:.4f}" for label, key in summary_metrics()
+    )
+
+
+def _intervals(test: dict, sets: list[str]) -> str:
+    """The test scores' 95% intervals (ner/report/outcome.py), each set's with several sets;
+    "" for a log without them (a run made before they were logged, trainer.bootstrap=0)."""
+    if "test_bootstrap" not in test:
+        return ""
+    lines = [
+        f"- {name + ': ' if name else ''}"
+        + ", ".join(
+            with_interval(label, test[f"test_{part}{key}"], test[f"test_{part}{key}_ci"])
+            for label, key in (("F1", "f1"), ("precision", "precision"), ("recall", "recall"))
+        )
+        for name, part in ([(n, f"{n}_") for n in sets] if sets else [("", "")])
+        if f"test_{part}f1_ci" in test
+    ]
+    how = test["test_bootstrap"]
+    return (
+        f"\n\nWith their 95% intervals (percentile bootstrap over the test sentences, "
+        f"{how['resamples']} resamples, seed {how['seed']}; `ner-evaluate RUN --split test "
+        f"--bootstrap {how['resamples']}` prints them again):\n" + "\n".join(lines)
     )
 
 

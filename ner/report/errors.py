@@ -110,23 +110,37 @@ def analyse(
     return result
 
 
+def summary(analysis: Analysis) -> dict[str, dict[str, int]]:
+    """{type: {category: entities}} for every type (sorted) and every category, then "all": the
+    summary table's rows as plain data (the model card's, from ner/report/outcome.py)."""
+    rows = {t: analysis.per_type[t] for t in sorted(analysis.per_type)}
+    rows["all"] = analysis.counts
+    return {t: {c: int(counts[c]) for c in CATEGORIES} for t, counts in rows.items()}
+
+
+def summary_table(rows: dict[str, dict[str, int]]) -> str:
+    """The markdown table of a `summary`: one row per type and "all", one column per category."""
+    return markdown_table(
+        ["type", *CATEGORIES], [[t, *(str(row[c]) for c in CATEGORIES)] for t, row in rows.items()]
+    )
+
+
+def confusion_grid(confusion: Counter) -> tuple[list[str], list[str], list[list[int]]]:
+    """(row names, column names, counts[row][column]) of a type confusion: rows the gold types
+    and then NONE_GOLD, columns the predicted types and then NONE_PRED. Square on the types: a
+    type only ever predicted (or only ever gold) still has both."""
+    named = sorted({t for pair in confusion for t in pair} - {NONE_GOLD, NONE_PRED})
+    rows, columns = [*named, NONE_GOLD], [*named, NONE_PRED]
+    return rows, columns, [[confusion[(g, p)] for p in columns] for g in rows]
+
+
 def render(analysis: Analysis) -> str:
     """The summary per type, the type confusion and the most frequent errors, as markdown."""
-    types = sorted(analysis.per_type)
-    summary = markdown_table(
-        ["type", *CATEGORIES],
-        [[t, *(str(analysis.per_type[t][c]) for c in CATEGORIES)] for t in types]
-        + [["all", *(str(analysis.counts[c]) for c in CATEGORIES)]],
-    )
-    # Square on the types: a type only ever predicted (or only ever gold) still has both.
-    named = {t for pair in analysis.confusion for t in pair} - {NONE_GOLD, NONE_PRED}
-    columns = [*sorted(named), NONE_PRED]
+    by_type = summary_table(summary(analysis))
+    rows, columns, counts = confusion_grid(analysis.confusion)
     confusion = markdown_table(
         ["gold \\ predicted", *columns],
-        [
-            [g, *(str(analysis.confusion[(g, p)]) for p in columns)]
-            for g in [*sorted(named), NONE_GOLD]
-        ],
+        [[g, *map(str, line)] for g, line in zip(rows, counts, strict=True)],
     )
     frequent = (
         markdown_table(
@@ -148,7 +162,7 @@ def render(analysis: Analysis) -> str:
     return "\n\n".join(
         [
             "Entities by category (gold entities; spurious: predictions)",
-            summary,
+            by_type,
             "Type confusion (gold rows, predicted columns)",
             confusion,
             "Most frequent errors (sentence indices from 0)",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,22 +114,18 @@ def read_run(run_dir: Path) -> dict[tuple[str, str], Predictions]:
     return {(p.split, p.set): p for p in map(read, found)}
 
 
-def save_best(
-    run_dir: Path, data, evaluate: Callable[[object, str], dict], epoch, tested: dict, is_main
-) -> None:
-    """The end of a run (ner/finish.py), with the best weights loaded: every evaluation set of
-    `data` (ner/prepare.py) is scored again on its validation split by `evaluate` (on every rank:
-    it is sharded), and rank 0 writes those predictions and the test results' (`tested`, by set)
-    under `run_dir`. Scored again rather than kept from the best epoch: the files are then what
-    best.pt predicts by construction, whatever a resume, an extension or a best.pt repaired
-    from last.pt did in between, and what ner-evaluate RUN reproduces; one more pass over the
-    validation sets is its cost."""
+def save_best(run_dir: Path, data, scored: dict[str, dict], epoch, is_main) -> None:
+    """The end of a run (ner/finish.py), with the best weights loaded: rank 0 writes under
+    `run_dir` the predictions of every evaluation set of `data` (ner/prepare.py) in `scored`
+    (split -> set name -> the result of ner/evaluate.py). finish.py scores validation again
+    rather than keeping the best epoch's predictions: the files are then what best.pt predicts
+    by construction, whatever a resume, an extension or a best.pt repaired from last.pt did in
+    between, and what ner-evaluate RUN reproduces; one more pass over the validation sets is
+    its cost."""
+    if not is_main:
+        return
     sentences = {s.name: s.sentences for s in data.corpus.eval_sets}
-    for s in data.eval_sets:
-        results = {"validation": evaluate(s, "validation")}
-        if s.name in tested:
-            results["test"] = tested[s.name]
-        for split, result in results.items() if is_main else ():
-            directory = run_dir / DIRECTORY
-            write(directory, split, s.name, data.labels, sentences[s.name][split],
+    for split, by_set in scored.items():
+        for name, result in by_set.items():
+            write(run_dir / DIRECTORY, split, name, data.labels, sentences[name][split],
                   result["predictions"], epoch)  # fmt: skip

@@ -5,7 +5,8 @@
     attempts/<k>/     every attempt: config.yaml (resolved), overrides.yaml, launch.json, end.json
     .lock             the run's owner while it runs (ner/run/lock.py)
     checkpoints/      last.pt, best.pt, step-<N>.pt (ner/checkpoint.py)
-    log_history.json, tensorboard/, train.log, README.md (the card), curves.png, best_model/
+    log_history.json, tensorboard/, train.log, README.md (the card), curves.png, results.png,
+    best_model/
     result.json       the finished run's summary; error.json: why the last attempt stopped
 
 Standard library only, so that light tools (ner-report) can use it.
