@@ -54,6 +54,11 @@ def check(cfg: Any) -> None:
     from ner import heads
 
     heads.require(m.head)
+    if t.strategy == "fsdp" and t.precision == "fp16":
+        raise UserError(
+            "config: trainer.strategy=fsdp trains in fp32 or bf16, not trainer.precision=fp16 (its "
+            "loss scaling is not built for sharded gradients); use trainer.precision=bf16"
+        )
     if t.device == "cuda" or t.precision == "fp16":
         import torch
 
