@@ -4,8 +4,9 @@ Hydra merges `conf/*.yaml` onto these dataclasses, so an unknown key or a value 
 is refused at composition time. YAML files only override. `ner.run.checks.check(cfg)` then rejects
 values that have the right type but cannot work (a zero batch size, a negative learning rate).
 
-`key(default, at_least=..., above=..., below=..., operational=...)` declares a key with its
-bounds beside its default; ner/run/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
+`key(default, at_least=..., above=..., below=..., operational=...)` (ner/schema.py, with
+`recipe`, `operational` and the fixed sets of values) declares a key with its bounds beside its
+default; ner/run/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
 where checkpoints go), not what it computes: a run may resume under other values of them.
 `trainer.threads` and `trainer.device` change the order of float reductions only (the rounding, not
 the computation): see trainer.threads.
@@ -22,62 +23,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
 import ner.resolvers  # noqa: F401  registers the resolvers the defaults below name
-from ner.data.checks import ON_ERROR_CHOICES
-
-
-def key(
-    default: Any,
-    *,
-    at_least: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-    operational: bool = False,
-    **meta: Any,
-) -> Any:
-    """A key with its default and the bounds `check` holds its value to (null passes)."""
-    bounds = {"at_least": at_least, "above": above, "below": below}
-    meta.update(operational=operational, **{k: v for k, v in bounds.items() if v is not None})
-    return field(default=default, metadata=meta)
-
-
-def recipe(pretrained: float, tiny: float, **bounds: float) -> Any:
-    """A key of the training recipe, whose default follows the model the run trains:
-    `pretrained` when model.name_or_path names a pretrained encoder, `tiny` when it is null (the
-    tiny random-init model). It is resolved when read, so no group or key can hand one model the
-    other's tuning; a value set by an experiment or on the command line replaces it."""
-    default = f"${{ner_recipe:{pretrained!r},{tiny!r}}}"
-    return key(default, recipe={"pretrained": pretrained, "tiny": tiny}, **bounds)
-
-
-def operational(default: Any, **bounds: float) -> Any:
-    """A key that does not change what a run computes: it may differ when the run resumes."""
-    return key(default, operational=True, **bounds)
-
-
-class Choice(str, Enum):
-    """A value from a fixed set. Hydra refuses any other value when it composes the config; the
-    value compares and prints as its plain string."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
-Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
-Strategy = Choice("Strategy", {v: v for v in ("ddp", "fsdp")})
-MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
-OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
-KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
-Schedule = Choice("Schedule", {v: v for v in (  # transformers' names (ner/optimization.py)
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-    "constant_with_warmup", "inverse_sqrt",
-)})  # fmt: skip
+from ner.schema import (  # noqa: F401  the choices are config's names too (ner.config.Schedule)
+    Device,
+    KeepCheckpoints,
+    MonitorMode,
+    OnError,
+    Precision,
+    Schedule,
+    Strategy,
+    key,
+    operational,
+    recipe,
+)
 
 
 @dataclass
