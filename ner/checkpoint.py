@@ -31,13 +31,14 @@ from pathlib import Path
 
 import torch
 
-from ner import atomic, distributed
+from ner import atomic, distributed, sharded_checkpoint
 from ner.errors import UserError, counted
 from ner.optimization import check_groups
 from ner.progress import Progress
 from ner.rng import set_rng_state
 
 FORMAT_VERSION = 1
+ONE = distributed.Env()  # one process: TrainState.save's default
 
 
 def tensor_bytes(obj) -> int:
@@ -94,7 +95,7 @@ def _others(path: Path) -> str:
 def load_resumable(path: str | Path) -> dict:
     """A checkpoint a run can continue from (last.pt, step-N.pt): it holds the optimizer too."""
     ckpt = load(path)
-    if "optimizer" not in ckpt:
+    if "optimizer" not in ckpt and "shards" not in ckpt:  # sharded: ner/sharded_checkpoint.py
         raise UserError(
             f"checkpoint {path} holds the model weights only (best.pt is for evaluation and "
             f"export), so a run cannot resume from it{_others(Path(path))}"
@@ -140,7 +141,8 @@ def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
     found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
     if progress["epoch"] == want and progress["step_in_epoch"] == 0:
         # Saved at the end of the best epoch itself (killed before best.pt was written).
-        atomic_save({k: ckpt[k] for k in WEIGHTS_ONLY}, target)
+        weights = {"model": sharded_checkpoint.weights(ckpt, path)}  # a sharded one's too
+        atomic_save({k: weights.get(k, ckpt.get(k)) for k in WEIGHTS_ONLY}, target)
         return f"{target} {found}; rewritten from {path}, saved at the end of best epoch {want:g}"
     beside = path.parent / "best.pt"  # an explicit trainer.resume from another directory
     if beside.resolve() != target.resolve() and saved_best_epoch(beside) == want:
@@ -170,7 +172,7 @@ def check_compatible(ckpt: dict, path: Path, labels: list[str], model: torch.nn.
             f"checkpoint {path}: trained for labels {ckpt['labels']}, but this run has {labels}"
         )
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    theirs = sharded_checkpoint.saved_shapes(ckpt, path)
     if own.keys() != theirs.keys():
         missing = sorted(own.keys() - theirs.keys())[:3]
         extra = sorted(theirs.keys() - own.keys())[:3]
@@ -199,7 +201,7 @@ def retain(directory: Path, keep: str) -> tuple[list[str], int]:
     inodes = {p.stat().st_ino: p.stat().st_size for p in removed}  # step-N.pt links last.pt
     for path in removed:
         path.unlink()
-    return [p.name for p in removed], sum(inodes.values())
+    return [p.name for p in removed], sum(inodes.values()) + sharded_checkpoint.collect(directory)
 
 
 def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
@@ -231,12 +233,22 @@ class TrainState:
     config_yaml: str  # the resolved config
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
-    def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
+    def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int, env=ONE):
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
-        `rngs`: every rank's RNG streams, in rank order."""
+        `rngs`: every rank's RNG streams, in rank order. A sharded model (FSDP): every rank
+        calls it and writes its shards, which last.pt names (ner/sharded_checkpoint.py)."""
+        sharded = sharded_checkpoint.is_sharded(self.model)
+        if sharded:  # the shards, then the full weights of best.pt: collectives
+            step = self.progress.global_step
+            state = {"shards": sharded_checkpoint.write(self, directory, step, env)}
+            weights = sharded_checkpoint.gather_weights(self.model) if best_improved else None
+            if not env.is_main:
+                return
+        else:
+            weights, state = self.model.state_dict(), {"optimizer": self.optimizer.state_dict()}
         common = {
             "format": FORMAT_VERSION,
-            "model": self.model.state_dict(),
+            "model": weights,
             "labels": self.labels,
             "config": self.config_yaml,
             "progress": asdict(self.progress),
@@ -244,13 +256,15 @@ class TrainState:
         assert tuple(common) == WEIGHTS_ONLY
         last = {
             **common,
-            "optimizer": self.optimizer.state_dict(),
+            **state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "rng": rngs,
             "data": self.data,
         }
+        if sharded:
+            del last["model"]  # it is in the shards
         atomic_save(last, directory / "last.pt")
         if keep_steps:
             step_file = directory / f"step-{self.progress.global_step}.pt"
@@ -259,14 +273,16 @@ class TrainState:
             prune_steps(directory, keep_steps)
         if best_improved:  # after last.pt: see the module docstring (reconcile_best)
             atomic_save(common, directory / "best.pt")
+        sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
 
     def restore(self, ckpt: dict, path: Path, env) -> None:
-        """Load a checkpoint into this state. RNG streams are restored exactly when the world
-        size is unchanged."""
+        """Load a checkpoint into this state (every rank). RNG streams are restored exactly
+        when the world size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
-        self.model.load_state_dict(ckpt["model"])
-        check_groups(self.optimizer, ckpt["optimizer"], path)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if not sharded_checkpoint.restore(self, ckpt, path, env):  # sharded model or shards
+            self.model.load_state_dict(ckpt["model"])
+            check_groups(self.optimizer, ckpt["optimizer"], path)
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         saved = {"schedule": self.progress.schedule, **ckpt["progress"]}

@@ -38,6 +38,7 @@ from ner.report.runlog import Printer, RunLog, progress_line
 from ner.rng import rng_state
 from ner.run import checks, resumable, rundir
 from ner.run.preemption import StopRequests
+from ner.sharded_checkpoint import is_sharded
 from ner.tokenizer import save_tokenizer
 
 
@@ -266,10 +267,10 @@ class TrainingRun:
         self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
         p.wall_seconds = self.clock.wall()
-        if self.env.is_main:
+        if self.env.is_main or is_sharded(self.state.model):  # FSDP: every rank, its shards
             self.owner.ensure_owned()
             keep = self.t.keep_last if self.t.save_every_steps else 0
-            self.state.save(self.owner.path / "checkpoints", rngs, best_improved, keep)
+            self.state.save(self.owner.path / "checkpoints", rngs, best_improved, keep, self.env)
         distributed.barrier(self.env)
         self.saved_at = p.global_step
 

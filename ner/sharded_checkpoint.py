@@ -1,0 +1,228 @@
+"""Sharded checkpoints: under FSDP every rank writes its shard of the model and optimizer state
+with torch.distributed.checkpoint (DCP); rank 0 writes the rest into last.pt (ner/checkpoint.py).
+
+In <run dir>/checkpoints of an FSDP run:
+
+    shards-<step>-<tag>/  a DCP directory: one `__<rank>_0.distcp` per rank that wrote it, and
+                          `.metadata` (every tensor's global shape and where its pieces lie)
+    last.pt               as under DDP, but for the model and optimizer: its "shards" names the
+                          directory that holds them (the format, progress, history, schedule,
+                          scaler, every rank's RNG streams, config, labels, data fingerprints)
+    step-<N>.pt           a second name of last.pt (a hard link): it names the same directory
+    best.pt               the full weights, gathered on rank 0 (`gather_weights`): every reader
+                          of best.pt (the test, ner-evaluate, the export) reads it as under DDP
+
+One checkpoint, published atomically: the ranks write into `.shards-<step>.tmpXXXXXXXX` (a name
+ner/atomic.py remove_orphans clears after a kill); when DCP is done (rank 0 writes .metadata once
+every rank's shard is written and fsynced) rank 0 renames it to `shards-<step>-XXXXXXXX`, a name
+never used before, and then replaces last.pt atomically: that rename is the commit. A process
+killed before it leaves the previous last.pt, which names its own directory, untouched; a
+directory that no checkpoint names (killed between the two renames) is removed by `collect`,
+after every save and by the retention (ner/checkpoint.py prune_steps, retain).
+
+Resharding: the shards hold global shapes, so a checkpoint written by N ranks loads on M (DCP
+reads each rank's new pieces), into an FSDP model or a plain one (a resume under DDP). A last.pt
+written under DDP resumes under FSDP too (`load_full`: the full state, sharded on load).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
+from torch.distributed.fsdp import FSDPModule
+
+from ner import atomic, distributed
+from ner.errors import UserError
+from ner.optimization import check_groups
+
+PREFIX = "shards-"  # shards-<global step>-<tag>: the published DCP directories
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Is `model` (or one of its modules) wrapped by FSDP2's fully_shard?"""
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def write(train_state, directory: Path, step: int, env: distributed.Env) -> str | None:
+    """Every rank: write the shards of the model and optimizer of `train_state` (a TrainState
+    of ner/checkpoint.py) at `step` into a new DCP directory under `directory`; returns its name
+    (rank 0: for last.pt; other ranks: None). A failure removes the unfinished directory and
+    leaves every published checkpoint as it was."""
+    state = _state(train_state.model, train_state.optimizer)
+    tmp = None
+    if env.is_main:
+        needed = _local_bytes(state) * env.world_size + 1024 * 1024
+        atomic.check_room(directory / PREFIX, needed, "checkpoint")
+        tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{PREFIX}{step}.tmp"))
+    tmp = Path(distributed.broadcast_object(tmp, env))
+    try:
+        dcp.save(state, checkpoint_id=tmp, no_dist=not dist.is_initialized())
+        if not env.is_main:
+            return None
+        for item in [tmp, *tmp.rglob("*")]:
+            atomic.follow_umask(item, directory=item.is_dir())
+        name = f"{PREFIX}{step}-{tmp.name.rsplit('.tmp', 1)[1]}"
+        os.replace(tmp, directory / name)
+        atomic._fsync_dir(directory)
+        return name
+    except BaseException:
+        if env.is_main:  # DCP fails on every rank together: no rank writes there any more
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def restore(train_state, ckpt: dict, path: Path, env: distributed.Env) -> bool:
+    """Every rank: load the model and optimizer of checkpoint `ckpt` (read from `path`) into
+    those of `train_state` when either is sharded: shards into FSDP (resharded to this run's
+    ranks) or into a plain model (whole), a full checkpoint into FSDP. False: neither is, the
+    caller loads it."""
+    model, optimizer = train_state.model, train_state.optimizer
+    if "shards" in ckpt:
+        state = _state(model, optimizer)
+        no_dist = not dist.is_initialized()
+        dcp.load(state, checkpoint_id=_directory(ckpt, path), no_dist=no_dist)
+        set_state_dict(
+            model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+        )
+        return True
+    if not is_sharded(model):
+        return False
+    check_groups(optimizer, ckpt["optimizer"], path)
+    _load_full(model, optimizer, ckpt)
+    return True
+
+
+def _load_full(model, optimizer, ckpt: dict) -> None:
+    """Every rank: load a full checkpoint (written under DDP: the model's state dict, the
+    optimizer's keyed by parameter number) into a sharded model and its optimizer."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    saved = ckpt["optimizer"]
+    by_name = {
+        "state": {order[i]: s for i, s in saved["state"].items()},
+        "param_groups": [
+            {**g, "params": [order[i] for i in g["params"]]} for g in saved["param_groups"]
+        ],
+    }
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=dict(ckpt["model"]),
+        optim_state_dict=by_name,
+        options=StateDictOptions(full_state_dict=True),
+    )
+
+
+def gather_weights(model) -> dict:
+    """Every rank: the model's full state dict, on rank 0's CPU (other ranks get an empty one)."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
+def saved_shapes(ckpt: dict, path: Path) -> dict[str, tuple]:
+    """The shape of every model tensor that checkpoint `ckpt` (read from `path`) holds, in
+    itself or in its shards (their global shapes)."""
+    if "shards" not in ckpt:
+        return {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    meta = _metadata(_directory(ckpt, path))
+    return {
+        k.removeprefix("model."): tuple(m.size)
+        for k, m in meta.state_dict_metadata.items()
+        if k.startswith("model.") and hasattr(m, "size")
+    }
+
+
+def weights(ckpt: dict, path: Path) -> dict:
+    """The full model state dict of checkpoint `ckpt` (read from `path`); from its shards this
+    process reads them alone, no collective (rank 0 rewrites best.pt so: ner/checkpoint.py)."""
+    if "shards" not in ckpt:
+        return ckpt["model"]
+    shard_dir = _directory(ckpt, path)
+    meta = _metadata(shard_dir)
+    weights = {
+        k.removeprefix("model."): torch.empty(m.size, dtype=m.properties.dtype)
+        for k, m in meta.state_dict_metadata.items()
+        if k.startswith("model.") and hasattr(m, "size")
+    }
+    state = {"model": weights}
+    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(state, checkpoint_id=shard_dir, no_dist=True)
+    return state["model"]
+
+
+def named(directory: Path) -> set[str] | None:
+    """The shard directories the checkpoints in `directory` name; None when one cannot be read
+    (then none is known to be unnamed)."""
+    names = set()
+    for path in directory.glob("*.pt"):
+        if path.name == "best.pt":  # full weights, never sharded
+            continue
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001  torn or foreign: keep every directory
+            return None
+        if isinstance(ckpt, dict) and ckpt.get("shards"):
+            names.add(ckpt["shards"])
+    return names
+
+
+def collect(directory: Path) -> int:
+    """Remove the shard directories that no checkpoint in `directory` names (rank 0: the owner
+    of the run directory); returns the bytes freed."""
+    found = [p for p in directory.glob(f"{PREFIX}*") if p.is_dir()]
+    keep = named(directory) if found else None  # a DDP run has none: nothing is read
+    if keep is None:
+        return 0
+    freed = 0
+    for path in found:
+        if path.name not in keep:
+            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+    return freed
+
+
+def _state(model, optimizer) -> dict:
+    """What DCP writes and reads: the model and optimizer state, keyed by parameter names."""
+    model_state, optim_state = get_state_dict(model, optimizer)
+    return {"model": model_state, "optimizer": optim_state}
+
+
+def _local_bytes(obj) -> int:
+    """Bytes of this rank's pieces of the tensors in a nested state dict."""
+    if isinstance(obj, torch.distributed.tensor.DTensor):
+        obj = obj.to_local()
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_local_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_local_bytes(v) for v in obj)
+    return 0
+
+
+def _directory(ckpt: dict, path: Path) -> Path:
+    """The shard directory that checkpoint `ckpt`, read from `path`, names: beside it."""
+    return path.parent / ckpt["shards"]
+
+
+def _metadata(shard_dir: Path):
+    try:
+        return dcp.FileSystemReader(str(shard_dir)).read_metadata()
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(
+            f"checkpoint {shard_dir}: its shards cannot be read ({type(e).__name__}: {e})"
+        ) from e
