@@ -31,14 +31,13 @@ from pathlib import Path
 
 import torch
 
-from ner import atomic, distributed, sharded_checkpoint
+from ner import atomic, distributed, sharded_checkpoint, sharding
 from ner.errors import UserError, counted
 from ner.optimization import check_groups
 from ner.progress import Progress
 from ner.rng import set_rng_state
 
 FORMAT_VERSION = 1
-ONE = distributed.Env()  # one process: TrainState.save's default
 
 
 def tensor_bytes(obj) -> int:
@@ -223,7 +222,7 @@ class TrainState:
     builds it (ner/train.py: the optimizer and schedule of ner/optimization.py, the grad scaler
     of ner/precision.py); a resumed run then restores it."""
 
-    model: torch.nn.Module  # unwrapped (not DDP)
+    model: torch.nn.Module  # not DDP's wrapper; under fsdp sharded (ner/sharding.py)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -233,22 +232,18 @@ class TrainState:
     config_yaml: str  # the resolved config
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
-    def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int, env=ONE):
+    def save(
+        self, directory: Path, rngs: list, best_improved: bool, keep_steps: int,
+        model_state: dict | None, optimizer_state: dict | None, shards: str | None = None,
+    ) -> None:  # fmt: skip
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
-        `rngs`: every rank's RNG streams, in rank order. A sharded model (FSDP): every rank
-        calls it and writes its shards, which last.pt names (ner/sharded_checkpoint.py)."""
-        sharded = sharded_checkpoint.is_sharded(self.model)
-        if sharded:  # the shards, then the full weights of best.pt: collectives
-            step = self.progress.global_step
-            state = {"shards": sharded_checkpoint.write(self, directory, step, env)}
-            weights = sharded_checkpoint.gather_weights(self.model) if best_improved else None
-            if not env.is_main:
-                return
-        else:
-            weights, state = self.model.state_dict(), {"optimizer": self.optimizer.state_dict()}
+        `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's states as
+        ner/sharded_checkpoint.py `states` has them: their own state dicts, or for a sharded
+        model the name of the directory of their `shards`, which last.pt then holds instead
+        (and the whole weights for best.pt)."""
         common = {
             "format": FORMAT_VERSION,
-            "model": weights,
+            "model": model_state,
             "labels": self.labels,
             "config": self.config_yaml,
             "progress": asdict(self.progress),
@@ -256,15 +251,16 @@ class TrainState:
         assert tuple(common) == WEIGHTS_ONLY
         last = {
             **common,
-            **state,
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "rng": rngs,
             "data": self.data,
         }
-        if sharded:
-            del last["model"]  # it is in the shards
+        if shards:  # the model and optimizer are in the shards
+            last = {k: v for k, v in last.items() if k not in ("model", "optimizer")}
+            last["shards"] = shards
         atomic_save(last, directory / "last.pt")
         if keep_steps:
             step_file = directory / f"step-{self.progress.global_step}.pt"
@@ -279,10 +275,10 @@ class TrainState:
         """Load a checkpoint into this state (every rank). RNG streams are restored exactly
         when the world size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
-        if not sharded_checkpoint.restore(self, ckpt, path, env):  # sharded model or shards
-            self.model.load_state_dict(ckpt["model"])
+        if not sharded_checkpoint.restore(self, ckpt, path):  # shards: into either strategy
+            sharding.load_model_state(self.model, ckpt["model"])
             check_groups(self.optimizer, ckpt["optimizer"], path)
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            sharding.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         saved = {"schedule": self.progress.schedule, **ckpt["progress"]}

@@ -9,7 +9,7 @@ In <run dir>/checkpoints of an FSDP run:
                           directory that holds them (the format, progress, history, schedule,
                           scaler, every rank's RNG streams, config, labels, data fingerprints)
     step-<N>.pt           a second name of last.pt (a hard link): it names the same directory
-    best.pt               the full weights, gathered on rank 0 (`gather_weights`): every reader
+    best.pt               the full weights, gathered on rank 0 (ner/sharding.py): every reader
                           of best.pt (the test, ner-evaluate, the export) reads it as under DDP
 
 One checkpoint, published atomically: the ranks write into `.shards-<step>.tmpXXXXXXXX` (a name
@@ -17,12 +17,21 @@ ner/atomic.py remove_orphans clears after a kill); when DCP is done (rank 0 writ
 every rank's shard is written and fsynced) rank 0 renames it to `shards-<step>-XXXXXXXX`, a name
 never used before, and then replaces last.pt atomically: that rename is the commit. A process
 killed before it leaves the previous last.pt, which names its own directory, untouched; a
-directory that no checkpoint names (killed between the two renames) is removed by `collect`,
-after every save and by the retention (ner/checkpoint.py prune_steps, retain).
+directory that no checkpoint names (killed between the two renames, or whose step-N.pt was
+pruned) is removed by `collect`, after every save and by ner/checkpoint.py retain.
+
+best.pt stays whole: it is weights only (a third of what the shards hold with AdamW), written
+only when the monitored metric improves, the export gathers the same weights anyway, and every
+reader of it (ner-evaluate and ner-predict on one process, the card) stays as under ddp.
 
 Resharding: the shards hold global shapes, so a checkpoint written by N ranks loads on M (DCP
-reads each rank's new pieces), into an FSDP model or a plain one (a resume under DDP). A last.pt
-written under DDP resumes under FSDP too (`load_full`: the full state, sharded on load).
+reads each rank's new pieces), into an FSDP model or a plain one (a resume under trainer.strategy
+=ddp, or fsdp on one process: ner/sharding.py trains it whole). A last.pt written under ddp
+resumes under fsdp too: ner/sharding.py loads the whole state into the shards. N ranks resume
+on M at the same global batch (ner/run/resumable.py); the RNG streams of N ranks cannot be those
+of M, so dropout then draws other masks than the run would have (ner/checkpoint.py says so in
+one line); with dropout off, the resumed run is the one never stopped, up to the rounding of
+sums over another split of the batch.
 """
 
 from __future__ import annotations
@@ -36,24 +45,24 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
-from torch.distributed.fsdp import FSDPModule
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from ner import atomic, distributed
+from ner import atomic, distributed, sharding
 from ner.errors import UserError
-from ner.optimization import check_groups
 
 PREFIX = "shards-"  # shards-<global step>-<tag>: the published DCP directories
 
 
-def is_sharded(model: torch.nn.Module) -> bool:
-    """Is `model` (or one of its modules) wrapped by FSDP2's fully_shard?"""
-    return any(isinstance(m, FSDPModule) for m in model.modules())
+def states(train_state, directory: Path, best_improved: bool, env: distributed.Env) -> tuple:
+    """Every rank: the model's and optimizer's states for TrainState.save (ner/checkpoint.py),
+    as (model, optimizer, shards). Their own state dicts; for a sharded model its shards are
+    written into a new directory of `directory` (its name is `shards`, on rank 0), and the
+    model's whole weights gathered onto rank 0 only when best.pt is written."""
+    model, optimizer = train_state.model, train_state.optimizer
+    if not sharding.is_sharded(model):
+        return model.state_dict(), optimizer.state_dict(), None
+    shards = write(train_state, directory, train_state.progress.global_step, env)
+    return (sharding.model_state(model) if best_improved else None), None, shards
 
 
 def write(train_state, directory: Path, step: int, env: distributed.Env) -> str | None:
@@ -84,52 +93,20 @@ def write(train_state, directory: Path, step: int, env: distributed.Env) -> str 
         raise
 
 
-def restore(train_state, ckpt: dict, path: Path, env: distributed.Env) -> bool:
-    """Every rank: load the model and optimizer of checkpoint `ckpt` (read from `path`) into
-    those of `train_state` when either is sharded: shards into FSDP (resharded to this run's
-    ranks) or into a plain model (whole), a full checkpoint into FSDP. False: neither is, the
-    caller loads it."""
-    model, optimizer = train_state.model, train_state.optimizer
-    if "shards" in ckpt:
-        state = _state(model, optimizer)
-        no_dist = not dist.is_initialized()
-        dcp.load(state, checkpoint_id=_directory(ckpt, path), no_dist=no_dist)
-        set_state_dict(
-            model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
-        )
-        return True
-    if not is_sharded(model):
+def restore(train_state, ckpt: dict, path: Path) -> bool:
+    """Every rank: load the shards that checkpoint `ckpt` (read from `path`) names into the
+    model and optimizer of `train_state`, resharded to this run's ranks (FSDP) or whole (a plain
+    model); False when it names none (a whole checkpoint: ner/sharding.py loads it)."""
+    if "shards" not in ckpt:
         return False
-    check_groups(optimizer, ckpt["optimizer"], path)
-    _load_full(model, optimizer, ckpt)
-    return True
-
-
-def _load_full(model, optimizer, ckpt: dict) -> None:
-    """Every rank: load a full checkpoint (written under DDP: the model's state dict, the
-    optimizer's keyed by parameter number) into a sharded model and its optimizer."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
-    saved = ckpt["optimizer"]
-    by_name = {
-        "state": {order[i]: s for i, s in saved["state"].items()},
-        "param_groups": [
-            {**g, "params": [order[i] for i in g["params"]]} for g in saved["param_groups"]
-        ],
-    }
+    model, optimizer = train_state.model, train_state.optimizer
+    state = _state(model, optimizer)
+    no_dist = not dist.is_initialized()
+    dcp.load(state, checkpoint_id=_directory(ckpt, path), no_dist=no_dist)
     set_state_dict(
-        model,
-        optimizer,
-        model_state_dict=dict(ckpt["model"]),
-        optim_state_dict=by_name,
-        options=StateDictOptions(full_state_dict=True),
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
     )
-
-
-def gather_weights(model) -> dict:
-    """Every rank: the model's full state dict, on rank 0's CPU (other ranks get an empty one)."""
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(model, options=options)
+    return True
 
 
 def saved_shapes(ckpt: dict, path: Path) -> dict[str, tuple]:

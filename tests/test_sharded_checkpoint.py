@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.fsdp import fully_shard
 
-from ner import atomic, checkpoint, sharded_checkpoint
+from ner import atomic, checkpoint, sharded_checkpoint, sharding
 from ner.checkpoint import TrainState
 from ner.distributed import Env
 from ner.progress import Progress
@@ -62,11 +62,13 @@ def step(s: TrainState) -> None:
 
 
 def full(model) -> dict:
-    return {k: v.clone() for k, v in sharded_checkpoint.gather_weights(model).items()}
+    return {k: v.clone() for k, v in sharding.model_state(model).items()}
 
 
 def save(s: TrainState, directory: Path, keep_steps: int = 0, best: bool = False) -> None:
-    s.save(directory, [rng_state(ENV.device)], best, keep_steps, ENV)
+    """As the loop saves (ner/train.py): every rank's states (here one rank), then rank 0."""
+    states = sharded_checkpoint.states(s, directory, best, ENV)
+    s.save(directory, [rng_state(ENV.device)], best, keep_steps, *states)
 
 
 def resumed(directory: Path, sharded: bool, name: str = "last.pt") -> TrainState:
