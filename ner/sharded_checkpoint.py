@@ -101,8 +101,7 @@ def restore(train_state, ckpt: dict, path: Path) -> bool:
         return False
     model, optimizer = train_state.model, train_state.optimizer
     state = _state(model, optimizer)
-    no_dist = not dist.is_initialized()
-    dcp.load(state, checkpoint_id=_directory(ckpt, path), no_dist=no_dist)
+    _load(state, _directory(ckpt, path), no_dist=not dist.is_initialized())
     set_state_dict(
         model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
     )
@@ -135,9 +134,7 @@ def weights(ckpt: dict, path: Path) -> dict:
         if k.startswith("model.") and hasattr(m, "size")
     }
     state = {"model": weights}
-    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
-        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
-        dcp.load(state, checkpoint_id=shard_dir, no_dist=True)
+    _load(state, shard_dir, no_dist=True)
     return state["model"]
 
 
@@ -189,6 +186,13 @@ def _local_bytes(obj) -> int:
     if isinstance(obj, (list, tuple)):
         return sum(_local_bytes(v) for v in obj)
     return 0
+
+
+def _load(state: dict, shard_dir: Path, no_dist: bool) -> None:
+    """DCP's load of `state` (in place) from `shard_dir`; `no_dist`: by this process alone."""
+    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(state, checkpoint_id=shard_dir, no_dist=no_dist)
 
 
 def _directory(ckpt: dict, path: Path) -> Path:
