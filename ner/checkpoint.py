@@ -1,6 +1,7 @@
 """Checkpoints: atomic save, safe load, exact resume, export to Hugging Face format.
 
-A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states,
+A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states
+(under trainer.strategy=fsdp gathered whole onto rank 0 first, in the same format: ner/sharding.py),
 the loop's position (epoch, step inside the epoch, global step: ner/progress.py), the best metric
 so far, the log history, the RNG states of every rank (ner/rng.py), the label list, the resolved
 config and the fingerprints of the data (every source and split: a resume onto other data is

@@ -1,7 +1,8 @@
 """Everything the loop needs before its first step: data, tokenizer, features, model (with
 trainer.gradient_checkpointing), the training objective (`prepare`, before the run is
-accepted); then the model on the device and the training state with its optimizer, schedule
-and grad scaler (`on_device`, `training_state`, once it is).
+accepted); then the model on the device, wrapped by DDP or sharded (trainer.strategy,
+ner/sharding.py), and the training state with its optimizer, schedule and grad scaler
+(`on_device`, `training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are

@@ -45,7 +45,8 @@ KEY = "trainer.strategy=fsdp"  # names the key in encoder_layers' refusal
 
 # Gathered whole on rank 0 (the others get an empty dict), in host memory: what last.pt holds.
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
-_SCATTER = StateDictOptions(full_state_dict=True)  # a whole state on every rank, each keeps its shard
+# A whole state given on every rank: each keeps its shard of it.
+_SCATTER = StateDictOptions(full_state_dict=True)
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
@@ -131,8 +132,7 @@ def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) ->
     return {
         "state": {number[name]: s for name, s in by_name["state"].items()},
         "param_groups": [
-            {**g, "params": [number[name] for name in g["params"]]}
-            for g in by_name["param_groups"]
+            {**g, "params": [number[name] for name in g["params"]]} for g in by_name["param_groups"]
         ],
     }
 

@@ -54,6 +54,11 @@ def check(cfg: Any) -> None:
     from ner import heads
 
     heads.require(m.head)
+    if t.strategy == "fsdp" and t.precision == "fp16":
+        raise UserError(
+            "config: trainer.strategy=fsdp trains in fp32 or bf16, not trainer.precision=fp16 (its "
+            "loss scaling is not built for sharded gradients); use trainer.precision=bf16"
+        )
     if t.device == "cuda" or t.precision == "fp16":
         import torch
 
@@ -66,11 +71,6 @@ def check(cfg: Any) -> None:
                 f"config: trainer.precision=fp16 needs a CUDA device and this run is on the CPU "
                 f"(trainer.device={t.device}); use trainer.precision=bf16 or fp32"
             )
-    if t.strategy == "fsdp" and t.precision == "fp16":
-        raise UserError(
-            "config: trainer.strategy=fsdp does not take trainer.precision=fp16 (its grad scaler "
-            "does not unscale sharded gradients); use trainer.precision=bf16 or fp32"
-        )
     if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
         raise UserError(
             f"config: model.window_stride={m.window_stride} leaves no room in a window of "
