@@ -5,6 +5,8 @@ model; a save that fails midway leaves the previous checkpoint as the one that r
 from __future__ import annotations
 
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,13 +24,23 @@ from ner.rng import rng_state
 ENV = Env()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_rank_group(tmp_path_factory):
-    """FSDP needs a process group: one rank, gloo, for this module only."""
-    store = dist.FileStore(str(tmp_path_factory.mktemp("store") / "store"), 1)
-    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
+@contextmanager
+def one_rank():
+    """FSDP needs a process group: one rank, gloo, for as long as a test or fixture needs it
+    (xdist may run other modules' tests between this module's)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = dist.FileStore(str(Path(tmp) / "store"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()
+
+
+@pytest.fixture(autouse=True)
+def group():
+    with one_rank():
+        yield
 
 
 def state(sharded: bool) -> TrainState:
@@ -84,13 +96,14 @@ def trained(tmp_path_factory) -> tuple[Path, dict, dict]:
     """Two steps, a sharded checkpoint, a third step: (its directory, the weights after the
     third step, after the second)."""
     directory = tmp_path_factory.mktemp("ckpt")
-    s = state(sharded=True)
-    step(s)
-    step(s)
-    save(s, directory, best=True)
-    at_two = full(s.model)
-    step(s)
-    return directory, full(s.model), at_two
+    with one_rank():  # set up before the test's own group
+        s = state(sharded=True)
+        step(s)
+        step(s)
+        save(s, directory, best=True)
+        at_two = full(s.model)
+        step(s)
+        return directory, full(s.model), at_two
 
 
 def test_last_pt_names_its_shards_and_holds_the_rest(trained):
