@@ -95,7 +95,8 @@ def _others(path: Path) -> str:
 def load_resumable(path: str | Path) -> dict:
     """A checkpoint a run can continue from (last.pt, step-N.pt): it holds the optimizer too."""
     ckpt = load(path)
-    if "optimizer" not in ckpt and "shards" not in ckpt:  # sharded: ner/sharded_checkpoint.py
+    sharded_checkpoint.check(ckpt, Path(path))  # its shards, when it has them
+    if "optimizer" not in ckpt and "shards" not in ckpt:
         raise UserError(
             f"checkpoint {path} holds the model weights only (best.pt is for evaluation and "
             f"export), so a run cannot resume from it{_others(Path(path))}"

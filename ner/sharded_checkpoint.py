@@ -18,7 +18,9 @@ every rank's shard is written and fsynced) rank 0 renames it to `shards-<step>-X
 never used before, and then replaces last.pt atomically: that rename is the commit. A process
 killed before it leaves the previous last.pt, which names its own directory, untouched; a
 directory that no checkpoint names (killed between the two renames, or whose step-N.pt was
-pruned) is removed by `collect`, after every save and by ner/checkpoint.py retain.
+pruned) is removed by `collect`, after every save and by ner/checkpoint.py retain. Every rank
+writes into the run directory, so on several nodes it must be on a file system they share
+(`write` refuses in one line a checkpoint whose ranks' shards are not all there).
 
 best.pt stays whole: it is weights only (a third of what the shards hold with AdamW), written
 only when the monitored metric improves, the export gathers the same weights anyway, and every
@@ -79,6 +81,13 @@ def write(train_state, directory: Path, step: int, env: distributed.Env) -> str 
     tmp = Path(distributed.broadcast_object(tmp, env))
     try:
         dcp.save(state, checkpoint_id=tmp, no_dist=not dist.is_initialized())
+        missing = [r for r in range(env.world_size) if not any(tmp.glob(f"__{r}_*.distcp"))]
+        if distributed.broadcast_object(missing if env.is_main else None, env):
+            raise UserError(
+                f"checkpoint {tmp}: the shards of ranks {missing} are not there (written on "
+                "another file system): under trainer.strategy=fsdp every node writes into the "
+                "run directory, which must be on a file system that every node shares"
+            )
         if not env.is_main:
             return None
         for item in [tmp, *tmp.rglob("*")]:
@@ -91,6 +100,15 @@ def write(train_state, directory: Path, step: int, env: distributed.Env) -> str 
         if env.is_main:  # DCP fails on every rank together: no rank writes there any more
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check(ckpt: dict, path: Path) -> None:
+    """Refuse in one line a checkpoint whose shard directory is missing or incomplete."""
+    if "shards" in ckpt and not (_directory(ckpt, path) / ".metadata").is_file():
+        raise UserError(
+            f"checkpoint {path} names its shards {_directory(ckpt, path)}, which are missing or "
+            "incomplete (no .metadata): resume from another checkpoint (trainer.resume=PATH)"
+        )
 
 
 def restore(train_state, ckpt: dict, path: Path) -> bool:

@@ -18,6 +18,7 @@ from torch.distributed.fsdp import fully_shard
 from ner import atomic, checkpoint, sharded_checkpoint, sharding
 from ner.checkpoint import TrainState
 from ner.distributed import Env
+from ner.errors import UserError
 from ner.progress import Progress
 from ner.rng import rng_state
 
@@ -227,3 +228,24 @@ def test_best_pt_is_rewritten_from_the_shards_of_a_record_saved_at_its_best_epoc
     best = checkpoint.load(tmp_path / "best.pt")
     checkpoint.check_best(best, tmp_path / "best.pt", 1.0)
     assert all(torch.equal(best["model"][k], v) for k, v in full(s.model).items())
+
+
+def test_shards_written_elsewhere_are_refused_and_a_missing_shard_directory_too(
+    trained, tmp_path, monkeypatch
+):
+    directory = shutil.copytree(trained[0], tmp_path / "ckpt")
+    s = resumed(directory, sharded=True)
+    real = dcp.save
+
+    def elsewhere(state, checkpoint_id, **kwargs):  # as rank 0 sees another node's shard
+        real(state, checkpoint_id=checkpoint_id, **kwargs)
+        next(Path(checkpoint_id).glob("__0_*.distcp")).unlink()
+
+    monkeypatch.setattr(dcp, "save", elsewhere)
+    with pytest.raises(UserError, match=r"the shards of ranks \[0\] are not there"):
+        save(s, directory)
+    monkeypatch.undo()
+    assert not [p for p in directory.iterdir() if p.name.startswith(".")]
+    shutil.rmtree(directory / checkpoint.load(directory / "last.pt")["shards"])
+    with pytest.raises(UserError, match="which are missing or incomplete"):
+        checkpoint.load_resumable(directory / "last.pt")
