@@ -91,7 +91,8 @@ def sync_gradients(model: torch.nn.Module, last: bool, env: Env):
     """The context of a micro-batch's forward and backward: gradients are synchronised over
     ranks only on the step's `last` micro-batch (the others accumulate locally). Sharded, the
     gathered parameters also stay gathered between micro-batches (no reshard after their
-    backward, so the next forward gathers nothing); the last one reshards."""
+    backward, so the next forward gathers nothing); the last one reshards. Until then each rank
+    accumulates whole (unsharded) gradients: the memory of accumulation, for fewer collectives."""
     if is_sharded(model):
         model.set_requires_gradient_sync(last)
         model.set_reshard_after_backward(last)
@@ -173,7 +174,6 @@ def whole_model(model: torch.nn.Module, model_cfg, weights: dict) -> torch.nn.Mo
     the CPU (the same architecture and head) holding `weights`, a whole state dict."""
     if not is_sharded(model):
         return model
-    with torch.random.fork_rng(devices=[]):  # build_model seeds; the run's streams stay as they are
-        twin = build_model(model_cfg, model.config, seed=0, pretrained=False)
+    twin = build_model(model_cfg, model.config, seed=0, pretrained=False)  # its weights follow
     twin.load_state_dict(weights)
     return twin
