@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from ner import atomic, distributed, sharding
+from ner import atomic, distributed, sharded_checkpoint, sharding
 from ner.errors import UserError, counted
 from ner.optimization import check_groups
 from ner.progress import Progress
@@ -95,7 +95,8 @@ def _others(path: Path) -> str:
 def load_resumable(path: str | Path) -> dict:
     """A checkpoint a run can continue from (last.pt, step-N.pt): it holds the optimizer too."""
     ckpt = load(path)
-    if "optimizer" not in ckpt:
+    sharded_checkpoint.check(ckpt, Path(path))  # its shards, when it has them
+    if "optimizer" not in ckpt and "shards" not in ckpt:
         raise UserError(
             f"checkpoint {path} holds the model weights only (best.pt is for evaluation and "
             f"export), so a run cannot resume from it{_others(Path(path))}"
@@ -141,7 +142,8 @@ def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
     found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
     if progress["epoch"] == want and progress["step_in_epoch"] == 0:
         # Saved at the end of the best epoch itself (killed before best.pt was written).
-        atomic_save({k: ckpt[k] for k in WEIGHTS_ONLY}, target)
+        weights = {"model": sharded_checkpoint.weights(ckpt, path)}  # a sharded one's too
+        atomic_save({k: weights.get(k, ckpt.get(k)) for k in WEIGHTS_ONLY}, target)
         return f"{target} {found}; rewritten from {path}, saved at the end of best epoch {want:g}"
     beside = path.parent / "best.pt"  # an explicit trainer.resume from another directory
     if beside.resolve() != target.resolve() and saved_best_epoch(beside) == want:
@@ -171,7 +173,7 @@ def check_compatible(ckpt: dict, path: Path, labels: list[str], model: torch.nn.
             f"checkpoint {path}: trained for labels {ckpt['labels']}, but this run has {labels}"
         )
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    theirs = sharded_checkpoint.saved_shapes(ckpt, path)
     if own.keys() != theirs.keys():
         missing = sorted(own.keys() - theirs.keys())[:3]
         extra = sorted(theirs.keys() - own.keys())[:3]
@@ -200,7 +202,7 @@ def retain(directory: Path, keep: str) -> tuple[list[str], int]:
     inodes = {p.stat().st_ino: p.stat().st_size for p in removed}  # step-N.pt links last.pt
     for path in removed:
         path.unlink()
-    return [p.name for p in removed], sum(inodes.values())
+    return [p.name for p in removed], sum(inodes.values()) + sharded_checkpoint.collect(directory)
 
 
 def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
@@ -234,11 +236,13 @@ class TrainState:
 
     def save(
         self, directory: Path, rngs: list, best_improved: bool, keep_steps: int,
-        model_state: dict, optimizer_state: dict,
+        model_state: dict | None, optimizer_state: dict | None, shards: str | None = None,
     ) -> None:  # fmt: skip
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
-        `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's whole
-        states as ner/sharding.py gathers them (under ddp, their own state dicts)."""
+        `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's states as
+        ner/sharded_checkpoint.py `states` has them: their own state dicts, or for a sharded
+        model the name of the directory of their `shards`, which last.pt then holds instead
+        (and the whole weights for best.pt)."""
         common = {
             "format": FORMAT_VERSION,
             "model": model_state,
@@ -256,6 +260,9 @@ class TrainState:
             "rng": rngs,
             "data": self.data,
         }
+        if shards:  # the model and optimizer are in the shards
+            last = {k: v for k, v in last.items() if k not in ("model", "optimizer")}
+            last["shards"] = shards
         atomic_save(last, directory / "last.pt")
         if keep_steps:
             step_file = directory / f"step-{self.progress.global_step}.pt"
@@ -264,14 +271,16 @@ class TrainState:
             prune_steps(directory, keep_steps)
         if best_improved:  # after last.pt: see the module docstring (reconcile_best)
             atomic_save(common, directory / "best.pt")
+        sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
 
     def restore(self, ckpt: dict, path: Path, env) -> None:
-        """Load a checkpoint into this state. RNG streams are restored exactly when the world
-        size is unchanged."""
+        """Load a checkpoint into this state (every rank). RNG streams are restored exactly
+        when the world size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
-        sharding.load_model_state(self.model, ckpt["model"])
-        check_groups(self.optimizer, ckpt["optimizer"], path)
-        sharding.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"])
+        if not sharded_checkpoint.restore(self, ckpt, path):  # shards: into either strategy
+            sharding.load_model_state(self.model, ckpt["model"])
+            check_groups(self.optimizer, ckpt["optimizer"], path)
+            sharding.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         saved = {"schedule": self.progress.schedule, **ckpt["progress"]}

@@ -170,7 +170,7 @@ class TrainerConfig:
     # How several processes train one model. ddp: each rank holds all of it (DDP). fsdp: FSDP2
     # (ner/sharding.py) shards parameters, gradients and AdamW state over the ranks (1/N each),
     # for a model past one device; the same loop and numbers (to rounding; bf16: parameters cast
-    # to bf16, fp32 gradient reduction), checkpoints gathered whole (either resumes). No fp16.
+    # to bf16, fp32 gradient reduction), checkpoints sharded (DCP; either resumes). No fp16.
     strategy: Strategy = operational(Strategy["ddp"])
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)

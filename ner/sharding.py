@@ -16,10 +16,10 @@ The rest of this module is what the loop asks of either strategy and answers per
 `sync_gradients` (no gradient sync on an accumulation micro-batch: DDP's no_sync, FSDP's
 set_requires_gradient_sync, and no reshard between micro-batches), `clip_gradients` (the norm of
 the whole gradient, every rank's shards), `lockstep` (a sharded forward is a collective, so
-evaluation runs as many batches on every rank: ner/evaluate.py), the checkpoint's model and
-optimizer states (gathered whole onto rank 0, in the format of a ddp run's checkpoint, so a
-checkpoint of one strategy resumes under the other), and `whole_model`, the plain model an export
-saves.
+evaluation runs as many batches on every rank: ner/evaluate.py), whole model and optimizer
+states (gathered onto rank 0: best.pt's weights; loaded from a ddp run's checkpoint, so it
+resumes under fsdp; fsdp's own last.pt is sharded: ner/sharded_checkpoint.py), and
+`whole_model`, the plain model an export saves.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ner import distributed, sharding
+from ner import distributed, sharded_checkpoint, sharding
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
@@ -261,16 +261,16 @@ class TrainingRun:
         )  # fmt: skip
 
     def save(self, best_improved: bool = False) -> None:
-        """Checkpoint on rank 0 (collectives first: every rank's RNG, a sharded model's state)."""
-        p, s = self.state.progress, self.state
+        """Checkpoint on rank 0 (collectives first: every rank's RNG, a sharded model's shards)."""
+        p, s, directory = self.state.progress, self.state, self.owner.path / "checkpoints"
         self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
-        states = sharding.model_state(s.model), sharding.optimizer_state(s.model, s.optimizer)
+        self.owner.ensure_owned()  # rank 0 holds the lock: checked before any rank writes
+        states = sharded_checkpoint.states(s, directory, best_improved, self.env)  # every rank
         p.wall_seconds = self.clock.wall()
         if self.env.is_main:
-            self.owner.ensure_owned()
             keep = self.t.keep_last if self.t.save_every_steps else 0
-            s.save(self.owner.path / "checkpoints", rngs, best_improved, keep, *states)
+            s.save(directory, rngs, best_improved, keep, *states)
         distributed.barrier(self.env)
         self.saved_at = p.global_step
 

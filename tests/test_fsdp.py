@@ -6,11 +6,13 @@ by the tests of the module (`runs`)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import CONF, QUICK, eval_entries, torchrun, train_in_process
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 from ner.distributed import Env
 from ner.run.precheck import precheck
@@ -58,8 +60,26 @@ def history(run: Path) -> list[dict]:
     return json.loads((run / "log_history.json").read_text())
 
 
+def whole(path: Path) -> dict:
+    """A checkpoint as a ddp run's holds it: an fsdp last.pt's shards (ner/sharded_checkpoint.py)
+    consolidated by DCP, its optimizer's parameters numbered in the order of its groups."""
+    ckpt = torch.load(path, weights_only=True)
+    if "shards" not in ckpt:
+        return ckpt
+    with tempfile.TemporaryDirectory() as tmp:
+        dcp_to_torch_save(path.parent / ckpt["shards"], Path(tmp) / "whole.pt")
+        shards = torch.load(Path(tmp) / "whole.pt", weights_only=True)
+    groups = shards["optimizer"]["param_groups"]
+    number = {name: i for i, name in enumerate(n for g in groups for n in g["params"])}
+    optimizer = {
+        "state": {number[n]: s for n, s in shards["optimizer"]["state"].items()},
+        "param_groups": [{**g, "params": [number[n] for n in g["params"]]} for g in groups],
+    }
+    return {**ckpt, "model": shards["model"], "optimizer": optimizer}
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=True)["model"]
+    return whole(path)["model"]
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -93,9 +113,9 @@ def test_fsdp_on_two_processes_equals_ddp_on_two_and_one_process_at_double_batch
             assert_same_weights(
                 weights(fsdp / "checkpoints" / name), weights(other / "checkpoints" / name)
             )
-    # The checkpoint is a ddp run's, gathered whole: the same keys, shapes and optimizer layout.
+    # The checkpoint, read whole, is a ddp run's: the same keys, shapes and optimizer layout.
     ddp = runs["ddp"][0]
-    a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True) for r in (fsdp, ddp))
+    a, b = (whole(r / "checkpoints/last.pt") for r in (fsdp, ddp))
     assert [len(g["params"]) for g in a["optimizer"]["param_groups"]] == [
         len(g["params"]) for g in b["optimizer"]["param_groups"]
     ]

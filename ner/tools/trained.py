@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from ner import checkpoint as ckpt_io
+from ner import sharded_checkpoint
 from ner.config import ModelConfig
 from ner.data.checks import parse_labels
 from ner.errors import UserError
@@ -139,7 +140,7 @@ def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
     architecture = model_config(cfg.model, labels, tokenizer, source)
     model = build_model(cfg.model, architecture, cfg.seed, pretrained=False)
     ckpt_io.check_compatible(ckpt, file, labels, model)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(sharded_checkpoint.weights(ckpt, file))  # a sharded last.pt's too
     progress = ckpt.get("progress") or {}
     return Loaded(
         model=model,
