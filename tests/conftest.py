@@ -103,3 +103,11 @@ def run_dir(tmp_path_factory) -> Path:
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     train(cfg, distributed.Env(), run_dir)
     return run_dir
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The slow tests (whole runs, several processes) first, in their collected order: with
+    `-n auto` the workers then end on the short ones, rather than one worker finishing a
+    minute-long run after the other has run out of tests. Every worker sorts alike (xdist
+    requires the same collection on each)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
