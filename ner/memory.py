@@ -107,9 +107,7 @@ def estimate(model: torch.nn.Module, strategy: str, world_size: int, precision: 
         "optimizer state": FP32 * MOMENTS * trained,
     }
     if strategy == "fsdp":
-        unit = max(
-            sum(p.numel() * (2 if p.requires_grad else 1) for p in u) for u in _units(model)
-        )
+        unit = max(sum(p.numel() * (2 if p.requires_grad else 1) for p in u) for u in _units(model))
         parts["gathered unit"] = compute * unit
     else:
         parts["DDP buckets"] = FP32 * trained if world_size > 1 else 0

@@ -42,6 +42,23 @@ RECIPES = {  # the recipes as ner/config.py documents them
 }
 
 
+def _group_recipes() -> dict[str, dict]:
+    """Model name -> the recipe its group sets for it (`${ner_model_recipe:NAME,VALUE}`)."""
+    found: dict[str, dict] = {}
+    for path in (CONF / "model").glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for name in RECIPES["tiny"]:
+            group, key = name.split(".")
+            value = str((doc.get(group) or {}).get(key, ""))
+            if value.startswith("${ner_model_recipe:"):
+                model, number = value.removeprefix("${ner_model_recipe:").rstrip("}").split(",")
+                found.setdefault(model, {})[name] = float(number)
+    return found
+
+
+GROUP_RECIPES = _group_recipes()
+
+
 def _set_by(experiment: str) -> dict:
     """The recipe keys an experiment file sets itself (following the experiments it extends)."""
     doc = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text()) or {}
@@ -82,7 +99,9 @@ def test_every_combination_trains_with_the_recipe_of_the_model_it_trains(experim
     overrides += [f"model.name_or_path={path}"] if path else []
     cfg = compose(overrides)
     kind = "tiny" if cfg.model.name_or_path is None else "pretrained"
-    expected = {**RECIPES[kind], **_set_by(experiment)}
+    # A model group's own recipe (conf/model/xlmr_large.yaml) applies to its model alone.
+    group = GROUP_RECIPES.get(naming.model_name(cfg.model.name_or_path), {}) if kind != "tiny" else {}
+    expected = {**RECIPES[kind], **group, **_set_by(experiment)}
     got = {name: getattr(getattr(cfg, name.split(".")[0]), name.split(".")[1]) for name in expected}
     assert got == expected
     summary = recipe_summary(cfg)
