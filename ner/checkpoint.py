@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ner import atomic, distributed
+from ner import atomic, distributed, sharding
 from ner.errors import UserError, counted
 from ner.optimization import check_groups
 from ner.progress import Progress
@@ -221,7 +221,7 @@ class TrainState:
     builds it (ner/train.py: the optimizer and schedule of ner/optimization.py, the grad scaler
     of ner/precision.py); a resumed run then restores it."""
 
-    model: torch.nn.Module  # unwrapped (not DDP)
+    model: torch.nn.Module  # not DDP's wrapper; under fsdp sharded (ner/sharding.py)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -231,12 +231,16 @@ class TrainState:
     config_yaml: str  # the resolved config
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
-    def save(self, directory: Path, rngs: list, best_improved: bool, keep_steps: int) -> None:
+    def save(
+        self, directory: Path, rngs: list, best_improved: bool, keep_steps: int,
+        model_state: dict, optimizer_state: dict,
+    ) -> None:  # fmt: skip
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
-        `rngs`: every rank's RNG streams, in rank order."""
+        `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's whole
+        states as ner/sharding.py gathers them (under ddp, their own state dicts)."""
         common = {
             "format": FORMAT_VERSION,
-            "model": self.model.state_dict(),
+            "model": model_state,
             "labels": self.labels,
             "config": self.config_yaml,
             "progress": asdict(self.progress),
@@ -244,7 +248,7 @@ class TrainState:
         assert tuple(common) == WEIGHTS_ONLY
         last = {
             **common,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
@@ -264,9 +268,9 @@ class TrainState:
         """Load a checkpoint into this state. RNG streams are restored exactly when the world
         size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
-        self.model.load_state_dict(ckpt["model"])
+        sharding.load_model_state(self.model, ckpt["model"])
         check_groups(self.optimizer, ckpt["optimizer"], path)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        sharding.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         saved = {"schedule": self.progress.schedule, **ckpt["progress"]}

@@ -70,6 +70,7 @@ class Choice(str, Enum):
 
 Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
 Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
+Strategy = Choice("Strategy", {v: v for v in ("ddp", "fsdp")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
 OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
@@ -204,6 +205,11 @@ class TrainerConfig:
     # (transformers' activation checkpointing, non-reentrant): less memory, a slower step,
     # the same numbers (in fp32, to the bit: tests/test_precision.py).
     gradient_checkpointing: bool = False
+    # How several processes train one model. ddp: each rank holds all of it (DDP). fsdp: FSDP2
+    # (ner/sharding.py) shards parameters, gradients and AdamW state over the ranks (1/N each),
+    # for a model past one device; the same loop and numbers (to rounding; bf16: parameters cast
+    # to bf16, fp32 gradient reduction), checkpoints gathered whole (either resumes). No fp16.
+    strategy: Strategy = operational(Strategy["ddp"])
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).

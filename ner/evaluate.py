@@ -2,7 +2,10 @@
 
 Each rank evaluates its shard (examples rank, rank + W, ...; no padding, no duplicates) with the
 *unwrapped* model (no DDP collectives, so uneven batch counts are fine), takes the argmax on the
-device and keeps only the predicted ids at labelled positions. The shards are gathered with
+device and keeps only the predicted ids at labelled positions. A model sharded by FSDP
+(ner/sharding.py) gathers each layer's parameters in its forward, a collective: then every rank
+runs as many forward passes as rank 0, which has the most batches, the missing ones on a stand-in
+batch (the split's first window) whose output is dropped, so no example counts twice. The shards are gathered with
 their feature indices, reassembled into one prediction per word in dataset order, and scored
 once, identically on every rank. The loss is summed and counted over all labelled positions of
 all ranks, so it is the per-word mean over the split whatever the number of ranks.
@@ -20,6 +23,7 @@ from ner.distributed import Env, all_gather_objects, all_reduce_sum
 from ner.features import IGNORE, gather_word_predictions
 from ner.loss import logits_of, token_loss
 from ner.metrics import entity_metrics, mean_over_sets
+from ner.sharding import lockstep
 
 
 @torch.no_grad()
@@ -38,7 +42,8 @@ def predict_features(
     mine, preds_dev, counts = [], [], []
     loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
     n_labels = torch.zeros((), dtype=torch.long, device=env.device)
-    for idx in eval_shard(lengths, batch_size, env.rank, env.world_size):
+    shard = eval_shard(lengths, batch_size, env.rank, env.world_size)
+    for idx in shard:
         batch = {
             k: v.to(env.device, non_blocking=True)
             for k, v in collator([features[i] for i in idx]).items()
@@ -51,6 +56,10 @@ def predict_features(
         preds_dev.append(logits.argmax(-1)[scored])  # only the scored ids leave the device
         counts.extend(scored.sum(1).tolist())
         mine.extend(idx)
+    if lockstep(model) and features:  # as many forward passes (collectives) as rank 0's
+        stand_in = {k: v.to(env.device) for k, v in collator([features[0]]).items()}
+        for _ in range(len(eval_shard(lengths, batch_size, 0, env.world_size)) - len(shard)):
+            logits_of(model, stand_in, env.device, precision)
     flat = torch.cat(preds_dev).tolist() if preds_dev else []
     per_feature, pos = {}, 0
     for i, c in zip(mine, counts, strict=True):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
-from ner import atomic, checkpoint, distributed, naming
+from ner import atomic, checkpoint, distributed, naming, sharding
 from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
@@ -45,7 +45,7 @@ def finish(
     best_pt = run_dir / "checkpoints" / "best.pt"
     best = checkpoint.load(best_pt)
     checkpoint.check_best(best, best_pt, p.best_epoch)
-    model.load_state_dict(best["model"])
+    sharding.load_model_state(model, best["model"])
     test = None
     with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
     if with_test:
@@ -78,7 +78,8 @@ def finish(
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
-        checkpoint.export_hf(model, data.tokenizer, run_dir / "best_model")  # the best weights
+        whole = sharding.whole_model(model, cfg.model, best["model"])  # sharded: a plain twin
+        checkpoint.export_hf(whole, data.tokenizer, run_dir / "best_model")  # the best weights
         info = {
             "model_name": naming.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",

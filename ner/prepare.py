@@ -19,14 +19,14 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import distributed
+from ner import distributed, sharding
 from ner.checkpoint import TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
 from ner.errors import UserError
 from ner.features import FeatureStats, cache_key, cached_features, encode_split
 from ner.loss import Objective, objective
-from ner.model import build_model, model_config, window_length
+from ner.model import build_model, encoder_layers, model_config, window_length
 from ner.optimization import build_optimizer, build_schedule
 from ner.precision import grad_scaler
 from ner.progress import Progress
@@ -147,6 +147,8 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
                 "support it"
             )
         model.activation_checkpointing_enable({"use_reentrant": False})
+    if cfg.trainer.strategy == "fsdp":  # refused here, before the run is accepted
+        encoder_layers(model, sharding.KEY)  # each layer is sharded apart
     n_params = sum(p.numel() for p in model.parameters())
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # model.freeze_*
     name = cfg.model.name_or_path or "tiny XLM-R (random init)"
@@ -169,17 +171,22 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
     )
 
 
-def on_device(model: torch.nn.Module, env: distributed.Env, compile: bool):
+def on_device(model: torch.nn.Module, env: distributed.Env, trainer_cfg):
     """The model on the run's device (TF32 matmuls on CUDA), for training: (the module whose
-    gradients are synchronised, DDP on several processes; the module the loop calls, compiled
-    under trainer.compile)."""
+    gradients are synchronised: on several processes DDP, or under trainer.strategy=fsdp the
+    model itself, sharded in place (ner/sharding.py); the module the loop calls, compiled under
+    trainer.compile)."""
     model.to(env.device)
     if env.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    ids = [env.local_rank] if env.device.type == "cuda" else None
-    ddp = DDP(model, device_ids=ids) if env.distributed else model
-    return ddp, torch.compile(ddp) if compile else ddp
+    if trainer_cfg.strategy == "fsdp":
+        wrapped = sharding.shard(model, env, trainer_cfg.precision)
+    elif env.distributed:
+        wrapped = DDP(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+    else:
+        wrapped = model
+    return wrapped, torch.compile(wrapped) if trainer_cfg.compile else wrapped
 
 
 def training_state(cfg, data: Prepared, total_steps: int, device: torch.device) -> TrainState:

@@ -6,22 +6,21 @@
 
 ner/run/cli.py (the command line, Hydra) joins the process group and calls `train`, as tests do. A
 run takes its directory and decides where it starts (ner/run/rundir.py); then: set up data, model,
-optimizer, schedule (restore a checkpoint); per epoch, optimizer steps (`train_step`: no DDP sync
-but on the last micro-batch, the loss over the step's labelled tokens of every rank, clip, step,
-schedule) and the epoch's end (evaluate on every rank, log, keep the best, checkpoint); then
-`finish` (test, export, card). A signal stops every rank after one step (ner/run/preemption.py).
+optimizer, schedule (restore a checkpoint); per epoch, optimizer steps (`train_step`: gradients
+synced on the last micro-batch only, by DDP or FSDP: ner/sharding.py; the loss over the step's
+labelled tokens of every rank, clip, step, schedule) and the epoch's end (evaluate on every rank,
+log, keep the best, checkpoint); then `finish`. A signal stops every rank after one step.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from ner import distributed
+from ner import distributed, sharding
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
@@ -84,7 +83,7 @@ class TrainingRun:
         self.t, device = cfg.trainer, env.device
         self.started, self.wall_before = time.time(), 0.0
         self.say, self.data = say, data  # data, tokenizer, features, model (ner/prepare.py)
-        self.ddp, self.forward = on_device(self.data.model, env, self.t.compile)  # DDP, compiled
+        self.wrapped, self.forward = on_device(self.data.model, env, self.t)  # DDP/FSDP, compiled
         self.lengths = [len(f["input_ids"]) for f in self.data.train]
         self.per_epoch = per_epoch  # optimizer steps per epoch, computed (and checked) by train()
         self.total_steps = self.per_epoch * self.t.epochs
@@ -109,6 +108,7 @@ class TrainingRun:
             f"{t.grad_accum_steps} = global batch {t.batch_size * env.world_size * t.grad_accum_steps}"
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
             f"{self.total_steps} steps in {counted(t.epochs, 'epoch')}; device {env.device}"
+            + sharding.described(t.strategy, env)
             + (f"; resuming after {p.position(t.epochs)}" if resumed else "")
         )
         self.say(recipe_summary(self.cfg))
@@ -186,16 +186,16 @@ class TrainingRun:
         n_step = step_tokens(micro_batches, env, o.weights)  # of the step, every rank's
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
-            with nullcontext() if last or not env.distributed else self.ddp.no_sync():
+            with sharding.sync_gradients(self.wrapped, last, env):
                 _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision, o)
-                # DDP averages gradients over ranks; scaling by the world size makes the update
-                # the mean over the step's global labelled tokens.
+                # DDP and FSDP average gradients over ranks; scaling by the world size makes the
+                # update the mean over the step's global labelled tokens.
                 s.scaler.scale(loss_sum * env.world_size / n_step).backward()
             self.losses.add(loss_sum)
         self.losses.step_done(s.progress.global_step + 1, n_step)
         if self.cfg.optim.max_grad_norm > 0:
             s.scaler.unscale_(s.optimizer)
-            torch.nn.utils.clip_grad_norm_(s.model.parameters(), self.cfg.optim.max_grad_norm)
+            sharding.clip_gradients(s.model, self.cfg.optim.max_grad_norm)
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.scheduler.step()
@@ -261,15 +261,16 @@ class TrainingRun:
         )  # fmt: skip
 
     def save(self, best_improved: bool = False) -> None:
-        """Checkpoint on rank 0 (collective first: every rank's RNG goes in)."""
-        p = self.state.progress
+        """Checkpoint on rank 0 (collectives first: every rank's RNG, a sharded model's state)."""
+        p, s = self.state.progress, self.state
         self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
         rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
+        states = sharding.model_state(s.model), sharding.optimizer_state(s.model, s.optimizer)
         p.wall_seconds = self.clock.wall()
         if self.env.is_main:
             self.owner.ensure_owned()
             keep = self.t.keep_last if self.t.save_every_steps else 0
-            self.state.save(self.owner.path / "checkpoints", rngs, best_improved, keep)
+            s.save(self.owner.path / "checkpoints", rngs, best_improved, keep, *states)
         distributed.barrier(self.env)
         self.saved_at = p.global_step
 

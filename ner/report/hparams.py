@@ -75,6 +75,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     H("seed", "seed", lambda c, e: c.seed),
     H("distributed_type", None, lambda c, e: _distributed_type(e)),
     H("num_processes", "world_size", lambda c, e: e.world_size),
+    H("distributed_strategy", "strategy", lambda c, e: str(c.trainer.strategy), "ddp"),
     H("gradient_accumulation_steps", None, lambda c, e: c.trainer.grad_accum_steps),
     H("total_train_batch_size", "global_batch", _global_batch),
     H("optimizer", None, lambda c, e: _optimizer(c.optim)),

@@ -66,6 +66,11 @@ def check(cfg: Any) -> None:
                 f"config: trainer.precision=fp16 needs a CUDA device and this run is on the CPU "
                 f"(trainer.device={t.device}); use trainer.precision=bf16 or fp32"
             )
+    if t.strategy == "fsdp" and t.precision == "fp16":
+        raise UserError(
+            "config: trainer.strategy=fsdp does not take trainer.precision=fp16 (its grad scaler "
+            "does not unscale sharded gradients); use trainer.precision=bf16 or fp32"
+        )
     if m.max_length is not None and 2 * m.window_stride + 2 >= m.max_length:
         raise UserError(
             f"config: model.window_stride={m.window_stride} leaves no room in a window of "
