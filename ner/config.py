@@ -214,10 +214,8 @@ class TrainerConfig:
     compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).
     device: Device = operational(Device["auto"])
-    # Memory of one device in GiB (2**30 bytes; an 80 GB H100 has 79.6): a run whose model state
-    # per rank (parameters, gradients, optimizer state; the estimate every run prints at start,
-    # ner/memory.py) exceeds it is refused in one line before it starts. Activations are not
-    # counted, so a run under the figure may still not fit. null: no check.
+    # One device's memory in GiB: a run whose model state per rank (printed at start, ner/memory.py;
+    # activations not counted) exceeds it is refused in one line before it starts; null: no check.
     device_memory_gib: float | None = operational(None, above=0)
     # Optimizer steps between train/loss and train/lr logs (the loss is read from the device then).
     log_every: int = operational(50, at_least=1)

@@ -16,8 +16,9 @@ its 43 GB of weights) and the config. In bytes per rank, N parameters of which T
   every nn.Linear (the embeddings are looked up, not cast), kept for the backward pass.
 - under fsdp, the unit being computed gathered whole (FSDP2 units: each encoder layer, and the
   root: embeddings and head): its parameters and its unsharded gradient in the compute dtype
-  (2 bytes under bf16/fp16, else 4), for the largest unit; the root's is usually that (XLM-R's
+  (2 bytes under bf16, else 4), for the largest unit; the root's is usually that (XLM-R's
   250002 x hidden embedding table).
+fsdp on one process trains the model whole, as ddp does (ner/sharding.py), and is counted so.
 
 Not counted: activations (they grow with the batch and the sequence length; see
 trainer.gradient_checkpointing), the next unit fsdp prefetches, communication buffers, the
@@ -70,8 +71,9 @@ def gib(n_bytes: float) -> str:
 
 def skeleton(model_cfg, architecture) -> torch.nn.Module:
     """The run's model on the meta device (no storage, no weights read): its parameters' shapes,
-    units and model.freeze_* as the real model has them."""
-    with torch.device("meta"):
+    units and model.freeze_* as the real model has them. The run's random streams stay as they
+    are (build_model seeds)."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
         return build_model(model_cfg, architecture, seed=0, pretrained=False)
 
 
@@ -95,7 +97,8 @@ def estimate(model: torch.nn.Module, strategy: str, world_size: int, precision: 
     strategy, precision = str(strategy), str(precision)
     compute = FP32 if precision == "fp32" else 2
     params = list(model.parameters())
-    if strategy == "fsdp":
+    sharded = strategy == "fsdp" and world_size > 1  # one process: trained whole (ner/sharding.py)
+    if sharded:
         held = sum(_shard(p, world_size) for p in params)
         trained = sum(_shard(p, world_size) for p in params if p.requires_grad)
     else:
@@ -106,7 +109,7 @@ def estimate(model: torch.nn.Module, strategy: str, world_size: int, precision: 
         "gradients": FP32 * trained,
         "optimizer state": FP32 * MOMENTS * trained,
     }
-    if strategy == "fsdp":
+    if sharded:
         unit = max(sum(p.numel() * (2 if p.requires_grad else 1) for p in u) for u in _units(model))
         parts["gathered unit"] = compute * unit
     else:

@@ -118,4 +118,4 @@ def test_the_start_line_and_the_refusal():
     fsdp = compose([*QUICK, "trainer.strategy=fsdp", f"trainer.device_memory_gib={limit}"])
     assert memory.check(fsdp, architecture, 2).startswith("memory per rank (fsdp, 2 ranks")
     with pytest.raises(UserError, match="add ranks under fsdp"):
-        memory.check(fsdp, architecture, 1)  # one rank: 415 x 16 + 1232 > 6000
+        memory.check(fsdp, architecture, 1)  # one rank: trained whole, 415 x 16 > 6000
