@@ -66,7 +66,11 @@ class Estimate:
 
 
 def gib(n_bytes: float) -> str:
-    return f"{n_bytes / GIB:.2f} GiB"
+    """A size as people read it: GiB from 1 GiB up, else MiB or KiB."""
+    for unit, scale in (("GiB", GIB), ("MiB", 2**20)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes / 2**10:.2f} KiB"
 
 
 def skeleton(model_cfg, architecture) -> torch.nn.Module:

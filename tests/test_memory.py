@@ -102,8 +102,8 @@ def test_the_start_line_and_the_refusal():
     architecture = XLMRobertaConfig(**SHAPE)
     line = memory.check(compose([*QUICK, "trainer.strategy=ddp"]), architecture, 2)
     assert line == (
-        "memory per rank (ddp, 2 ranks, fp32; activations not counted): parameters 0.00 GiB, "
-        "gradients 0.00 GiB, optimizer state 0.00 GiB, DDP buckets 0.00 GiB = 0.00 GiB"
+        "memory per rank (ddp, 2 ranks, fp32; activations not counted): parameters 1.62 KiB, "
+        "gradients 1.62 KiB, optimizer state 3.24 KiB, DDP buckets 1.62 KiB = 8.11 KiB"
     )
     # 8300 bytes under ddp, 3456 + 1232 = 4688 under fsdp on 2 ranks.
     limit = 6000 / memory.GIB
@@ -114,7 +114,7 @@ def test_the_start_line_and_the_refusal():
     assert "\n" not in text
     assert text.startswith(f"config: trainer.device_memory_gib={limit}: the model's state needs")
     assert "under ddp on 2 rank(s) before activations" in text
-    assert text.endswith("trainer.strategy=fsdp needs 0.00 GiB (fits)")
+    assert text.endswith("trainer.strategy=fsdp needs 4.58 KiB (fits)")  # 4688 bytes
     fsdp = compose([*QUICK, "trainer.strategy=fsdp", f"trainer.device_memory_gib={limit}"])
     assert memory.check(fsdp, architecture, 2).startswith("memory per rank (fsdp, 2 ranks")
     with pytest.raises(UserError, match="add ranks under fsdp"):
