@@ -161,13 +161,18 @@ def test_precision_runs_fp32_and_bf16_alternating_and_appends_the_command(tmp_pa
 def test_strategies_table_and_ratios():
     strategies = load("strategies")
 
-    def run(ms, peak, est):
-        return {"step_ms": ms, "peak_mib": peak, "estimate_mib": est, "estimate": f"line {est}"}
+    def run(ms, steady, peak, est):
+        return {"step_ms": ms, "steady_mib": steady, "peak_mib": peak, "estimate_mib": est,
+                "estimate": f"line {est}"}  # fmt: skip
 
-    runs = {"ddp": [run(100, 300, 50), run(120, 310, 50)], "fsdp": [run(150, 200, 30)] * 2}
+    runs = {
+        "ddp": [run(100, 80, 300, 50), run(120, 100, 310, 50)],
+        "fsdp": [run(150, 45, 200, 30)] * 2,
+    }
     lines = strategies.summary_lines(runs, "cpu")
-    assert lines[2] == "| ddp | 110.0 | 305 | 50 |" and lines[3] == "| fsdp | 150.0 | 200 | 30 |"
-    assert "fsdp/ddp: step time 1.36x, peak memory 0.66x, estimate 0.60x" in lines[5]
+    assert lines[2] == "| ddp | 110.0 | 90 | 305 | 50 |"
+    assert lines[3] == "| fsdp | 150.0 | 45 | 200 | 30 |"
+    assert "fsdp/ddp: step time 1.36x, at start 0.50x, peak 0.66x, estimate 0.60x" in lines[5]
     assert lines[6:] == ["- line 50", "- line 30"]
 
 
