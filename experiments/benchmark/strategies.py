@@ -20,7 +20,8 @@ is started over after the warm-up, so building and wrapping the model do not cou
 `torch.cuda.max_memory_allocated`; on the CPU the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) less the resident set before the model was built, after one thrown-away
 step of a tiny model has loaded the libraries' code and caches; the allocator keeps memory it
-freed (building, wrapping), so the CPU's figure is coarse, and also the resident set when the
+freed (building, wrapping), so the CPU's figure is coarse (the workers run with glibc's
+MALLOC_MMAP_THRESHOLD_=65536, which returns freed tensors to the system), and also the resident set when the
 timed steps start (`at start`: the model and optimizer state, and what the allocator kept;
 on CUDA memory_allocated then). Beside them the estimate the loop prints at start
 (ner/memory.py: parameters, gradients, optimizer state and the strategy's copies; no
@@ -158,6 +159,9 @@ def worker(a: argparse.Namespace) -> None:
     if env.is_main:
         out = {"ranks": ranks, "estimate_mib": estimate.total / MIB, "estimate": estimate.line()}
         Path(a.out).write_text(json.dumps(out, indent=1))
+    # Both ranks past the write before either leaves: a rank that tore down alone once left the
+    # other waiting in gloo's destroy_process_group.
+    distributed.barrier(env)
     distributed.teardown()
 
 
@@ -169,6 +173,9 @@ def one_run(a: argparse.Namespace, strategy: str, out: Path) -> dict:
            f"--precision={a.precision}", f"--batch={a.batch}", f"--steps={a.steps}",
            f"--warmup={a.warmup}", f"--threads={a.threads}", f"--seed={a.seed}"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": str(REPO)}
+    # glibc: every block from 64 KiB up is mapped apart and unmapped when freed, so the resident
+    # set follows the live tensors instead of what the heap kept (the CPU's peak figure).
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=a.timeout)
     if done.returncode != 0:
         raise SystemExit(f"{strategy} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
