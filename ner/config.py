@@ -176,6 +176,9 @@ class TrainerConfig:
     compile: bool = operational(False)
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).
     device: Device = operational(Device["auto"])
+    # One device's memory in GiB: a run whose model state per rank (printed at start, ner/memory.py;
+    # activations not counted) exceeds it is refused in one line before it starts; null: no check.
+    device_memory_gib: float | None = operational(None, above=0)
     # Optimizer steps between train/loss and train/lr logs (the loss is read from the device then).
     log_every: int = operational(50, at_least=1)
     # DataLoader worker processes; 0 loads in the training process.

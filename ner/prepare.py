@@ -1,8 +1,9 @@
-"""Everything the loop needs before its first step: data, tokenizer, features, model (with
-trainer.gradient_checkpointing), the training objective (`prepare`, before the run is
-accepted); then the model on the device, wrapped by DDP or sharded (trainer.strategy,
-ner/sharding.py), and the training state with its optimizer, schedule and grad scaler
-(`on_device`, `training_state`, once it is).
+"""Everything the loop needs before its first step: data, tokenizer, features, the memory
+estimate (ner/memory.py: a model that cannot fit trainer.device_memory_gib is refused before it
+is built), model (with trainer.gradient_checkpointing), the training objective (`prepare`,
+before the run is accepted); then the model on the device, wrapped by DDP or sharded
+(trainer.strategy, ner/sharding.py), and the training state with its optimizer, schedule and
+grad scaler (`on_device`, `training_state`, once it is).
 
 Rank 0 trains the tiny model's tokenizer (once per run directory: a resumed run reuses it) and
 every rank loads it from disk, so all ranks tokenize identically. Statistics and repairs are
@@ -20,7 +21,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ner import distributed, sharding
+from ner import distributed, memory, sharding
 from ner.checkpoint import TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
@@ -140,6 +141,8 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
             encoded.stats[label] = stats
             encoded.gold[split] = [list(x.tags) for x in sentences]
         eval_sets.append(encoded)
+    # Counted on a meta-device twin, so a model that cannot fit is refused before it is built.
+    memory_line = memory.check(cfg, architecture, env.world_size)
     model = build_model(cfg.model, architecture, cfg.seed)
     if cfg.trainer.gradient_checkpointing:  # in training only (transformers checks model.training)
         if not model.supports_gradient_checkpointing:
@@ -157,6 +160,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         f"model: {name}, {n_params / 1e6:.2f}M parameters"
         + (f", {frozen / 1e6:.2f}M of them frozen" if frozen else "")
     )
+    say(memory_line)
     return Prepared(
         corpus,
         corpus.labels,

@@ -156,3 +156,50 @@ def test_precision_runs_fp32_and_bf16_alternating_and_appends_the_command(tmp_pa
     text = results.read_text()
     assert "python experiments/benchmark/precision.py --repeats=2" in text
     assert re.search(r"- bf16/fp32: train [\d.]+x, eval [\d.]+x, F1 [-+][\d.]+", text)
+
+
+def test_strategies_table_and_ratios():
+    strategies = load("strategies")
+
+    def run(ms, steady, peak, est):
+        return {"step_ms": ms, "steady_mib": steady, "peak_mib": peak, "estimate_mib": est,
+                "estimate": f"line {est}"}  # fmt: skip
+
+    runs = {
+        "ddp": [run(100, 80, 300, 50), run(120, 100, 310, 50)],
+        "fsdp": [run(150, 45, 200, 30)] * 2,
+    }
+    lines = strategies.summary_lines(runs, "cpu")
+    assert lines[2] == "| ddp | 110.0 | 90 | 305 | 50 |"
+    assert lines[3] == "| fsdp | 150.0 | 45 | 200 | 30 |"
+    assert "fsdp/ddp: step time 1.36x, at start 0.50x, peak 0.66x, estimate 0.60x" in lines[5]
+    assert lines[6:] == ["- line 50", "- line 30"]
+
+
+def test_a_strategies_worker_steps_and_reports_its_rank(tmp_path):
+    # One process, in-process (no torchrun): fsdp there trains the model whole (ner/sharding.py).
+    import json
+
+    import torch
+
+    strategies = load("strategies")
+    out = tmp_path / "rank.json"
+    threads = torch.get_num_threads()
+    try:
+        strategies.main(["--worker", "--strategy=fsdp", f"--out={out}", "--shape=tiny",
+                         "--steps=1", "--warmup=1", "--batch=2"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(out.read_text())
+    assert [r["rank"] for r in report["ranks"]] == [0]
+    assert report["ranks"][0]["step_ms"] > 0 and report["ranks"][0]["peak_mib"] >= 0
+    assert report["estimate"].startswith("memory per rank (fsdp, 1 rank, fp32")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") and __import__("torch").cuda.device_count() >= 2,
+    reason="a machine with 2 GPUs runs it",
+)
+def test_the_gpu_comparison_needs_a_device_per_rank():
+    with pytest.raises(SystemExit, match="--nproc 2 needs 2 CUDA devices"):
+        load("gpu").main(["--strategies", "--nproc", "2"])

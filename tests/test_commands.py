@@ -61,6 +61,21 @@ PANX_EN = {
     "trainer.monitor": "eval_en_f1",
 }
 PANX_HE_AR = {**XTREME, "data.config": ["he", "ar"], "trainer.monitor": "eval_f1"}
+# XLM-R XL sharded over 8 ranks: XTREME's setting at global batch 32 = 4 x 8, XL's lr 1e-5.
+PANX_XL = {
+    **XTREME,
+    "model.name_or_path": "facebook/xlm-roberta-xl",
+    "data.config": "he",
+    "optim.lr": 1e-5,
+    "optim.warmup_steps": 0,
+    "trainer.batch_size": 4,
+    "trainer.grad_accum_steps": 1,
+    "trainer.eval_batch_size": 32,
+    "trainer.strategy": "fsdp",
+    "trainer.precision": "bf16",
+    "trainer.device_memory_gib": 79,
+    "run_name": "xlm-roberta-xl-panx-he",
+}
 LOCAL_PANX, LOCAL_XLMR = (
     "data.name=../shared/wikiann",
     "model.name_or_path=/models/xlm-roberta-base",
@@ -138,6 +153,12 @@ EXPECTED: dict[tuple[str, ...], dict] = {
     ("experiment=panx_zero_shot", LOCAL_PANX, LOCAL_XLMR): {**PANX_EN, **LOCAL},
     ("experiment=panx_he_ar",): PANX_HE_AR,
     ("experiment=panx_he_ar", LOCAL_PANX, LOCAL_XLMR): {**PANX_HE_AR, **LOCAL},
+    ("experiment=panx_xl_fsdp",): PANX_XL,
+    ("experiment=panx_xl_fsdp", LOCAL_PANX, "model.name_or_path=/models/xlm-roberta-xl"): {
+        **PANX_XL,
+        "data.name": "../shared/wikiann",
+        "model.name_or_path": "/models/xlm-roberta-xl",  # a local copy keeps XL's lr
+    },
     ("experiment=demo_multilingual",): {**TINY_DEMO, "data.config": ["he", "ar"]},
     ("experiment=wikiann_he_seeds",): CARD,
     ("experiment=wikiann_he_recipe_sweep",): TINY_DEMO,

@@ -42,6 +42,23 @@ RECIPES = {  # the recipes as ner/config.py documents them
 }
 
 
+def _group_recipes() -> dict[str, dict]:
+    """Model name -> the recipe its group sets for it (`${ner_model_recipe:NAME,VALUE}`)."""
+    found: dict[str, dict] = {}
+    for path in (CONF / "model").glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for name in RECIPES["tiny"]:
+            group, key = name.split(".")
+            value = str((doc.get(group) or {}).get(key, ""))
+            if value.startswith("${ner_model_recipe:"):
+                model, number = value.removeprefix("${ner_model_recipe:").rstrip("}").split(",")
+                found.setdefault(model, {})[name] = float(number)
+    return found
+
+
+GROUP_RECIPES = _group_recipes()
+
+
 def _set_by(experiment: str) -> dict:
     """The recipe keys an experiment file sets itself (following the experiments it extends)."""
     doc = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text()) or {}
@@ -63,14 +80,22 @@ def test_the_documented_recipes_are_the_schemas():
     }
 
 
-@pytest.mark.parametrize(
-    ("experiment", "group", "path"),
-    list(
-        itertools.product(
-            EXPERIMENTS, [None, *MODEL_GROUPS], [None, "null", "/models/some-encoder"]
-        )
-    ),
+PATHS = [None, "null", "/models/some-encoder"]
+# Groups with their own recipe (ner_model_recipe) are composed with the experiments that set no
+# recipe key (demo), some (panx) and their own group (panx_xl_fsdp), not with every experiment:
+# the guard reads model.name_or_path only, and each composition costs CI time (~0.3 s).
+OWN_RECIPE_GROUPS = sorted(
+    g for g in MODEL_GROUPS if "ner_model_recipe" in (CONF / "model" / f"{g}.yaml").read_text()
 )
+COMBINATIONS = [
+    *itertools.product(
+        EXPERIMENTS, [None, *(g for g in MODEL_GROUPS if g not in OWN_RECIPE_GROUPS)], PATHS
+    ),
+    *itertools.product(["demo", "panx", "panx_xl_fsdp"], OWN_RECIPE_GROUPS, PATHS),
+]
+
+
+@pytest.mark.parametrize(("experiment", "group", "path"), COMBINATIONS)
 def test_every_combination_trains_with_the_recipe_of_the_model_it_trains(experiment, group, path):
     from test_commands import NEEDS_EXTRA
 
@@ -82,7 +107,11 @@ def test_every_combination_trains_with_the_recipe_of_the_model_it_trains(experim
     overrides += [f"model.name_or_path={path}"] if path else []
     cfg = compose(overrides)
     kind = "tiny" if cfg.model.name_or_path is None else "pretrained"
-    expected = {**RECIPES[kind], **_set_by(experiment)}
+    # A model group's own recipe (conf/model/xlmr_large.yaml) applies to its model alone.
+    group = (
+        GROUP_RECIPES.get(naming.model_name(cfg.model.name_or_path), {}) if kind != "tiny" else {}
+    )
+    expected = {**RECIPES[kind], **group, **_set_by(experiment)}
     got = {name: getattr(getattr(cfg, name.split(".")[0]), name.split(".")[1]) for name in expected}
     assert got == expected
     summary = recipe_summary(cfg)
@@ -92,6 +121,25 @@ def test_every_combination_trains_with_the_recipe_of_the_model_it_trains(experim
     for name, value in _set_by(experiment).items():
         if value != RECIPES[kind][name]:
             assert f"{name}={value}" in summary.split("set by the experiment or command line:")[1]
+
+
+def test_a_model_groups_recipe_reaches_its_own_model_only():
+    def recipe(overrides):
+        cfg = compose(overrides)
+        return cfg.optim.lr, cfg.trainer.epochs, cfg.trainer.batch_size
+
+    assert recipe(["model=xlmr_large"]) == (2e-5, 10, 32)  # XTREME's PAN-X recipe
+    local = ["model=xlmr_xl", "model.name_or_path=/models/xlm-roberta-xl"]
+    assert recipe(local) == (1e-5, 10, 4)  # a local copy, known by its name
+    assert recipe(["model=xlmr_xl", "model.name_or_path=/models/other"]) == (2e-5, 3, 3)
+    assert recipe(["model=xlmr_xxl", "model.name_or_path=null"]) == (3e-3, 10, 16)  # the tiny's
+    assert recipe(["model=xlmr_large", "trainer.epochs=2"]) == (2e-5, 2, 32)
+    assert recipe_summary(compose(["model=xlmr_large", "trainer.epochs=2"])) == (
+        "recipe: a pretrained encoder's (model.name_or_path=FacebookAI/xlm-roberta-large): its "
+        "model group's for xlm-roberta-large: optim.lr=2e-05 optim.warmup_steps=0 "
+        "trainer.batch_size=32 trainer.eval_batch_size=32; set by the experiment or command line: "
+        "trainer.epochs=2"
+    )
 
 
 def test_a_command_line_value_wins_over_either_recipe():

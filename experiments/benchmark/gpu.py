@@ -2,6 +2,7 @@
 
     HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py                 # one CUDA device, < 5 min
     HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --tiny --device cpu   # CI, seconds
+    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --strategies --nproc 2  # fsdp vs ddp
 
 The model is built from `XLMRobertaConfig` (vocabulary 250002, hidden 768, 12 layers, 12 heads,
 intermediate 3072; random init, nothing downloaded) with a 7-label token-classification head.
@@ -29,6 +30,11 @@ It reports, per batch size (default 3, the reference card's, and 32): time per o
 training sentences/s and tokens/s, MFU; then an estimate of the card's 100 epochs at batch 3 on
 20000 sentences per epoch (6667 steps per epoch) from the measured step time, plus the time of
 the per-epoch evaluation (10000 validation sentences at batch 3, measured forward passes).
+
+`--strategies` runs strategies.py's comparison instead: fsdp against ddp on `--nproc` CUDA
+devices (default: all; nccl takes one device per rank, so it needs two or more), bf16, the
+xlm-roberta-base shape (`--shape`), ms per step and torch.cuda.max_memory_allocated per rank
+beside the start-of-run estimate (ner/memory.py), appended to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -225,6 +231,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (dynamic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    p.add_argument(
+        "--strategies",
+        action="store_true",
+        help="fsdp against ddp on --nproc CUDA devices instead (strategies.py, nccl)",
+    )
+    p.add_argument("--nproc", type=int, default=None, help="--strategies: ranks (all GPUs)")
+    p.add_argument("--shape", default="base", help="--strategies: tiny, small, base, large")
     a = p.parse_args(argv)
     a.steps = a.steps or (3 if a.tiny else 100)
     a.warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 15)
@@ -234,6 +247,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
+    if a.strategies:  # the comparison of strategies.py, on this machine's GPUs
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import strategies
+
+        nproc = a.nproc or torch.cuda.device_count()
+        return strategies.main(
+            ["--device=cuda", f"--nproc={nproc}", f"--shape={'tiny' if a.tiny else a.shape}",
+             f"--precision={'bf16' if a.bf16 else 'fp32'}", f"--steps={a.steps}",
+             f"--warmup={a.warmup}", f"--seed={a.seed}"]
+        )  # fmt: skip
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(a.device)

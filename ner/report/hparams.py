@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from ner.config import fields
 from ner.distributed import Env
+from ner.naming import model_name
 from ner.optimization import segment
 
 
@@ -147,19 +148,28 @@ def schedule_text(name: str, schedule: list[list[int]]) -> str:
 
 
 def recipe_summary(cfg: Any) -> str:
-    """The recipe a run trains with, printed at start: whose defaults, and which keys the
+    """The recipe a run trains with, printed at start: whose defaults, which keys its model group
+    sets for that model (conf/model/xlmr_large.yaml: ner_model_recipe), and which keys the
     experiment or the command line set instead."""
     kind = "tiny" if cfg.model.name_or_path is None else "pretrained"
-    own, changed = [], []
+    model = model_name(cfg.model.name_or_path) if kind == "pretrained" else None
+    unresolved = OmegaConf.to_container(cfg, resolve=False)
+    own, grouped, changed = [], [], []
     for name, f in fields():
         if "recipe" in f.metadata:
             value = OmegaConf.select(cfg, name)
-            (own if value == f.metadata["recipe"][kind] else changed).append(f"{name}={value}")
+            raw = unresolved[name.split(".")[0]][name.split(".")[1]]
+            if isinstance(raw, str) and raw.startswith(f"${{ner_model_recipe:{model},"):
+                grouped.append(f"{name}={value}")
+            else:
+                (own if value == f.metadata["recipe"][kind] else changed).append(f"{name}={value}")
     whose = {
         "tiny": "the tiny random-init model's (model.name_or_path=null)",
         "pretrained": f"a pretrained encoder's (model.name_or_path={cfg.model.name_or_path})",
     }[kind]
-    text = f"recipe: {whose}: {' '.join(own) or '(none of its values)'}"
+    said = [" ".join(own)] if own or not grouped else []  # "(none of its values)" below
+    said += [f"its model group's for {model}: {' '.join(grouped)}"] if grouped else []
+    text = f"recipe: {whose}: {'; '.join(said) or '(none of its values)'}"
     text += f"; set by the experiment or command line: {' '.join(changed)}" if changed else ""
     ratio = cfg.optim.warmup_ratio
     return text + (
