@@ -31,7 +31,6 @@ import torch
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
-    get_optimizer_state_dict,
     set_model_state_dict,
     set_optimizer_state_dict,
 )
@@ -119,23 +118,6 @@ def model_state(model: torch.nn.Module) -> dict:
     if not is_sharded(model):
         return model.state_dict()
     return get_model_state_dict(model, options=_GATHER)
-
-
-def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """The optimizer's state dict as a checkpoint holds it (whole, on rank 0, parameters
-    numbered in the order of its groups as torch numbers them); called on every rank."""
-    if not is_sharded(model):
-        return optimizer.state_dict()
-    by_name = get_optimizer_state_dict(model, optimizer, options=_GATHER)
-    if not by_name:  # not rank 0
-        return {}
-    number = {name: i for i, name in enumerate(_names(model, optimizer))}
-    return {
-        "state": {number[name]: s for name, s in by_name["state"].items()},
-        "param_groups": [
-            {**g, "params": [number[name] for name in g["params"]]} for g in by_name["param_groups"]
-        ],
-    }
 
 
 def load_model_state(model: torch.nn.Module, state: dict) -> None:
