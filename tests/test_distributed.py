@@ -80,9 +80,11 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path, knobs):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
     assert len(list((two / "tensorboard").glob("events.*"))) == 1
     # The best model's saved predictions (ner/report/predictions.py): rank 0 wrote the same file.
-    [kept] = [p.name for p in (two / "predictions").iterdir()]
-    one_kept = tmp_path / "one" / "predictions" / kept
-    assert (two / "predictions" / kept).read_bytes() == one_kept.read_bytes()
+    kept = sorted(p.name for p in (two / "predictions").iterdir())
+    assert [name.split(".")[0] for name in kept] == ["test", "validation"]
+    for name in kept:
+        one_kept = tmp_path / "one" / "predictions" / name
+        assert (two / "predictions" / name).read_bytes() == one_kept.read_bytes(), name
     [two_test], [one_test] = ([e for e in h if "test_f1" in e] for h in (two_history, one_history))
     intervals = [f"test_{k}_ci" for k in ("precision", "recall", "f1")]
     assert [two_test[k] for k in intervals] == [one_test[k] for k in intervals]
