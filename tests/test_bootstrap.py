@@ -11,6 +11,9 @@ from ner.metrics import entity_metrics
 from ner.report import bootstrap
 from ner.report.bootstrap import Counts, point, sentence_counts
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 # Hand-made sentences: a right entity, a wrong type, a wrong boundary, an I- that starts an
 # entity, a type change inside a span, an entity at the sentence's end, a missed and an invented
 # one, a type only predicted (MISC), a sentence without entities.

@@ -19,6 +19,9 @@ from ner.report.bootstrap import PERCENTILES
 from ner.tools.compare import compare
 from ner.tools.report import main as report_main
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 GOLD = ["B-PER", "I-PER", "O", "B-LOC", "O"]
 

@@ -14,6 +14,9 @@ from ner.demo import hebrew as demo_hebrew
 from ner.demo.generate import DEMO_LANGUAGES, DEMO_SPLIT_SIZES, generate_demo, generate_split
 from ner.errors import UserError
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("demo_data")
+
 
 def _digest(data: object) -> str:
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()

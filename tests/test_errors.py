@@ -10,6 +10,9 @@ import pytest
 
 from ner.report.errors import CATEGORIES, ERRORS, analyse, render
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 
 def one(gold: list[str], pred: list[str]) -> Counter:
     return analyse([gold], [pred], [[f"w{i}" for i in range(len(gold))]]).counts

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from conftest import QUICK, compose, train_in_process
 
-pytestmark = pytest.mark.slow
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,9 @@ from conftest import run_cli, torchrun_cmd
 
 from ner.tools.evaluate import main
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 METRICS = ("loss", "precision", "recall", "f1", "accuracy")
 
 

@@ -24,6 +24,9 @@ from ner.features import IGNORE, encode_split
 from ner.model import encoder_family, model_config, window_length
 from ner.tokenizer import load_tokenizer
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("families")
+
 SENTENCES = [ex["tokens"] for ex in generate_split("validation", 6)] + EXTRA
 # The window each family gets: the position table, or 512 where positions are relative only.
 WINDOWS = {

@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from ner.batching import Collator
 from ner.features import IGNORE, encode_sentence, gather_word_predictions, plan_windows
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("features")
+
 CLS, SEP, UNK = 0, 2, 3
 
 

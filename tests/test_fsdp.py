@@ -17,6 +17,9 @@ from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 from ner.distributed import Env
 from ner.run.precheck import precheck
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("fsdp")
+
 # Dropout off (ranks draw their own masks), logs at every step. Three layers: the lowest frozen
 # with the embeddings (frozen beside the trainable head in the root's FSDP group), the other two
 # at lr * 0.8 and lr (layer decay), the head at its own lr, weight decay off biases and norm

@@ -13,7 +13,8 @@ from conftest import QUICK, eval_entries, torchrun, train_in_process
 
 from ner import atomic
 
-pytestmark = pytest.mark.slow
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fsdp_resume")]
 
 # 30 steps an epoch at global batch 8; a step checkpoint every 15 steps (step-N.pt, pruned to
 # one); the cut at step 45, in the middle of epoch 2. Dropout off: a resume on another number of

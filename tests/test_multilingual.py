@@ -14,6 +14,9 @@ from ner.batching import epoch_plan, epoch_selection
 from ner.data.corpus import load_corpus
 from ner.errors import DataError, UserError
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("multilingual")
+
 TWO = [*QUICK, "data.config=[he,ar]"]
 
 

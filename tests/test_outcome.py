@@ -13,6 +13,9 @@ from ner.report import bootstrap, outcome
 from ner.report.card import render_card
 from ner.report.errors import CATEGORIES
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 GOLD = [

@@ -12,6 +12,9 @@ import pytest
 from ner.tools.predict import STDIN_HINT, _lines, decode_entities, format_text, main
 from ner.tools.words import split_words
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 
 def entity(typ, text, start_word, end_word, start, end) -> dict:
     return dict(type=typ, text=text, start_word=start_word, end_word=end_word, start=start, end=end)

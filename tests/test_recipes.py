@@ -22,6 +22,9 @@ from ner.errors import UserError
 from ner.report.hparams import recipe_summary
 from ner.run import checks
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("recipes")
+
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 MODEL_GROUPS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 RECIPES = {  # the recipes as ner/config.py documents them

@@ -14,6 +14,9 @@ from ner.tools.evaluate import main as evaluate
 from ner.tools.report import build_rows
 from ner.train import train
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("retention")
+
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     return {

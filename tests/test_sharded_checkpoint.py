@@ -22,6 +22,9 @@ from ner.errors import UserError
 from ner.progress import Progress
 from ner.rng import rng_state
 
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("sharded_checkpoint")
+
 ENV = Env()
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import QUICK, eval_entries, run_cli, train_in_process
 
-pytestmark = pytest.mark.slow
+# its module-scoped fixture built once, on one worker (--dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_e2e")]
 
 
 @pytest.fixture(scope="module")

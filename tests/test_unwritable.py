@@ -15,6 +15,9 @@ from conftest import CLI_RUN, run_cli
 from ner import atomic
 from ner.errors import UserError
 
+# the session's finished run (conftest.py run_dir): built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("run_dir")
+
 needs_unshare = pytest.mark.skipif(
     shutil.which("unshare") is None, reason="needs unshare for a private mount"
 )
