@@ -1,11 +1,14 @@
 """trainer.strategy=fsdp (ner/sharding.py): FSDP2 on 2 processes (gloo) equals DDP on 2 and one
 process at double batch, with accumulation, clipping, frozen layers, layer decay and an uneven
-evaluation set; its export loads in a pipeline. Two torchrun jobs and one in-process run, shared
-by the tests of the module (`runs`)."""
+evaluation set; its export loads in a pipeline. Its sharded checkpoints (ner/sharded_checkpoint.py):
+the fsdp run cut mid-epoch resumes to the metrics of the run never stopped, on its 2 processes
+and on 1 (DCP reshards). Three torchrun jobs and one in-process run, shared by the tests of the
+module (`runs`)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import torch
 from conftest import CONF, QUICK, eval_entries, torchrun, train_in_process
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
+from ner import atomic
 from ner.distributed import Env
 from ner.run.precheck import precheck
 
@@ -39,23 +43,31 @@ ARGS = [
     "optim.head_lr=1e-2",
     "optim.weight_decay=0.01",
     "optim.max_grad_norm=0.5",
+    "trainer.save_every_steps=15",
 ]
+# 30 steps an epoch at global batch 8, a step checkpoint every 15 (step-N.pt, pruned to one);
+# the cut run stops at step CUT, in the middle of epoch 2, and is resumed.
+CUT = 45
 EVAL_KEYS = ("eval_loss", "eval_precision", "eval_recall", "eval_f1", "eval_accuracy")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """fsdp and ddp on 2 processes at batch 2, one process at batch 4: {name: (run directory,
-    stdout)}. (A resume under fsdp is tested with its checkpoints.)"""
+    """fsdp and ddp on 2 processes at batch 2, one process at batch 4, and an fsdp run cut at step
+    CUT (a copy of it to resume on one process): {name: (run directory, stdout)}. The fsdp run
+    is the one never stopped that the cut run's resumes must end as."""
     root = tmp_path_factory.mktemp("fsdp")
     out = {}
-    for strategy in ("fsdp", "ddp"):
-        args = [*ARGS, "trainer.batch_size=2", f"trainer.strategy={strategy}"]
-        job = torchrun(2, [*args, f"hydra.run.dir={root}/{strategy}"], root)
+    for name, extra in (("fsdp", []), ("ddp", []), ("cut", [f"trainer.stop_after_steps={CUT}"])):
+        strategy = "ddp" if name == "ddp" else "fsdp"
+        args = [*ARGS, "trainer.batch_size=2", f"trainer.strategy={strategy}", *extra]
+        job = torchrun(2, [*args, f"hydra.run.dir={root}/{name}"], root)
         assert job.returncode == 0, job.stderr[-3000:]
-        out[strategy] = (root / strategy, job.stdout)
+        out[name] = (root / name, job.stdout)
     train_in_process(root / "one", [*ARGS, "trainer.batch_size=4"])
     out["one"] = (root / "one", "")
+    shutil.copytree(root / "cut", root / "cut-on-one", symlinks=True)
+    out["cut-on-one"] = (root / "cut-on-one", "")
     return out
 
 
@@ -144,6 +156,70 @@ def test_the_fsdp_export_is_a_plain_hugging_face_model_that_a_pipeline_loads(run
     twin = pipeline("token-classification", model=str(ddp / "best_model"))
     sentence = "דני כהן נסע לירושלים עם בנק הפועלים"
     assert [t["entity"] for t in tagger(sentence)] == [t["entity"] for t in twin(sentence)]
+
+
+def numbers(entry: dict, prefix: str = "") -> dict[str, float]:
+    """An entry's numbers by their path (eval_per_type/LOC/f1), timing left out."""
+    out = {}
+    for k, v in entry.items():
+        if "runtime" in k or "per_second" in k:
+            continue
+        if isinstance(v, dict):
+            out.update(numbers(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def scores(run: Path) -> tuple[list[dict], dict]:
+    """The run's evaluations and its final entry, as numbers."""
+    history = json.loads((run / "log_history.json").read_text())
+    final = json.loads((run / "result.json").read_text())["final"]
+    return [numbers(e) for e in eval_entries(history)], numbers(final)
+
+
+@pytest.mark.slow
+def test_a_cut_fsdp_run_leaves_one_sharded_checkpoint(runs):
+    directory = runs["cut"][0] / "checkpoints"
+    last = torch.load(directory / "last.pt", weights_only=True)
+    assert last["progress"]["global_step"] == CUT and last["progress"]["step_in_epoch"] == 15
+    assert "model" not in last and len(last["rng"]) == 2
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["best.pt", "last.pt", f"step-{CUT}.pt", last["shards"]]
+    )
+    assert sorted(p.name for p in (directory / last["shards"]).iterdir()) == [
+        ".metadata", "__0_0.distcp", "__1_0.distcp",
+    ]  # fmt: skip
+    assert not [p for p in runs["cut"][0].rglob(".*") if atomic.ORPHAN.fullmatch(p.name)]
+
+
+@pytest.mark.slow
+def test_the_cut_run_resumed_on_its_processes_ends_as_the_run_never_stopped(runs):
+    cut = runs["cut"][0]
+    args = [*ARGS, "trainer.batch_size=2", "trainer.strategy=fsdp", f"hydra.run.dir={cut}"]
+    out = torchrun(2, args, cwd=cut.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming after step {CUT}" in out.stdout
+    (ref_evals, ref_final), (evals, final) = scores(runs["fsdp"][0]), scores(cut)
+    assert final == pytest.approx(ref_final, abs=1e-6)
+    assert len(evals) == 2
+    for a, b in zip(evals, ref_evals, strict=True):
+        assert a.keys() == b.keys() and a == pytest.approx(b, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_2_process_checkpoint_resumes_on_1_process_at_the_same_global_batch(runs, capsys):
+    """DCP reshards the 2 ranks' shards onto 1; the RNG streams of rank 1 have no process to
+    go to (one line says so), so dropout is off; sums over 4 sentences a micro-batch on one
+    rank round otherwise than over 2 x 2: the tolerance of 2 processes against 1 (tests/test_distributed.py)."""
+    run = runs["cut-on-one"][0]
+    _, history = train_in_process(run, [*ARGS, "trainer.strategy=fsdp", "trainer.batch_size=4"])
+    assert "checkpoint from 2 processes resumed on 1" in capsys.readouterr().err
+    ref_evals, _ = scores(runs["fsdp"][0])
+    for a, b in zip([numbers(e) for e in eval_entries(history)], ref_evals, strict=True):
+        for key in ("eval_loss", "eval_precision", "eval_recall", "eval_f1", "eval_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), key
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
 
 
 def test_fsdp_with_fp16_is_refused_in_one_line():
