@@ -85,6 +85,7 @@ def test_gpu_script_runs_tiny_on_cpu():
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # three trainings, two of them the Trainer's: `pytest -m bench`, not in CI
 def test_bench_prints_table_with_every_system(tmp_path):
     pytest.importorskip("accelerate")  # the Trainer needs it: the optional `bench` extra
     bench = load("bench")
