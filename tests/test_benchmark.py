@@ -139,6 +139,7 @@ def test_precision_summary_gives_bf16_over_fp32():
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # four trainings in turn: `pytest -m bench`, not in CI
 def test_precision_runs_fp32_and_bf16_alternating_and_appends_the_command(tmp_path):
     results = tmp_path / "RESULTS.md"
     overrides = ["experiment=demo", "data.max_train_samples=48", "data.max_eval_samples=24"]
