@@ -41,20 +41,9 @@ from ner.rng import set_rng_state
 FORMAT_VERSION = 1
 
 
-def tensor_bytes(obj) -> int:
-    """Bytes of the tensors in a nested checkpoint dict: about the size of its file."""
-    if isinstance(obj, torch.Tensor):
-        return obj.nelement() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(tensor_bytes(v) for v in obj)
-    return 0
-
-
 def atomic_save(obj: dict, path: Path) -> None:
     """torch.save, atomically (ner/atomic.py): a full disk keeps the previous file and says so."""
-    needed = tensor_bytes(obj) + 1024 * 1024  # the tensors plus the zip archive's overhead
+    needed = sharded_checkpoint.tensor_bytes(obj) + 1024 * 1024  # the tensors plus the zip archive's overhead
     atomic.check_room(path, needed, "checkpoint")
     atomic.write_with(path, lambda f: torch.save(obj, f), needed, "checkpoint")
 

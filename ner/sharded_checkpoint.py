@@ -75,7 +75,7 @@ def write(train_state, directory: Path, step: int, env: distributed.Env) -> str 
     state = _state(train_state.model, train_state.optimizer)
     tmp = None
     if env.is_main:
-        needed = _local_bytes(state) * env.world_size + 1024 * 1024
+        needed = tensor_bytes(state) * env.world_size + 1024 * 1024
         atomic.check_room(directory / PREFIX, needed, "checkpoint")
         tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{PREFIX}{step}.tmp"))
     tmp = Path(distributed.broadcast_object(tmp, env))
@@ -193,16 +193,17 @@ def _state(model, optimizer) -> dict:
     return {"model": model_state, "optimizer": optim_state}
 
 
-def _local_bytes(obj) -> int:
-    """Bytes of this rank's pieces of the tensors in a nested state dict."""
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a nested state dict, of a DTensor this rank's pieces: about the
+    size of the file that holds them (ner/checkpoint.py's whole checkpoints, this rank's shard)."""
     if isinstance(obj, torch.distributed.tensor.DTensor):
         obj = obj.to_local()
     if isinstance(obj, torch.Tensor):
         return obj.nelement() * obj.element_size()
     if isinstance(obj, dict):
-        return sum(_local_bytes(v) for v in obj.values())
+        return sum(tensor_bytes(v) for v in obj.values())
     if isinstance(obj, (list, tuple)):
-        return sum(_local_bytes(v) for v in obj)
+        return sum(tensor_bytes(v) for v in obj)
     return 0
 
 
