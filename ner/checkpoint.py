@@ -43,7 +43,9 @@ FORMAT_VERSION = 1
 
 def atomic_save(obj: dict, path: Path) -> None:
     """torch.save, atomically (ner/atomic.py): a full disk keeps the previous file and says so."""
-    needed = sharded_checkpoint.tensor_bytes(obj) + 1024 * 1024  # the tensors plus the zip archive's overhead
+    needed = (
+        sharded_checkpoint.tensor_bytes(obj) + 1024 * 1024
+    )  # the tensors plus the zip archive's overhead
     atomic.check_room(path, needed, "checkpoint")
     atomic.write_with(path, lambda f: torch.save(obj, f), needed, "checkpoint")
 
@@ -224,9 +226,15 @@ class TrainState:
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
     def save(
-        self, directory: Path, rngs: list, best_improved: bool, keep_steps: int,
-        model_state: dict | None, optimizer_state: dict | None, shards: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        directory: Path,
+        rngs: list,
+        best_improved: bool,
+        keep_steps: int,
+        model_state: dict | None,
+        optimizer_state: dict | None,
+        shards: str | None = None,
+    ) -> None:
         """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
         `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's states as
         ner/sharded_checkpoint.py `states` has them: their own state dicts, or for a sharded

@@ -55,6 +55,8 @@ def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) ->
     and `ignore` may differ freely."""
     keys = {name: f.metadata.get("operational", False) for name, f in fields()}
     old = flatten(OmegaConf.to_container(saved_config(saved), resolve=True, enum_to_str=True))
-    new = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # 'fp32', not an enum
+    new = flatten(
+        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    )  # 'fp32', not an enum
     compared = [k for k, free in keys.items() if not free and k not in ignore]
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]

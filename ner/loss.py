@@ -50,9 +50,13 @@ def token_loss(
     """Sum of cross-entropy over labelled positions; logits (N, L) in float32, labels (N,)."""
     o = objective
     return F.cross_entropy(
-        logits, labels, o.weights, ignore_index=IGNORE, reduction="sum",
+        logits,
+        labels,
+        o.weights,
+        ignore_index=IGNORE,
+        reduction="sum",
         label_smoothing=o.label_smoothing,
-    )  # fmt: skip
+    )
 
 
 def objective(optim_cfg, labels: list[str], train: list[dict], device) -> Objective:

@@ -119,9 +119,11 @@ def estimate(model: torch.nn.Module, strategy: str, world_size: int, precision: 
     else:
         parts["DDP buckets"] = FP32 * trained if world_size > 1 else 0
         linear = sum(
-            p.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)
+            p.numel()
+            for m in model.modules()
+            if isinstance(m, torch.nn.Linear)
             for p in m.parameters(recurse=False)
-        )  # fmt: skip
+        )
         parts["autocast weights"] = compute * linear if precision != "fp32" else 0
     return Estimate(strategy, world_size, precision, parts)
 

@@ -56,7 +56,18 @@ Strategy = Choice("Strategy", {v: v for v in ("ddp", "fsdp")})
 MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
 OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
 KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
-Schedule = Choice("Schedule", {v: v for v in (  # transformers' names (ner/optimization.py)
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-    "constant_with_warmup", "inverse_sqrt",
-)})  # fmt: skip
+Schedule = Choice(
+    "Schedule",
+    {
+        v: v
+        for v in (  # transformers' names (ner/optimization.py)
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+        )
+    },
+)

@@ -128,9 +128,17 @@ class TrainingRun:
             return None
         p.wall_seconds = self.clock.wall()
         finish(
-            self.cfg, env, self.data, self.state, self.per_epoch,
-            evaluate=self.evaluate, log=self.log, say=self.say, owner=self.owner, stop=self.stop,
-        )  # fmt: skip
+            self.cfg,
+            env,
+            self.data,
+            self.state,
+            self.per_epoch,
+            evaluate=self.evaluate,
+            log=self.log,
+            say=self.say,
+            owner=self.owner,
+            stop=self.stop,
+        )
         return p.best
 
     def restore(self, start: rundir.Start) -> None:
@@ -155,9 +163,14 @@ class TrainingRun:
         sizes = [n for _, n in self.data.train_sources]
         chosen = epoch_selection(sizes, self.cfg.data.sampling_alpha, self.cfg.seed, epoch)
         plan = epoch_plan(
-            [self.lengths[i] for i in chosen], t.batch_size, env.world_size, t.grad_accum_steps,
-            self.cfg.seed, epoch, t.group_by_length,
-        )  # fmt: skip
+            [self.lengths[i] for i in chosen],
+            t.batch_size,
+            env.world_size,
+            t.grad_accum_steps,
+            self.cfg.seed,
+            epoch,
+            t.group_by_length,
+        )
         features = [self.data.train[i] for i in chosen]
         steps = EpochSteps(features, plan, env.rank, self.collate)
         loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
@@ -222,9 +235,16 @@ class TrainingRun:
         p, t, clock = self.state.progress, self.t, self.clock
         batch = t.batch_size * self.env.world_size * t.grad_accum_steps
         return progress_line(
-            p.global_step, self.total_steps, p.epochs_done(self.per_epoch), t.epochs, loss, lr,
-            clock.steps_per_second(), batch, clock.wall(),
-        )  # fmt: skip
+            p.global_step,
+            self.total_steps,
+            p.epochs_done(self.per_epoch),
+            t.epochs,
+            loss,
+            lr,
+            clock.steps_per_second(),
+            batch,
+            clock.wall(),
+        )
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
@@ -256,9 +276,15 @@ class TrainingRun:
         """Exact evaluation of the model on a set's split, sharded over every rank."""
         t = self.t
         return evaluate(
-            self.state.model, eval_set.features[split], eval_set.gold[split], self.data.labels,
-            t.eval_batch_size, self.collate, self.env, t.precision,
-        )  # fmt: skip
+            self.state.model,
+            eval_set.features[split],
+            eval_set.gold[split],
+            self.data.labels,
+            t.eval_batch_size,
+            self.collate,
+            self.env,
+            t.precision,
+        )
 
     def save(self, best_improved: bool = False) -> None:
         """Checkpoint on rank 0 (collectives first: every rank's RNG, a sharded model's shards)."""

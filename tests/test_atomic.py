@@ -44,9 +44,17 @@ def test_curves_png_follows_the_umask(tmp_path, umask_027):
 
     history = [
         {"loss": 1.0, "learning_rate": 0.1, "epoch": 0.5, "step": 1},
-        {"epoch": 1.0, "step": 2, "train_loss": 1.0, "eval_loss": 0.9, "eval_f1": 0.1,
-         "eval_precision": 0.1, "eval_recall": 0.1, "eval_accuracy": 0.5},
-    ]  # fmt: skip
+        {
+            "epoch": 1.0,
+            "step": 2,
+            "train_loss": 1.0,
+            "eval_loss": 0.9,
+            "eval_f1": 0.1,
+            "eval_precision": 0.1,
+            "eval_recall": 0.1,
+            "eval_accuracy": 0.5,
+        },
+    ]
     plot_curves(history, tmp_path / "curves.png")
     assert mode(tmp_path / "curves.png") == 0o640
 

@@ -164,8 +164,13 @@ def test_strategies_table_and_ratios():
     strategies = load("strategies")
 
     def run(ms, steady, peak, est):
-        return {"step_ms": ms, "steady_mib": steady, "peak_mib": peak, "estimate_mib": est,
-                "estimate": f"line {est}"}  # fmt: skip
+        return {
+            "step_ms": ms,
+            "steady_mib": steady,
+            "peak_mib": peak,
+            "estimate_mib": est,
+            "estimate": f"line {est}",
+        }
 
     runs = {
         "ddp": [run(100, 80, 300, 50), run(120, 100, 310, 50)],
@@ -188,8 +193,17 @@ def test_a_strategies_worker_steps_and_reports_its_rank(tmp_path):
     out = tmp_path / "rank.json"
     threads = torch.get_num_threads()
     try:
-        strategies.main(["--worker", "--strategy=fsdp", f"--out={out}", "--shape=tiny",
-                         "--steps=1", "--warmup=1", "--batch=2"])  # fmt: skip
+        strategies.main(
+            [
+                "--worker",
+                "--strategy=fsdp",
+                f"--out={out}",
+                "--shape=tiny",
+                "--steps=1",
+                "--warmup=1",
+                "--batch=2",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     report = json.loads(out.read_text())

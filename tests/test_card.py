@@ -338,12 +338,18 @@ KNOBS = {  # issue 20's keys: override -> (card key, card value, dashboard key, 
     "optim.warmup_ratio=0.1": ("lr_scheduler_warmup_ratio", 0.1, "warmup_ratio", 0.1),
     "optim.label_smoothing=0.1": ("label_smoothing_factor", 0.1, "label_smoothing", 0.1),
     "optim.class_weights=inverse_frequency": (
-        "class_weights", "inverse_frequency", "class_weights", "inverse_frequency",
+        "class_weights",
+        "inverse_frequency",
+        "class_weights",
+        "inverse_frequency",
     ),
     "trainer.gradient_checkpointing=true": (
-        "gradient_checkpointing", True, "gradient_checkpointing", True,
+        "gradient_checkpointing",
+        True,
+        "gradient_checkpointing",
+        True,
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("override", sorted(KNOBS))

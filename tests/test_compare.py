@@ -35,8 +35,15 @@ def misses(n: int, wrong: set[int]) -> list[list[str]]:
     return [[*GOLD[:3], "O", "O"] if i in wrong else list(GOLD) for i in range(n)]
 
 
-def make_run(root: Path, name: str, pred, n: int = 40, split_sets=(("validation", "demo"),),
-             sents=None, labels=LABELS) -> Path:  # fmt: skip
+def make_run(
+    root: Path,
+    name: str,
+    pred,
+    n: int = 40,
+    split_sets=(("validation", "demo"),),
+    sents=None,
+    labels=LABELS,
+) -> Path:
     run = root / name
     for split, set_name in split_sets:
         saved.write(run / "predictions", split, set_name, labels, sents or sentences(n), pred, 2.0)
@@ -147,14 +154,22 @@ def test_compare_refuses_other_sentences_labels_and_missing_files_in_one_line(tm
     old = tmp_path / "old"
     old.mkdir()
     cases = [
-        (a, b, f"{b}: no predictions file predictions/test.demo.json.gz; `ner-evaluate {b} "
-               "--save-predictions --split test` writes it"),
+        (
+            a,
+            b,
+            f"{b}: no predictions file predictions/test.demo.json.gz; `ner-evaluate {b} "
+            "--save-predictions --split test` writes it",
+        ),
         (b, c, f"{b} and {c}: validation (demo) holds other sentences (fingerprints"),
         (b, d, f"{b} and {d}: other label sets"),
-        (b, old, f"{old}: no saved predictions (a run made before runs kept them): "
-                 f"`ner-evaluate {old} --save-predictions` writes"),
+        (
+            b,
+            old,
+            f"{old}: no saved predictions (a run made before runs kept them): "
+            f"`ner-evaluate {old} --save-predictions` writes",
+        ),
         (b, tmp_path / "nowhere", "nowhere: no such run directory"),
-    ]  # fmt: skip
+    ]
     for x, y, message in cases:
         assert report_main(["--compare", str(x), str(y)]) == 2
         err = capsys.readouterr().err

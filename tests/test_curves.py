@@ -120,9 +120,15 @@ def rising_history(epochs: int, steps_per_epoch: int, best: int) -> list[dict]:
             }
         )
     history.append(
-        {"epoch": float(epochs), "step": epochs * steps_per_epoch, "train_runtime": 1.0,
-         "best_epoch": float(best), "best_metric": 0.97, "monitor": "eval_f1"}
-    )  # fmt: skip
+        {
+            "epoch": float(epochs),
+            "step": epochs * steps_per_epoch,
+            "train_runtime": 1.0,
+            "best_epoch": float(best),
+            "best_metric": 0.97,
+            "monitor": "eval_f1",
+        }
+    )
     return sorted(history, key=lambda e: (e["step"], "eval_f1" in e, "best_epoch" in e))
 
 

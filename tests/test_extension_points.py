@@ -88,7 +88,9 @@ def test_a_head_added_to_the_registry_trains_checkpoints_exports_and_loads_back(
         assert evaluate_main([str(target), "--output", str(out), "--batch-size", "7"]) == 0
         assert json.loads(out.read_text())["f1"] == pytest.approx(logged["eval_f1"], abs=1e-6)
     # A process that does not know the head refuses the export in one line.
-    out = run_cli([sys.executable, "-m", "ner.tools.predict", str(run / "best_model"), "דני"], tmp_path)
+    out = run_cli(
+        [sys.executable, "-m", "ner.tools.predict", str(run / "best_model"), "דני"], tmp_path
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "error: model: head 'mlp' is not in ner/heads.py HEADS (linear)"
 

@@ -189,8 +189,14 @@ def test_canonical_pieces_undo_the_trainers_per_process_choices():
     two = [*learned, ["z", -9.5], ["x", -9.4999], ["y", -9.4998]]
     assert canonical_pieces(one) == canonical_pieces(two)
     assert canonical_pieces(one) == [
-        ["▁a", -2.1], ["▁", -3.25], ["b", -5.0], ["q", -9.5], ["x", -9.5], ["y", -9.5], ["z", -9.5],
-    ]  # fmt: skip
+        ["▁a", -2.1],
+        ["▁", -3.25],
+        ["b", -5.0],
+        ["q", -9.5],
+        ["x", -9.5],
+        ["y", -9.5],
+        ["z", -9.5],
+    ]
 
 
 SHARED_WIKIANN = Path(__file__).resolve().parents[2] / "shared" / "wikiann"

@@ -188,8 +188,10 @@ def test_a_cut_fsdp_run_leaves_one_sharded_checkpoint(runs):
         ["best.pt", "last.pt", f"step-{CUT}.pt", last["shards"]]
     )
     assert sorted(p.name for p in (directory / last["shards"]).iterdir()) == [
-        ".metadata", "__0_0.distcp", "__1_0.distcp",
-    ]  # fmt: skip
+        ".metadata",
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
     assert not [p for p in runs["cut"][0].rglob(".*") if atomic.ORPHAN.fullmatch(p.name)]
 
 

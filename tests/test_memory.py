@@ -21,9 +21,15 @@ from ner.errors import UserError
 from ner.model import build_model, encoder_family
 
 SHAPE = dict(
-    vocab_size=11, hidden_size=4, num_hidden_layers=2, num_attention_heads=2,
-    intermediate_size=6, max_position_embeddings=9, type_vocab_size=1, num_labels=3,
-)  # fmt: skip
+    vocab_size=11,
+    hidden_size=4,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=6,
+    max_position_embeddings=9,
+    type_vocab_size=1,
+    num_labels=3,
+)
 
 
 def parts(model_overrides: list[str], strategy: str, world_size: int, precision: str) -> dict:

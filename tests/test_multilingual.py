@@ -96,9 +96,14 @@ def test_a_set_whose_tags_the_training_data_lacks_is_refused_in_one_line(tmp_pat
     train.write_text("דני\tB-PER\nגר\tO\n", encoding="utf-8")
     news.write_text("באנק\tB-ORG\n", encoding="utf-8")
     cfg = compose(
-        [*QUICK, "data.name=null", f"data.train_file={train}", f"data.validation_file={train}",
-         f"+data.extra_eval_files.news={news}"]
-    )  # fmt: skip
+        [
+            *QUICK,
+            "data.name=null",
+            f"data.train_file={train}",
+            f"data.validation_file={train}",
+            f"+data.extra_eval_files.news={news}",
+        ]
+    )
     with pytest.raises(DataError, match=rf"split validation \({news}\): tags \['B-ORG'\] never"):
         load_corpus(cfg.data)
 

@@ -69,9 +69,13 @@ def test_a_hub_model_without_network_is_one_line_at_once_and_writes_nothing(tmp_
     cmd = [sys.executable, "-m", "ner.train", "model.name_or_path=nobody/missing-model"]
     env = without("HF_HUB_OFFLINE", **NO_HUB)
     out = subprocess.run(
-        [*cmd, f"hydra.run.dir={tmp_path}/r"], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=300,
-    )  # fmt: skip
+        [*cmd, f"hydra.run.dir={tmp_path}/r"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [
         "error: config: model.name_or_path=nobody/missing-model: not a local directory, not in "

@@ -24,8 +24,16 @@ def test_decode_hebrew_entities_with_prefixes_and_punctuation():
     line = "דוד בן-גוריון נולד בפלונסק, ועבר לתל אביב."
     words = split_words(line)
     assert [w for w, _, _ in words] == [
-        "דוד", "בן-גוריון", "נולד", "בפלונסק", ",", "ועבר", "לתל", "אביב", ".",
-    ]  # fmt: skip
+        "דוד",
+        "בן-גוריון",
+        "נולד",
+        "בפלונסק",
+        ",",
+        "ועבר",
+        "לתל",
+        "אביב",
+        ".",
+    ]
     tags = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "B-LOC", "I-LOC", "O"]
     assert decode_entities(line, words, tags) == [
         entity("PER", "דוד בן-גוריון", 0, 2, 0, 13),
@@ -66,8 +74,13 @@ def test_decode_entities_with_marks_inside_and_around_words():
     line = "\u200fדוד בן\u200f-גוריון נולד בירושל\u200fים\u200f. 🇮🇱"
     words = split_words(line)
     assert [w for w, _, _ in words] == [
-        "דוד", "בן\u200f-גוריון", "נולד", "בירושל\u200fים", ".", "🇮🇱",
-    ]  # fmt: skip
+        "דוד",
+        "בן\u200f-גוריון",
+        "נולד",
+        "בירושל\u200fים",
+        ".",
+        "🇮🇱",
+    ]
     got = decode_entities(line, words, ["B-PER", "I-PER", "O", "B-LOC", "O", "O"])
     assert got == [
         entity("PER", "דוד בן\u200f-גוריון", 0, 2, 1, 15),

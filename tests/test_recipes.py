@@ -244,8 +244,13 @@ def _conll(path: Path, split: str, n: int, language: str = "he") -> Path:
 @pytest.mark.slow
 def test_extra_evaluation_files_are_scored_but_select_nothing(tmp_path):
     extra = _conll(tmp_path / "news.conll", "test", 30, "ar")
-    overrides = [*QUICK, "data.config=[he,ar]", "data.max_eval_samples=30", "trainer.epochs=3",
-                 f"+data.extra_eval_files.news={extra}"]  # fmt: skip
+    overrides = [
+        *QUICK,
+        "data.config=[he,ar]",
+        "data.max_eval_samples=30",
+        "trainer.epochs=3",
+        f"+data.extra_eval_files.news={extra}",
+    ]
     best, history = train_in_process(tmp_path / "run", overrides)
     evals = [e for e in history if "eval_f1" in e]
     for e in evals:
@@ -292,9 +297,10 @@ def test_the_card_names_the_encoder_family_from_the_models_config():
 
     from ner.model import encoder_family
 
-    assert [encoder_family(c()) for c in (BertConfig, XLMRobertaConfig, RobertaConfig, DebertaV2Config, ElectraConfig)] == [
-        "BERT", "XLM-RoBERTa", "RoBERTa", "DeBERTa-v2", "ELECTRA"
-    ]  # fmt: skip
+    assert [
+        encoder_family(c())
+        for c in (BertConfig, XLMRobertaConfig, RobertaConfig, DebertaV2Config, ElectraConfig)
+    ] == ["BERT", "XLM-RoBERTa", "RoBERTa", "DeBERTa-v2", "ELECTRA"]
 
 
 def test_the_card_says_how_many_epochs_ran_and_why_training_stopped():
@@ -317,10 +323,16 @@ def test_the_card_says_how_many_epochs_ran_and_why_training_stopped():
 
 
 REFUSED = {
-    "warm-up": (["optim.warmup_steps=1000"], "optim.warmup_steps=1000 is not shorter than training"),
+    "warm-up": (
+        ["optim.warmup_steps=1000"],
+        "optim.warmup_steps=1000 is not shorter than training",
+    ),
     "demo language": (["data.config=[he,xx]"], "xx"),
-    "missing extra file": (["+data.extra_eval_files.news=/nonexistent/news.conll"], "/nonexistent/news.conll"),
-}  # fmt: skip
+    "missing extra file": (
+        ["+data.extra_eval_files.news=/nonexistent/news.conll"],
+        "/nonexistent/news.conll",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
@@ -372,9 +384,17 @@ def test_the_command_line_refusal_removes_the_directory_hydra_made(tmp_path):
     from conftest import REPO, run_cli
 
     out = run_cli(
-        [sys.executable, "-m", "ner.train", *QUICK, "optim.warmup_steps=1000", "hydra.run.dir=outputs/run"],
-        cwd=tmp_path, env_extra={"PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ner.train",
+            *QUICK,
+            "optim.warmup_steps=1000",
+            "hydra.run.dir=outputs/run",
+        ],
+        cwd=tmp_path,
+        env_extra={"PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: config: optim.warmup_steps=1000")
     assert not (tmp_path / "outputs").exists()

@@ -213,8 +213,15 @@ def test_interrupted_killed_and_extended_jobs(tmp_path: Path) -> None:
     (interrupted / "error.json").write_text(json.dumps(error))
     killed = tmp_path / "1"
     make_job(killed, ["seed=2"], history(0.5))
-    dead = {"job": "x", "host": "elsewhere", "pid": 1, "pid_start": None, "started": "",
-            "command": "", "token": "t"}  # fmt: skip
+    dead = {
+        "job": "x",
+        "host": "elsewhere",
+        "pid": 1,
+        "pid_start": None,
+        "started": "",
+        "command": "",
+        "token": "t",
+    }
     (killed / LOCK_NAME).write_text(json.dumps(dead))
     old = time.time() - 3600
     os.utime(killed / LOCK_NAME, (old, old))
@@ -233,8 +240,16 @@ def test_the_default_table_fits_a_screen_and_all_shows_everything(sweep: Path, c
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| job"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert cells == [
-        "job", "optim.lr", "seed", "status", "epochs", "best_f1", "final_f1", "test_f1", "wall_time",
-    ]  # fmt: skip
+        "job",
+        "optim.lr",
+        "seed",
+        "status",
+        "epochs",
+        "best_f1",
+        "final_f1",
+        "test_f1",
+        "wall_time",
+    ]
     assert main([str(sweep), "--all"]) == 0
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| job"))
     assert {"best_epoch", "best_precision", "final_accuracy", "error"} <= {

@@ -163,9 +163,7 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
         "trainer.epochs: 2 -> 5"
     ]
     assert (
-        keys.computed_differences(
-            saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",)
-        )
+        keys.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",))
         == []
     )
     assert keys.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [

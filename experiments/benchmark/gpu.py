@@ -253,10 +253,16 @@ def main(argv: list[str] | None = None) -> dict:
 
         nproc = a.nproc or torch.cuda.device_count()
         return strategies.main(
-            ["--device=cuda", f"--nproc={nproc}", f"--shape={'tiny' if a.tiny else a.shape}",
-             f"--precision={'bf16' if a.bf16 else 'fp32'}", f"--steps={a.steps}",
-             f"--warmup={a.warmup}", f"--seed={a.seed}"]
-        )  # fmt: skip
+            [
+                "--device=cuda",
+                f"--nproc={nproc}",
+                f"--shape={'tiny' if a.tiny else a.shape}",
+                f"--precision={'bf16' if a.bf16 else 'fp32'}",
+                f"--steps={a.steps}",
+                f"--warmup={a.warmup}",
+                f"--seed={a.seed}",
+            ]
+        )
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(a.device)

@@ -167,11 +167,25 @@ def worker(a: argparse.Namespace) -> None:
 
 def one_run(a: argparse.Namespace, strategy: str, out: Path) -> dict:
     """A torchrun of `a.nproc` workers under `strategy`; its slowest rank and largest peak."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={a.nproc}", str(Path(__file__).resolve()), "--worker",
-           f"--strategy={strategy}", f"--out={out}", f"--device={a.device}", f"--shape={a.shape}",
-           f"--precision={a.precision}", f"--batch={a.batch}", f"--steps={a.steps}",
-           f"--warmup={a.warmup}", f"--threads={a.threads}", f"--seed={a.seed}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={a.nproc}",
+        str(Path(__file__).resolve()),
+        "--worker",
+        f"--strategy={strategy}",
+        f"--out={out}",
+        f"--device={a.device}",
+        f"--shape={a.shape}",
+        f"--precision={a.precision}",
+        f"--batch={a.batch}",
+        f"--steps={a.steps}",
+        f"--warmup={a.warmup}",
+        f"--threads={a.threads}",
+        f"--seed={a.seed}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": str(REPO)}
     # glibc: every block from 64 KiB up is mapped apart and unmapped when freed, so the resident
     # set follows the live tensors instead of what the heap kept (the CPU's peak figure).
@@ -282,9 +296,18 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
         section = [
             f"## {dt.datetime.now():%Y-%m-%d %H:%M}: fsdp against ddp on {a.nproc} processes "
             f"({a.device})",
-            "", "```", command, "```", "", machine, "", *lines, "",
-            "Per run (in the order they ran):", *done,
-        ]  # fmt: skip
+            "",
+            "```",
+            command,
+            "```",
+            "",
+            machine,
+            "",
+            *lines,
+            "",
+            "Per run (in the order they ran):",
+            *done,
+        ]
         with open(a.results, "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(section) + "\n")
     return runs

@@ -112,9 +112,11 @@ def compare_runs(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int 
 
 
 def compare_groups(
-    group_a: Sequence[np.ndarray], group_b: Sequence[np.ndarray], resamples: int = 1000,
+    group_a: Sequence[np.ndarray],
+    group_b: Sequence[np.ndarray],
+    resamples: int = 1000,
     seed: int = 0,
-) -> dict:  # fmt: skip
+) -> dict:
     """Two groups of runs (each run's per-sentence counts, all on the same sentences): {"f1_a",
     "f1_b" (means over the runs), "std_a", "std_b" (sample standard deviations over the runs,
     None for one run), "difference", "interval" (two-level bootstrap), "p" (permutation over the

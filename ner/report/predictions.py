@@ -96,9 +96,15 @@ def read(path: Path) -> Predictions:
         if r.get("format") != FORMAT:
             raise ValueError(f"format {r.get('format')!r}, not {FORMAT}")
         p = Predictions(
-            r["split"], r["set"], r["epoch"], tuple(r["labels"]), r["fingerprint"],
-            r["ids"], r["gold"], r["pred"],
-        )  # fmt: skip
+            r["split"],
+            r["set"],
+            r["epoch"],
+            tuple(r["labels"]),
+            r["fingerprint"],
+            r["ids"],
+            r["gold"],
+            r["pred"],
+        )
         lengths_agree = all(len(g) == len(q) for g, q in zip(p.gold, p.pred, strict=True))
         if not (len(p.ids) == len(p.gold) == len(p.pred) == r["sentences"] and lengths_agree):
             raise ValueError("its sentences, gold and predicted tags do not line up")
@@ -127,5 +133,12 @@ def save_best(run_dir: Path, data, scored: dict[str, dict], epoch, is_main) -> N
     sentences = {s.name: s.sentences for s in data.corpus.eval_sets}
     for split, by_set in scored.items():
         for name, result in by_set.items():
-            write(run_dir / DIRECTORY, split, name, data.labels, sentences[name][split],
-                  result["predictions"], epoch)  # fmt: skip
+            write(
+                run_dir / DIRECTORY,
+                split,
+                name,
+                data.labels,
+                sentences[name][split],
+                result["predictions"],
+                epoch,
+            )

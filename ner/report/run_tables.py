@@ -79,11 +79,33 @@ def columns(rows: Sequence[dict[str, Any]], monitor: str, everything: bool) -> l
     sets = [f"{s}_f1" for s in dict.fromkeys(s for r in rows for s in r["sets"])]
     extra = [] if monitor in {f"eval_{m}" for m in scores()} else ["monitor_best"]
     if not everything:
-        return ["job", *keys, "status", "epochs", *extra, "best_f1", *sets, "final_f1", "test_f1",
-                "wall_time_s"]  # fmt: skip
+        return [
+            "job",
+            *keys,
+            "status",
+            "epochs",
+            *extra,
+            "best_f1",
+            *sets,
+            "final_f1",
+            "test_f1",
+            "wall_time_s",
+        ]
     metrics = [f"{when}_{name}" for when in ("best", "final") for name in scores()]
-    return ["job", *keys, "status", "epochs", "best_epoch", *extra, *metrics[:1], *sets,
-            *metrics[1:], "test_f1", "wall_time_s", "error"]  # fmt: skip
+    return [
+        "job",
+        *keys,
+        "status",
+        "epochs",
+        "best_epoch",
+        *extra,
+        *metrics[:1],
+        *sets,
+        *metrics[1:],
+        "test_f1",
+        "wall_time_s",
+        "error",
+    ]
 
 
 def flat_rows(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> list[dict[str, Any]]:

@@ -215,9 +215,16 @@ class Printer:
 
 
 def progress_line(
-    step: int, total: int, epoch: float, epochs: int, loss: float, lr: float,
-    steps_per_s: float, batch: int, elapsed_s: float,
-) -> str:  # fmt: skip
+    step: int,
+    total: int,
+    epoch: float,
+    epochs: int,
+    loss: float,
+    lr: float,
+    steps_per_s: float,
+    batch: int,
+    elapsed_s: float,
+) -> str:
     """`step 120/6667 (epoch 0.05/3), loss 0.4312, lr 4.50e-05, 52.1 samples/s, elapsed 0:01:23,
     ETA 0:45:10`: samples/s is the global batch times optimizer steps per second of training;
     the ETA is the remaining steps at that rate (evaluations not included)."""

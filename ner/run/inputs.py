@@ -89,8 +89,10 @@ def check_sources(cfg: Any) -> None:
         from ner.distributed import env_from_environ
 
         if env_from_environ()["rank"] == 0:
-            print(f"warning: {why}: reading the local cache only, as with HF_HUB_OFFLINE=1",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: {why}: reading the local cache only, as with HF_HUB_OFFLINE=1",
+                file=sys.stderr,
+            )
 
 
 def cannot_make_dir(path: str) -> str | None:

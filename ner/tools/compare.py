@@ -112,9 +112,12 @@ def counts(p: saved.Predictions):
 
 
 def compare(
-    groups: Sequence[Sequence[Path]], names: Sequence[str], resamples: int = 1000, seed: int = 0,
+    groups: Sequence[Sequence[Path]],
+    names: Sequence[str],
+    resamples: int = 1000,
+    seed: int = 0,
     fmt: str = "markdown",
-) -> tuple[str, list[dict]]:  # fmt: skip
+) -> tuple[str, list[dict]]:
     """The report of two sides (`groups` of runs, called `names`), and its results per row."""
     single = all(len(g) == 1 for g in groups)
     rows, results = [], []
@@ -128,8 +131,17 @@ def compare(
             f1 = [_mean(r["f1_a"], r["std_a"], len(a)), _mean(r["f1_b"], r["std_b"], len(b))]
         lo, hi = r["interval"]
         n = len(a[0].ids)
-        rows.append([split, set_name, str(n), *f1, f"{r['difference']:+.4f}",
-                     f"{lo:+.4f} to {hi:+.4f}", f"{r['p']:.4f}"])  # fmt: skip
+        rows.append(
+            [
+                split,
+                set_name,
+                str(n),
+                *f1,
+                f"{r['difference']:+.4f}",
+                f"{lo:+.4f} to {hi:+.4f}",
+                f"{r['p']:.4f}",
+            ]
+        )
         results.append({"split": split, "set": set_name, "sentences": n, **r})
     header = ["split", "set", "sentences", "F1 A", "F1 B", "A - B", "95% CI", "p"]
     lines = [f"{label}: {name}" for label, name in zip("AB", names, strict=True)]

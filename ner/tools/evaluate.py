@@ -82,10 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--errors", action="store_true", help="print the error analysis (ner/report/errors.py)"
     )
     p.add_argument(
-        "--save-predictions", nargs="?", const="", metavar="DIR",
+        "--save-predictions",
+        nargs="?",
+        const="",
+        metavar="DIR",
         help="keep the run's best model's predictions of the split for ner-report --compare "
         "(default DIR: <run dir>/predictions, as a run saves them; ner/report/predictions.py)",
-    )  # fmt: skip
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--bootstrap", type=int, metavar="N", help="95%% intervals from N resamples")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="their seed (default: 0)")

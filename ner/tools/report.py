@@ -201,16 +201,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("dir", type=Path, nargs="?", help="a runs directory or a sweep directory")
     parser.add_argument(
-        "--compare", nargs="+", metavar="RUNS",
+        "--compare",
+        nargs="+",
+        metavar="RUNS",
         help="A B: two runs (or comma-separated groups of runs) compared on the same sentences "
         "from their saved predictions: F1 difference, 95%% interval, p; or one sweep with --by",
-    )  # fmt: skip
+    )
     parser.add_argument("--by", metavar="KEY", help="--compare SWEEP: its groups by KEY's value")
     parser.add_argument("--values", nargs=2, metavar="V", help="--by: the two values compared")
     parser.add_argument(
-        "--resamples", type=int, default=1000, help="--compare: bootstrap resamples and "
-        "randomisation rounds (default: 1000)"
-    )  # fmt: skip
+        "--resamples",
+        type=int,
+        default=1000,
+        help="--compare: bootstrap resamples and randomisation rounds (default: 1000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="--compare: their seed (default: 0)")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="of the output")
     parser.add_argument("--all", action="store_true", help="every column, not the usual few")
