@@ -4,7 +4,7 @@
     torchrun --standalone --nproc_per_node=2 -m ner.train         # the same on 2 processes
     torchrun --nproc_per_node=N -m ner.train experiment=wikiann_he_card
 
-ner/run/cli.py (the command line, Hydra) joins the process group and calls `train`, as tests do. A
+`main` (the command line, Hydra: ner/run/cli.py) joins the process group and calls `train`, as tests do. A
 run takes its directory and decides where it starts (ner/run/rundir.py); then: set up data, model,
 optimizer, schedule (restore a checkpoint); per epoch, optimizer steps (`train_step`: gradients
 synced on the last micro-batch only, by DDP or FSDP: ner/sharding.py; the loss over the step's
@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import hydra
 import torch
 from omegaconf import DictConfig
 
@@ -24,7 +25,7 @@ from ner import distributed, sharded_checkpoint, sharding
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
-from ner.errors import counted
+from ner.errors import UserError, counted
 from ner.evaluate import evaluate, training_mean
 from ner.finish import finish
 from ner.loss import LossTracker, loss_step, step_tokens
@@ -35,8 +36,8 @@ from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
 from ner.rng import rng_state
-from ner.run import checks, resumable, rundir
-from ner.run.preemption import StopRequests
+from ner.run import checks, cli, resumable, rundir
+from ner.run.preemption import Interrupted, StopRequests
 from ner.tokenizer import save_tokenizer
 
 
@@ -320,7 +321,29 @@ class TrainingRun:
         )
 
 
-if __name__ == "__main__":
-    from ner.run.cli import main
+@hydra.main(config_path=cli.CONF_DIR, config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """One Hydra job: join the process group, train, tear down."""
+    run_dir = cli.job_started()
+    env = None
+    try:
+        env = distributed.setup(cfg.trainer.device)
+        return train(cfg, env, run_dir)
+    except (Interrupted, UserError) as e:
+        cli.job_ended(e, env)
+        return None
+    finally:
+        distributed.teardown()
 
-    main()
+
+def main() -> None:
+    """Console script `ner-train` (and `python -m ner.train`): ner/run/cli.py's command line."""
+    cli.command(hydra_main)
+
+
+if __name__ == "__main__":
+    # Run through the importable module, not `__main__`, so launchers that pickle the task
+    # function (submitit for Slurm) pickle a reference to ner.train.hydra_main.
+    from ner.train import main as _main
+
+    _main()

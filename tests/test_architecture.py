@@ -64,11 +64,9 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def layer(module: str) -> str:
-    """core, loop, run, cli, report, tools or demo."""
+    """core, loop, run, report, tools or demo."""
     if module in LOOP:
         return "loop"
-    if module == "ner.run.cli":
-        return "cli"
     for folder in ("run", "report", "tools", "demo"):
         if module.startswith(f"ner.{folder}.") or module == f"ner.{folder}":
             return folder
@@ -82,7 +80,6 @@ ALLOWED = {
     "report": {"core"},
     "run": {"core", "report"},
     "loop": {"core", "run", "report"},
-    "cli": {"core", "run", "loop"},
     "tools": {"core", "run", "report"},
 }
 

@@ -334,13 +334,13 @@ def test_relative_links_of_the_docs_stay_inside_the_repository():
 
 def test_every_entry_point_ends_on_a_user_error_the_same_way(tmp_path, monkeypatch, capsys):
     # ner-train, ner-evaluate, ner-predict, ner-report: `error: <one line>` and exit status 2.
-    from ner.run import cli
+    from ner import train
     from ner.tools import evaluate, predict, report
 
     missing = tmp_path / "missing"
     monkeypatch.setattr("sys.argv", ["ner-train", "trainer.batch_size=0"])
     with pytest.raises(SystemExit) as train_exit:
-        cli.main()
+        train.main()
     assert train_exit.value.code == 2
     statuses = [
         evaluate.main([str(missing)]),

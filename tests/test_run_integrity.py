@@ -211,7 +211,7 @@ def test_a_signal_after_result_json_leaves_a_finished_run(tmp_path):
         "    finished(self, result)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "rundir.RunDir.finished = then_signal\n"
-        "from ner.run.cli import main\n"
+        "from ner.train import main\n"
         "main()\n"
     )
     args = [*QUICK, "trainer.epochs=1", f"hydra.run.dir={run}"]

@@ -368,8 +368,8 @@ def test_bad_config_is_one_line_not_a_traceback(tmp_path, monkeypatch, capfd, ov
 
 
 def main_in_process(argv: list[str], monkeypatch, capfd) -> subprocess.CompletedProcess:
-    """ner-train's `main` (ner/run/cli.py) with `argv` in this process: its exit status and output."""
-    from ner.run.cli import main
+    """ner-train's `main` (ner/train.py) with `argv` in this process: its exit status and output."""
+    from ner.train import main
 
     monkeypatch.setattr(sys, "argv", argv)
     capfd.readouterr()
