@@ -1,11 +1,13 @@
-"""Checkpoints: atomic save, safe load, exact resume, export to Hugging Face format.
+"""The training state (`TrainState`) and its checkpoints: atomic save, safe load, exact resume,
+export to Hugging Face format.
 
-A checkpoint is one file written by rank 0: model, optimizer, scheduler and grad-scaler states
-(under trainer.strategy=fsdp gathered whole onto rank 0 first, in the same format: ner/sharding.py),
-the loop's position (epoch, step inside the epoch, global step: ner/progress.py), the best metric
-so far, the log history, the RNG states of every rank (ner/rng.py), the label list, the resolved
-config and the fingerprints of the data (every source and split: a resume onto other data is
-refused, ner/run/resumable.py). It is written to a temporary file, fsynced, then renamed over
+A checkpoint is one file written by rank 0, the record of one `TrainState`: model, optimizer,
+scheduler and grad-scaler states (under trainer.strategy=fsdp the model and optimizer are every
+rank's shards instead, which last.pt names: ner/sharded_checkpoint.py), the loop's position
+(epoch, step inside the epoch, global step: ner/progress.py), the best metric so far, the log
+history, the RNG streams of every rank, the label list, the resolved config and the fingerprints
+of the data (every source and split: a resume onto other data is refused, ner/run/start.py).
+It is written to a temporary file, fsynced, then renamed over
 the old one, so a process killed mid-save leaves the previous checkpoint whole. Loading uses
 `torch.load(weights_only=True)`: no code runs from a checkpoint file.
 
@@ -26,17 +28,18 @@ one epoch's record is never paired with another epoch's weights.
 from __future__ import annotations
 
 import os
+import random
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ner import atomic, distributed, sharded_checkpoint, sharding
 from ner.errors import UserError, counted
 from ner.optimization import check_groups
 from ner.progress import Progress
-from ner.rng import set_rng_state
 
 FORMAT_VERSION = 1
 
@@ -86,7 +89,8 @@ def _others(path: Path) -> str:
 def load_resumable(path: str | Path) -> dict:
     """A checkpoint a run can continue from (last.pt, step-N.pt): it holds the optimizer too."""
     ckpt = load(path)
-    sharded_checkpoint.check(ckpt, Path(path))  # its shards, when it has them
+    if "shards" in ckpt:
+        sharded_checkpoint.check(ckpt, Path(path))
     if "optimizer" not in ckpt and "shards" not in ckpt:
         raise UserError(
             f"checkpoint {path} holds the model weights only (best.pt is for evaluation and "
@@ -96,6 +100,14 @@ def load_resumable(path: str | Path) -> dict:
 
 
 WEIGHTS_ONLY = ("format", "model", "labels", "config", "progress")  # what best.pt holds
+
+
+def weights(ckpt: dict, path: Path) -> dict:
+    """The whole model weights of checkpoint `ckpt`, read from `path`: its own, or those of the
+    shards it names (read by this process alone)."""
+    if "shards" in ckpt:
+        return sharded_checkpoint.weights(ckpt, path)
+    return ckpt["model"]
 
 
 def saved_best_epoch(path: Path) -> float | None:
@@ -133,12 +145,13 @@ def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
     found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
     if progress["epoch"] == want and progress["step_in_epoch"] == 0:
         # Saved at the end of the best epoch itself (killed before best.pt was written).
-        weights = {"model": sharded_checkpoint.weights(ckpt, path)}  # a sharded one's too
-        atomic_save({k: weights.get(k, ckpt.get(k)) for k in WEIGHTS_ONLY}, target)
+        write_best(
+            directory, {**{k: ckpt.get(k) for k in WEIGHTS_ONLY}, "model": weights(ckpt, path)}
+        )
         return f"{target} {found}; rewritten from {path}, saved at the end of best epoch {want:g}"
     beside = path.parent / "best.pt"  # an explicit trainer.resume from another directory
     if beside.resolve() != target.resolve() and saved_best_epoch(beside) == want:
-        atomic_save({k: v for k, v in load(beside).items() if k in WEIGHTS_ONLY}, target)
+        write_best(directory, {k: load(beside)[k] for k in WEIGHTS_ONLY})
         return f"{target} {found}; copied from {beside}, which holds best epoch {want:g}"
     raise UserError(
         f"checkpoint {path} records its best evaluation at epoch {want:g}, but {target} "
@@ -164,7 +177,10 @@ def check_compatible(ckpt: dict, path: Path, labels: list[str], model: torch.nn.
             f"checkpoint {path}: trained for labels {ckpt['labels']}, but this run has {labels}"
         )
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    theirs = sharded_checkpoint.saved_shapes(ckpt, path)
+    if "shards" in ckpt:
+        theirs = sharded_checkpoint.saved_shapes(ckpt, path)
+    else:
+        theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
     if own.keys() != theirs.keys():
         missing = sorted(own.keys() - theirs.keys())[:3]
         extra = sorted(theirs.keys() - own.keys())[:3]
@@ -209,13 +225,47 @@ def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
     atomic.replace_dir(out_dir, fill, "exported model")
 
 
+def rng_state(device: torch.device) -> dict:
+    """This process's RNG streams (python, numpy, torch CPU, CUDA), as weights_only-safe values:
+    saved for every rank, so a resumed run draws what an uninterrupted one would."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def write_best(directory: Path, record: dict) -> None:
+    """The one writer of best.pt: `record` holds the weights of the best evaluation and what
+    names them (WEIGHTS_ONLY: the format, the weights, labels, config, the progress they were
+    saved at, whose best_epoch says which epoch they are)."""
+    assert tuple(record) == WEIGHTS_ONLY, f"best.pt holds {WEIGHTS_ONLY}, not {tuple(record)}"
+    atomic_save(record, directory / "best.pt")
+
+
 @dataclass
 class TrainState:
-    """Everything a run saves and restores, as one object: the checkpoint is its dict. The loop
-    builds it (ner/train.py: the optimizer and schedule of ner/optimization.py, the grad scaler
-    of ner/precision.py); a resumed run then restores it."""
+    """Everything a run saves and restores, as one object; last.pt is its record (`save`,
+    `restore`). The loop builds it (ner/prepare.py `training_state`); a resumed run then restores
+    it. A new piece of training state (a moving average of the weights, ...) is a field here,
+    one key in `save`'s record and one line in `restore`; if it changes which weights are
+    evaluated, kept as best and exported, `evaluated_model` returns them."""
 
-    model: torch.nn.Module  # not DDP's wrapper; under fsdp sharded (ner/sharding.py)
+    model: torch.nn.Module  # the plain model, not DDP's wrapper; under fsdp sharded in place
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -225,56 +275,58 @@ class TrainState:
     config_yaml: str  # the resolved config
     data: dict[str, str]  # the fingerprint of every source and split (ner/data/corpus.py)
 
-    def save(
-        self,
-        directory: Path,
-        rngs: list,
-        best_improved: bool,
-        keep_steps: int,
-        model_state: dict | None,
-        optimizer_state: dict | None,
-        shards: str | None = None,
-    ) -> None:
-        """Rank 0: write last.pt (and best.pt when the monitored metric improved) atomically;
-        `rngs`: every rank's RNG streams, in rank order; the model's and optimizer's states as
-        ner/sharded_checkpoint.py `states` has them: their own state dicts, or for a sharded
-        model the name of the directory of their `shards`, which last.pt then holds instead
-        (and the whole weights for best.pt)."""
-        common = {
+    def evaluated_model(self) -> torch.nn.Module:
+        """The weights that are evaluated, kept as best.pt and exported: the model being trained."""
+        return self.model
+
+    def save(self, directory: Path, env, best_improved: bool = False, keep_steps: int = 0) -> None:
+        """Every rank calls it; rank 0 is the one writer. last.pt is written atomically, then
+        step-<N>.pt as a second name of it (`keep_steps` > 0 keeps the newest so many), then,
+        when the monitored metric improved, best.pt (after last.pt: see the module docstring).
+
+        Every rank first hands over what only it has: its RNG streams, and under fsdp its
+        shards of the model and optimizer (ner/sharded_checkpoint.py), which last.pt then names
+        instead of holding them; best.pt's weights are gathered whole."""
+        rngs = distributed.all_gather_objects(rng_state(env.device), env)
+        step = self.progress.global_step
+        if sharding.is_sharded(self.model):
+            pieces = {"shards": sharded_checkpoint.write(self, directory, step, env)}
+            best = sharding.model_state(self.evaluated_model()) if best_improved else None
+        else:
+            pieces = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+            best = self.evaluated_model().state_dict() if best_improved else None
+        if not env.is_main:
+            return
+        last = {
             "format": FORMAT_VERSION,
-            "model": model_state,
             "labels": self.labels,
             "config": self.config_yaml,
             "progress": asdict(self.progress),
-        }
-        assert tuple(common) == WEIGHTS_ONLY
-        last = {
-            **common,
-            "optimizer": optimizer_state,
+            **pieces,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "rng": rngs,
             "data": self.data,
         }
-        if shards:  # the model and optimizer are in the shards
-            last = {k: v for k, v in last.items() if k not in ("model", "optimizer")}
-            last["shards"] = shards
         atomic_save(last, directory / "last.pt")
         if keep_steps:
-            step_file = directory / f"step-{self.progress.global_step}.pt"
+            step_file = directory / f"step-{step}.pt"
             step_file.unlink(missing_ok=True)
             os.link(directory / "last.pt", step_file)  # a second name, not a second write
             prune_steps(directory, keep_steps)
-        if best_improved:  # after last.pt: see the module docstring (reconcile_best)
-            atomic_save(common, directory / "best.pt")
-        sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
+        if best_improved:
+            write_best(directory, {**{k: last.get(k) for k in WEIGHTS_ONLY}, "model": best})
+        if "shards" in pieces:
+            sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
 
     def restore(self, ckpt: dict, path: Path, env) -> None:
-        """Load a checkpoint into this state (every rank). RNG streams are restored exactly
-        when the world size is unchanged."""
+        """Load checkpoint `ckpt`, read from `path`, into this state (every rank). RNG streams
+        are restored exactly when the world size is unchanged."""
         check_compatible(ckpt, path, self.labels, self.model)
-        if not sharded_checkpoint.restore(self, ckpt, path):  # shards: into either strategy
+        if "shards" in ckpt:  # into either strategy, resharded to this run's ranks
+            sharded_checkpoint.restore(self, ckpt, path)
+        else:
             sharding.load_model_state(self.model, ckpt["model"])
             check_groups(self.optimizer, ckpt["optimizer"], path)
             sharding.load_optimizer_state(self.model, self.optimizer, ckpt["optimizer"])
@@ -293,3 +345,12 @@ class TrainState:
                 f"on {env.world_size}: batches are the same, dropout streams are not",
                 file=sys.stderr,
             )
+
+    def load_best(self, directory: Path) -> dict:
+        """Every rank: load best.pt of `directory` into the evaluated weights, once it is checked
+        to hold the record's best epoch; returns its whole weights (for the export)."""
+        path = directory / "best.pt"
+        best = load(path)
+        check_best(best, path, self.progress.best_epoch)
+        sharding.load_model_state(self.evaluated_model(), best["model"])
+        return best["model"]

@@ -4,17 +4,15 @@ Hydra merges `conf/*.yaml` onto these dataclasses, so an unknown key or a value 
 is refused at composition time. YAML files only override. `ner.run.checks.check(cfg)` then rejects
 values that have the right type but cannot work (a zero batch size, a negative learning rate).
 
-`key(default, at_least=..., above=..., below=..., operational=...)` (ner/schema.py, with
-`recipe`, `operational` and the fixed sets of values) declares a key with its bounds beside its
+`key(default, at_least=..., above=..., below=..., operational=...)` (below, with `recipe`,
+`operational` and the fixed sets of values) declares a key with its bounds beside its
 default; ner/run/checks.py holds values to them. Operational keys change how a run is carried out (logging, workers,
 where checkpoints go), not what it computes: a run may resume under other values of them.
 `trainer.threads` and `trainer.device` change the order of float reductions only (the rounding, not
 the computation): see trainer.threads.
 
 Beside the schema: the resolvers its computed defaults name (`ner_recipe`, `ner_monitor`, ...) are
-in ner/resolvers.py, registered when this module is imported; a config by dotted key (unknown
-keys, a saved config read through the schema, what changed between two configs) in ner/keys.py;
-the run's and the model's names (`run_name`, `model_name`) in ner/naming.py; the recipe line
+in ner/resolvers.py, registered when this module is imported; the run's and the model's names (`run_name`, `model_name`) in ner/naming.py; the recipe line
 a run prints at start (`recipe_summary`) in ner/report/hparams.py.
 """
 
@@ -23,22 +21,78 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 import ner.resolvers  # noqa: F401  registers the resolvers the defaults below name
-from ner.schema import (  # noqa: F401  the choices are config's names too (ner.config.Schedule)
-    Device,
-    KeepCheckpoints,
-    MonitorMode,
-    OnError,
-    Precision,
-    Schedule,
-    Strategy,
-    key,
-    operational,
-    recipe,
+from ner.data.checks import ON_ERROR_CHOICES
+
+# How a key is declared: its one default with the bounds ner/run/checks.py holds it to (`key`),
+# whether it may change on resume (`operational`), a default that follows the model the run
+# trains (`recipe`), and the fixed sets of values (`Choice`: Hydra refuses any other).
+
+
+def key(
+    default: Any,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    operational: bool = False,
+    **meta: Any,
+) -> Any:
+    """A key with its default and the bounds `check` holds its value to (null passes)."""
+    bounds = {"at_least": at_least, "above": above, "below": below}
+    meta.update(operational=operational, **{k: v for k, v in bounds.items() if v is not None})
+    return field(default=default, metadata=meta)
+
+
+def recipe(pretrained: float, tiny: float, **bounds: float) -> Any:
+    """A key of the training recipe, whose default follows the model the run trains:
+    `pretrained` when model.name_or_path names a pretrained encoder, `tiny` when it is null (the
+    tiny random-init model). It is resolved when read, so no group or key can hand one model the
+    other's tuning; a value set by an experiment or on the command line replaces it."""
+    default = f"${{ner_recipe:{pretrained!r},{tiny!r}}}"
+    return key(default, recipe={"pretrained": pretrained, "tiny": tiny}, **bounds)
+
+
+def operational(default: Any, **bounds: float) -> Any:
+    """A key that does not change what a run computes: it may differ when the run resumes."""
+    return key(default, operational=True, **bounds)
+
+
+class Choice(str, Enum):
+    """A value from a fixed set. Hydra refuses any other value when it composes the config; the
+    value compares and prints as its plain string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Precision = Choice("Precision", {v: v for v in ("fp32", "bf16", "fp16")})
+Device = Choice("Device", {v: v for v in ("auto", "cpu", "cuda")})
+Strategy = Choice("Strategy", {v: v for v in ("ddp", "fsdp")})
+MonitorMode = Choice("MonitorMode", {v: v for v in ("max", "min")})
+OnError = Choice("OnError", {v: v for v in ON_ERROR_CHOICES})  # `raise` is a keyword
+KeepCheckpoints = Choice("KeepCheckpoints", {v: v for v in ("all", "best", "none")})
+Schedule = Choice(
+    "Schedule",
+    {
+        v: v
+        for v in (  # transformers' names (ner/optimization.py)
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+        )
+    },
 )
 
 
@@ -264,3 +318,57 @@ def fields(schema: type = Config, prefix: str = "") -> Iterator[tuple[str, datac
             yield from fields(_SUBSCHEMAS[f.name], f"{f.name}.")
         else:
             yield prefix + f.name, f
+
+
+# A config by its dotted keys (`data.config`): the keys the schema does not declare, a saved
+# config read back through the schema, and the keys that changed what a run computes between a
+# saved config and a new one (resume: ner/run/start.py).
+
+
+def unknown_keys(cfg: Any) -> list[str]:
+    """Keys of `cfg` that the schema does not declare (`+key=value` adds keys past Hydra)."""
+    known = {name for name, _ in fields()}
+    return [k for k in flatten(OmegaConf.to_container(cfg)) if k not in known]
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Dotted key -> value, down to the schema's keys: a mapping that a key holds as its value
+    (data.extra_eval_files) is one value, compared whole."""
+    declared = {name for name, _ in fields()}
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and f"{prefix}{k}" not in declared:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def saved_config(saved: Any) -> Any:
+    """A saved config (a checkpoint's resolved YAML, a run's config.yaml, or their dict) read
+    through the schema, as the code of today reads it: a key the saved config lacks (it was
+    written by an older version) reads as its default, recipe keys following the saved run's
+    model; a key the schema no longer has is dropped. Resume compares with it, and ner-evaluate
+    and ner-predict run with it."""
+    if isinstance(saved, str):
+        saved = yaml.safe_load(saved)
+    values = flatten(OmegaConf.to_container(OmegaConf.create(saved), resolve=True))
+    known = {name for name, _ in fields()}
+    cfg = OmegaConf.structured(Config)
+    for name, value in values.items():
+        if name in known:
+            OmegaConf.update(cfg, name, value, merge=False)
+    return cfg
+
+
+def computed_differences(saved: dict, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """ "key: old -> new" for each key that changes what a run computes, between a saved config
+    (a plain dict, as a checkpoint holds it; read by `saved_config`) and `cfg`. Operational keys
+    and `ignore` may differ freely."""
+    keys = {name: f.metadata.get("operational", False) for name, f in fields()}
+    old = flatten(OmegaConf.to_container(saved_config(saved), resolve=True, enum_to_str=True))
+    new = flatten(
+        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    )  # 'fp32', not an enum
+    compared = [k for k, free in keys.items() if not free and k not in ignore]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in compared if old.get(k) != new.get(k)]

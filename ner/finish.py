@@ -31,86 +31,94 @@ from ner.run.provenance import framework_versions
 def finish(
     cfg,
     env: distributed.Env,
-    data,
+    prepared,
     state: checkpoint.TrainState,
     per_epoch: int,
     *,
     evaluate: Callable[[object, str], dict],
     log,
-    say,
-    owner,
-    stop,
+    printer,
+    directory,
+    stop_requests,
 ) -> None:
-    """The run's end, after its last epoch: `data` as ner/prepare.py made it, the loop's `state`
-    (`per_epoch` optimizer steps an epoch), `evaluate(eval_set, split)` its exact evaluation, its
-    RunLog and Printer (ner/report/runlog.py), RunDir (ner/run/rundir.py) and StopRequests
-    (ner/run/preemption.py). Rank 0 writes; every rank evaluates (the test split is sharded too)."""
-    t, p, model, run_dir = cfg.trainer, state.progress, state.model, owner.path
-    best_pt = run_dir / "checkpoints" / "best.pt"
-    best = checkpoint.load(best_pt)
-    checkpoint.check_best(best, best_pt, p.best_epoch)
-    sharding.load_model_state(model, best["model"])
+    """The run's end, after its last epoch: `prepared` as ner/prepare.py made it, the loop's
+    `state` (`per_epoch` optimizer steps an epoch), `evaluate(eval_set, split)` its exact
+    evaluation of the evaluated weights, its RunLog and Printer (ner/report/runlog.py), RunDir
+    (ner/run/rundir.py) and StopRequests (ner/run/preemption.py). Rank 0 writes; every rank
+    evaluates (the test split is sharded too)."""
+    trainer, progress, run_dir = cfg.trainer, state.progress, directory.path
+    # From here the evaluated weights are best.pt's, checked to be the record's best epoch.
+    best_weights = state.load_best(run_dir / "checkpoints")
     test = None
-    with_test = [s for s in data.eval_sets if "test" in s.features] if t.eval_test else []
+    with_test = [s for s in prepared.eval_sets if "test" in s.features] if trainer.eval_test else []
     # Validation scored again by the best weights: their saved predictions (and the error
     # analysis without a test split) are then what best.pt predicts, whatever a resume did.
-    validation = {s.name: evaluate(s, "validation") for s in data.eval_sets}
+    validation = {s.name: evaluate(s, "validation") for s in prepared.eval_sets}
     results = {s.name: evaluate(s, "test") for s in with_test}
     errors_on = "test" if with_test else "validation"
     if with_test:
-        named = len(data.eval_sets) > 1
-        entry = log.evaluation("test", p.best_epoch, p.global_step, results, named=named)
+        named = len(prepared.eval_sets) > 1
+        entry = log.evaluation(
+            "test", progress.best_epoch, progress.global_step, results, named=named
+        )
         # After the scores, in the history's own entry (RunLog keeps it): their intervals.
         gold = {s.name: s.gold["test"] for s in with_test}
-        entry.update(outcome.test_intervals(results, gold, t.bootstrap, named))
+        entry.update(outcome.test_intervals(results, gold, trainer.bootstrap, named))
         test = {k: v for k, v in entry.items() if k.startswith("test_")}
         scores = ", ".join(
             f"{name} {entry[f'test_{name}']:.4f}"
             for name in names()
             if name != "loss" and f"test_{name}" in entry
         )
-        say(f"test (best epoch {p.best_epoch:g}): {scores}")
+        printer(f"test (best epoch {progress.best_epoch:g}): {scores}")
     # The best weights' word-level predictions of every set (ner/report/predictions.py).
     scored = {"validation": validation, "test": results}
-    save_predictions(run_dir, data, scored, p.best_epoch, env.is_main)
-    sentences = {s.name: s.sentences.get(errors_on) for s in data.corpus.eval_sets}
+    save_predictions(run_dir, prepared, scored, progress.best_epoch, env.is_main)
+    sentences = {s.name: s.sentences.get(errors_on) for s in prepared.corpus.eval_sets}
     predictions = {name: r["predictions"] for name, r in scored[errors_on].items()}
     errors = outcome.errors_info(errors_on, sentences, predictions)
-    seconds, n_train = p.train_seconds, len(data.train)
+    seconds, n_train = progress.train_seconds, len(prepared.train)
     log.final(
         {
-            "epoch": float(p.epoch),
-            "step": p.global_step,
+            "epoch": float(progress.epoch),
+            "step": progress.global_step,
             "train_runtime": round(seconds, 4),
-            "train_samples_per_second": round(n_train * p.epoch / seconds, 3) if seconds else 0.0,
-            "best_epoch": p.best_epoch,
-            "best_metric": p.best,
-            "monitor": t.monitor,
-            "lr_schedule": p.schedule,
+            "train_samples_per_second": round(n_train * progress.epoch / seconds, 3)
+            if seconds
+            else 0.0,
+            "best_epoch": progress.best_epoch,
+            "best_metric": progress.best,
+            "monitor": trainer.monitor,
+            "lr_schedule": progress.schedule,
         }
     )
     # From here the run's end is written: a signal is only noted, and the run finishes (a
     # result.json beside an error.json, or exit 75 for a finished run, would say it did not).
-    stop.deferred = True
+    stop_requests.deferred = True
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output
-        whole = sharding.whole_model(model, cfg.model, best["model"])  # sharded: a plain twin
-        checkpoint.export_hf(whole, data.tokenizer, run_dir / "best_model")  # the best weights
+        # The best weights in a plain model (a sharded model's plain twin on the CPU).
+        whole = sharding.whole_model(state.evaluated_model(), cfg.model, best_weights)
+        checkpoint.export_hf(whole, prepared.tokenizer, run_dir / "best_model")  # the best weights
         info = {
             "model_name": naming.run_name(cfg),
             "base_model": cfg.model.name_or_path or "tiny XLM-R (random init)",
-            "encoder": encoder_family(model.config),
-            "dataset_name": "wikiann" if "wikiann" in (cfg.data.name or "") else data.corpus.source,
+            "encoder": encoder_family(state.model.config),
+            "dataset_name": "wikiann"
+            if "wikiann" in (cfg.data.name or "")
+            else prepared.corpus.source,
             "dataset_config": OmegaConf.to_container(cfg.data)["config"],
-            "eval_sets": [s.name for s in data.eval_sets] if len(data.eval_sets) > 1 else [],
+            "eval_sets": [s.name for s in prepared.eval_sets]
+            if len(prepared.eval_sets) > 1
+            else [],
             "hyperparameters": card_hyperparameters(
-                cfg, env, p.schedule, epochs_trained(p, t, per_epoch)
+                cfg, env, progress.schedule, epochs_trained(progress, trainer, per_epoch)
             ),
             "versions": framework_versions(),
             "data_summary": "; ".join(
                 f"{split}: {s.sentences} sentences, {s.words} words, {s.windows} windows"
-                for split, s in data.stats.items()
+                for split, s in prepared.stats.items()
             ),
             "errors": errors,
         }
@@ -120,46 +128,49 @@ def finish(
         outcome.plot_results(log.history, errors, run_dir / "results.png", info["eval_sets"])
         log.text("model_card", without_front_matter(card))  # TensorBoard: no YAML paragraph
         final_eval = eval_entries(log.history)[-1]
-        owner.finished(
+        directory.finished(
             {
                 "status": "finished",
-                "monitor": t.monitor,
-                "monitor_mode": str(t.monitor_mode),
-                "best": p.best,
-                "best_epoch": p.best_epoch,
+                "monitor": trainer.monitor,
+                "monitor_mode": str(trainer.monitor_mode),
+                "best": progress.best,
+                "best_epoch": progress.best_epoch,
                 "final": {
                     k: v
                     for k, v in final_eval.items()
                     if k.startswith("eval_") and k != "eval_per_type"
                 },
                 "test": {k: v for k, v in (test or {}).items() if k != "test_per_type"} or None,
-                "wall_time_s": round(p.wall_seconds, 1),
+                "wall_time_s": round(progress.wall_seconds, 1),
             }
         )
         # Only once result.json says finished: a rerun then needs no checkpoint (ner/run/start.py).
-        removed, freed = checkpoint.retain(run_dir / "checkpoints", str(t.keep_checkpoints))
+        removed, freed = checkpoint.retain(run_dir / "checkpoints", str(trainer.keep_checkpoints))
         if removed:
-            say(
+            printer(
                 f"removed {', '.join(removed)} ({atomic.human(freed)}, trainer.keep_checkpoints="
-                f"{t.keep_checkpoints}): this run can no longer be extended"
+                f"{trainer.keep_checkpoints}): this run can no longer be extended"
             )
-        say(f"run directory: {run_dir}")
+        printer(f"run directory: {run_dir}")
     log.close(finished=True)
     distributed.barrier(env)
-    if stop.signum:  # noted while the end was written: too late to stop, nothing to resume
-        name = signal.Signals(stop.signum).name
-        say(f"{name} came as the run finished: it is finished, nothing to resume")
+    if stop_requests.signum:  # noted while the end was written: too late to stop, nothing to resume
+        name = signal.Signals(stop_requests.signum).name
+        printer(f"{name} came as the run finished: it is finished, nothing to resume")
 
 
-def epochs_trained(p: Progress, t, per_epoch: int) -> str:
-    """How many epochs ran (`p`, under trainer config `t`, `per_epoch` steps an epoch), and why
-    training stopped where it did (the card's epochs_trained)."""
-    if p.epoch < t.epochs:
+def epochs_trained(progress: Progress, trainer, per_epoch: int) -> str:
+    """How many epochs ran (`progress`, under trainer config `trainer`, `per_epoch` steps an
+    epoch), and why training stopped where it did (the card's epochs_trained)."""
+    patience = trainer.early_stopping_patience
+    if progress.epoch < trainer.epochs and progress.patience_ran_out(patience):
         return (
-            f"{p.epoch:g} of {t.epochs}: early stopping, {t.monitor} did not improve for "
-            f"{counted(t.early_stopping_patience, 'evaluation')}"
+            f"{progress.epoch:g} of {trainer.epochs}: early stopping, {trainer.monitor} did not "
+            f"improve for {counted(patience, 'evaluation')}"
         )
-    planned = p.schedule[0][1] // per_epoch  # the epochs of the run's first schedule
-    if len(p.schedule) > 1:
-        return f"{p.epoch:g}: a finished run of {planned} epochs extended to {t.epochs}"
-    return f"{p.epoch:g}"
+    planned = progress.schedule[0][1] // per_epoch  # the epochs of the run's first schedule
+    if len(progress.schedule) > 1:
+        return (
+            f"{progress.epoch:g}: a finished run of {planned} epochs extended to {trainer.epochs}"
+        )
+    return f"{progress.epoch:g}"

@@ -97,14 +97,14 @@ def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: d
     return tokenizer_from_spec(distributed.broadcast_object(spec, env)), True
 
 
-def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False) -> Prepared:
+def prepare(cfg, env: distributed.Env, run_dir: Path, printer, resume: bool = False) -> Prepared:
     """Read, check and encode the data and build the model; writes nothing in `run_dir` (a run
     refused here leaves it as it was)."""
     corpus = load_corpus(cfg.data)
     tokenizer, trained = tokenizer_for(cfg.model, corpus, run_dir, resume, env)
     architecture = model_config(cfg.model, corpus.labels, tokenizer)
     max_length = window_length(cfg.model.max_length, tokenizer, architecture)
-    say(
+    printer(
         f"data: {corpus.source}; labels {', '.join(corpus.labels)}; windows of {max_length} "
         "sub-tokens"
     )
@@ -124,7 +124,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
         features, stats = cached_features(cfg.data.cache_dir, key, build, env)
         counts = ", ".join(f"{k} {v}" for k, v in entity_counts(sentences).items())
         for line in [*report.lines(), *stats.lines(label), f"{label}: entities {counts}"]:
-            say(line)
+            printer(line)
         return label, features, stats
 
     train, train_sources, train_stats = [], [], {}
@@ -156,11 +156,11 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, say, resume: bool = False)
     n_params = sum(p.numel() for p in model.parameters())
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # model.freeze_*
     name = cfg.model.name_or_path or "tiny XLM-R (random init)"
-    say(
+    printer(
         f"model: {name}, {n_params / 1e6:.2f}M parameters"
         + (f", {frozen / 1e6:.2f}M of them frozen" if frozen else "")
     )
-    say(memory_line)
+    printer(memory_line)
     return Prepared(
         corpus,
         corpus.labels,

@@ -39,6 +39,17 @@ class Progress:
         epoch = self.epoch if self.step_in_epoch == 0 and self.epoch else self.epoch + 1
         return f"step {self.global_step} (epoch {epoch} of {epochs})"
 
+    def patience_ran_out(self, patience: int) -> bool:
+        """The early-stopping rule, written once: `patience` (trainer.early_stopping_patience)
+        evaluations in a row without improvement end training; 0 never does. The loop stops on
+        it, a rerun reads a run it stopped as finished (ner/run/start.py), the card says so."""
+        return bool(patience) and self.evals_without_improvement >= patience
+
+    def step_limit_reached(self, stop_after_steps: int) -> bool:
+        """trainer.stop_after_steps: the run stops (cut short, resumable) after that many
+        optimizer steps in all; 0 never does."""
+        return bool(stop_after_steps) and self.global_step >= stop_after_steps
+
     def evaluated(self, value: float, epoch: int, mode) -> bool:
         """Record epoch `epoch`'s value of trainer.monitor; True when it is the best so far (by
         ner/metrics.py's one rule)."""

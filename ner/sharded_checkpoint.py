@@ -30,7 +30,7 @@ Resharding: the shards hold global shapes, so a checkpoint written by N ranks lo
 reads each rank's new pieces), into an FSDP model or a plain one (a resume under trainer.strategy
 =ddp, or fsdp on one process: ner/sharding.py trains it whole). A last.pt written under ddp
 resumes under fsdp too: ner/sharding.py loads the whole state into the shards. N ranks resume
-on M at the same global batch (ner/run/resumable.py); the RNG streams of N ranks cannot be those
+on M at the same global batch (ner/run/start.py); the RNG streams of N ranks cannot be those
 of M, so dropout then draws other masks than the run would have (ner/checkpoint.py says so in
 one line); with dropout off, the resumed run is the one never stopped, up to the rounding of
 sums over another split of the batch.
@@ -49,22 +49,10 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from ner import atomic, distributed, sharding
+from ner import atomic, distributed
 from ner.errors import UserError
 
 PREFIX = "shards-"  # shards-<global step>-<tag>: the published DCP directories
-
-
-def states(train_state, directory: Path, best_improved: bool, env: distributed.Env) -> tuple:
-    """Every rank: the model's and optimizer's states for TrainState.save (ner/checkpoint.py),
-    as (model, optimizer, shards). Their own state dicts; for a sharded model its shards are
-    written into a new directory of `directory` (its name is `shards`, on rank 0), and the
-    model's whole weights gathered onto rank 0 only when best.pt is written."""
-    model, optimizer = train_state.model, train_state.optimizer
-    if not sharding.is_sharded(model):
-        return model.state_dict(), optimizer.state_dict(), None
-    shards = write(train_state, directory, train_state.progress.global_step, env)
-    return (sharding.model_state(model) if best_improved else None), None, shards
 
 
 def write(train_state, directory: Path, step: int, env: distributed.Env) -> str | None:
@@ -111,26 +99,21 @@ def check(ckpt: dict, path: Path) -> None:
         )
 
 
-def restore(train_state, ckpt: dict, path: Path) -> bool:
+def restore(train_state, ckpt: dict, path: Path) -> None:
     """Every rank: load the shards that checkpoint `ckpt` (read from `path`) names into the
     model and optimizer of `train_state`, resharded to this run's ranks (FSDP) or whole (a plain
-    model); False when it names none (a whole checkpoint: ner/sharding.py loads it)."""
-    if "shards" not in ckpt:
-        return False
+    model)."""
     model, optimizer = train_state.model, train_state.optimizer
     state = _state(model, optimizer)
     _load(state, _directory(ckpt, path), no_dist=not dist.is_initialized())
     set_state_dict(
         model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
     )
-    return True
 
 
 def saved_shapes(ckpt: dict, path: Path) -> dict[str, tuple]:
-    """The shape of every model tensor that checkpoint `ckpt` (read from `path`) holds, in
-    itself or in its shards (their global shapes)."""
-    if "shards" not in ckpt:
-        return {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    """The shape of every model tensor in the shards that checkpoint `ckpt` (read from
+    `path`) names (their global shapes)."""
     meta = _metadata(_directory(ckpt, path))
     return {
         k.removeprefix("model."): tuple(m.size)
@@ -140,10 +123,8 @@ def saved_shapes(ckpt: dict, path: Path) -> dict[str, tuple]:
 
 
 def weights(ckpt: dict, path: Path) -> dict:
-    """The full model state dict of checkpoint `ckpt` (read from `path`); from its shards this
-    process reads them alone, no collective (rank 0 rewrites best.pt so: ner/checkpoint.py)."""
-    if "shards" not in ckpt:
-        return ckpt["model"]
+    """The full model state dict in the shards that checkpoint `ckpt` (read from `path`) names;
+    this process reads them alone, no collective (rank 0 rewrites best.pt so: ner/checkpoint.py)."""
     shard_dir = _directory(ckpt, path)
     meta = _metadata(shard_dir)
     weights = {

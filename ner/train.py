@@ -21,7 +21,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ner import distributed, sharded_checkpoint, sharding
+from ner import distributed, sharding
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
 from ner.checkpoint import reconcile_best
 from ner.data.corpus import training_sets
@@ -31,12 +31,12 @@ from ner.finish import finish
 from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
 from ner.optimization import follow, logged_lr
-from ner.prepare import on_device, prepare, training_state
+from ner.prepare import EncodedSet, Prepared, on_device, prepare, training_state
 from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
-from ner.rng import rng_state
-from ner.run import checks, cli, resumable, rundir
+from ner.run import checks, cli, rundir
+from ner.run import start as start_rules
 from ner.run.preemption import Interrupted, StopRequests
 from ner.tokenizer import save_tokenizer
 
@@ -51,139 +51,170 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
     checks.check(cfg)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    with StopRequests() as stop, rundir.RunDir(run_dir, env) as owner:
-        start = owner.start(cfg)
+    with StopRequests() as stop_requests, rundir.RunDir(run_dir, env) as directory:
+        start = directory.start(cfg)
         if start.kind == "finished":
             if env.is_main:  # rank 0 holds the checkpoint
-                print(resumable.nothing_to_do(cfg, start, run_dir), flush=True)
+                print(start_rules.nothing_to_do(cfg, start, run_dir), flush=True)
             return start.result.get("best")
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
         # run directory as it was (no directory at all when this run would have made it).
-        say = Printer(owner.path, env.is_main)
-        data = prepare(cfg, env, owner.path, say, resume=start.kind == "resume")
+        printer = Printer(directory.path, env.is_main)
+        prepared = prepare(cfg, env, directory.path, printer, resume=start.kind == "resume")
         per_epoch = steps_per_epoch(
-            len(data.train), cfg.trainer.batch_size, env.world_size, cfg.trainer.grad_accum_steps
+            len(prepared.train),
+            cfg.trainer.batch_size,
+            env.world_size,
+            cfg.trainer.grad_accum_steps,
         )
         checks.check_schedule(cfg, per_epoch * cfg.trainer.epochs)
-        if start.kind == "resume":  # onto the data it was trained on (ner/run/resumable.py)
-            owner.check_data(cfg, start, data.corpus.fingerprints)
-        owner.accept(cfg, start)
-        say.open()
-        if data.trained_tokenizer and env.is_main:
-            save_tokenizer(data.tokenizer, owner.path / "tokenizer")
-        return TrainingRun(cfg, env, owner, stop, data, say, per_epoch).run(start)
+        if start.kind == "resume":  # onto the data it was trained on (ner/run/start.py)
+            directory.check_data(cfg, start, prepared.corpus.fingerprints)
+        directory.accept(cfg, start)
+        printer.open()
+        if prepared.trained_tokenizer and env.is_main:
+            save_tokenizer(prepared.tokenizer, directory.path / "tokenizer")
+        run = TrainingRun(cfg, env, directory, stop_requests, prepared, printer, per_epoch)
+        return run.run(start)
 
 
 class TrainingRun:
-    """One attempt at a run: what the loop holds, and the loop. It runs in the directory `owner`
-    holds (ner/run/rundir.py), stops at `stop`'s requests (ner/run/preemption.py), trains on
-    `data` (ner/prepare.py), `per_epoch` optimizer steps an epoch, and speaks with `say`."""
+    """One attempt at a run: what the loop holds, and the loop. It runs in the run directory
+    `directory` (ner/run/rundir.py: the lock, acceptance, result.json), stops at
+    `stop_requests` (signals, ner/run/preemption.py), trains on `prepared` (ner/prepare.py:
+    data, tokenizer, features, objective), `per_epoch` optimizer steps an epoch, and prints with
+    `printer` (ner/report/runlog.py)."""
 
-    def __init__(self, cfg: DictConfig, env: distributed.Env, owner, stop, data, say, per_epoch):
-        self.cfg, self.env, self.owner, self.stop = cfg, env, owner, stop
-        self.t, device = cfg.trainer, env.device
+    def __init__(
+        self,
+        cfg: DictConfig,
+        env: distributed.Env,
+        directory: rundir.RunDir,
+        stop_requests: StopRequests,
+        prepared: Prepared,
+        printer: Printer,
+        per_epoch: int,
+    ):
+        self.cfg, self.env, self.directory = cfg, env, directory
+        self.stop_requests, self.prepared, self.printer = stop_requests, prepared, printer
         self.started, self.wall_before = time.time(), 0.0
-        self.say, self.data = say, data  # data, tokenizer, features, model (ner/prepare.py)
-        self.wrapped, self.forward = on_device(self.data.model, env, self.t)  # DDP/FSDP, compiled
-        self.lengths = [len(f["input_ids"]) for f in self.data.train]
+        self.lengths = [len(f["input_ids"]) for f in prepared.train]
         self.per_epoch = per_epoch  # optimizer steps per epoch, computed (and checked) by train()
-        self.total_steps = self.per_epoch * self.t.epochs
-        # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
-        self.state = training_state(cfg, self.data, self.total_steps, device)
-        self.collate = Collator.for_device(self.data.tokenizer, device)
-        self.losses = LossTracker(device, weighted=data.objective.weights is not None)
+        self.total_steps = per_epoch * cfg.trainer.epochs
+        # The model as training calls it: wrapped for gradient sync (DDP; FSDP shards it in
+        # place, so this comes before the optimizer takes its parameters), and the callable of
+        # the forward pass (compiled under trainer.compile).
+        self.synced_model, self.forward = on_device(prepared.model, env, cfg.trainer)
+        # The one training state (ner/checkpoint.py): model, optimizer, schedule, grad scaler,
+        # progress, history; a resume restores into it, every checkpoint is its record. From
+        # here the loop reaches the model through it alone.
+        self.state = training_state(cfg, prepared, self.total_steps, env.device)
+        self.collate = Collator.for_device(prepared.tokenizer, env.device)
+        self.losses = LossTracker(env.device, weighted=prepared.objective.weights is not None)
         self.saved_at = -1  # the global step of the newest checkpoint
 
     def run(self, start: rundir.Start) -> float | None:
+        trainer, env = self.cfg.trainer, self.env
         resumed = start.kind == "resume"
         if resumed:
             self.restore(start)
-        p, t = self.state.progress, self.t
-        purge = p.global_step + 1 if resumed else None  # drop events logged after the checkpoint
-        self.log = RunLog(self.owner.path, self.env.is_main, self.state.history, purge)
-        self.log.hparams(dashboard_hyperparameters(self.cfg, self.env), t.monitor)
-        self.log.set_layout([s.name for s in self.data.eval_sets])
-        env = self.env
-        self.say(
-            f"world size {env.world_size} x per-rank batch {t.batch_size} x accumulation "
-            f"{t.grad_accum_steps} = global batch {t.batch_size * env.world_size * t.grad_accum_steps}"
+        progress = self.state.progress
+        purge = progress.global_step + 1 if resumed else None  # drop events after the checkpoint
+        self.log = RunLog(self.directory.path, env.is_main, self.state.history, purge)
+        self.log.hparams(dashboard_hyperparameters(self.cfg, env), trainer.monitor)
+        self.log.set_layout([s.name for s in self.prepared.eval_sets])
+        global_batch = trainer.batch_size * env.world_size * trainer.grad_accum_steps
+        self.printer(
+            f"world size {env.world_size} x per-rank batch {trainer.batch_size} x accumulation "
+            f"{trainer.grad_accum_steps} = global batch {global_batch}"
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
-            f"{self.total_steps} steps in {counted(t.epochs, 'epoch')}; device {env.device}"
-            + sharding.described(t.strategy, env)
-            + (f"; resuming after {p.position(t.epochs)}" if resumed else "")
+            f"{self.total_steps} steps in {counted(trainer.epochs, 'epoch')}; device {env.device}"
+            + sharding.described(trainer.strategy, env)
+            + (f"; resuming after {progress.position(trainer.epochs)}" if resumed else "")
         )
-        self.say(recipe_summary(self.cfg))
-        self.clock = Stopwatch(p, self.wall_before, self.started)  # training and wall time
+        self.printer(recipe_summary(self.cfg))
+        self.clock = Stopwatch(progress, self.wall_before, self.started)  # training, wall time
         self.state.model.train()
-        self.stop.deferred = True  # from here a signal stops the run at the next step boundary
+        self.stop_requests.deferred = True  # from here a signal stops the run at a step boundary
         cut_short = False
-        for epoch in range(p.epoch, t.epochs):
+        for epoch in range(progress.epoch, trainer.epochs):
             cut_short = not self.train_epoch(epoch)
             if cut_short or self.end_of_epoch(epoch):
                 break
-        self.stop.deferred = False
-        self.stop.settle()
+        self.stop_requests.deferred = False
+        self.stop_requests.settle()
         if cut_short:
-            self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
+            self.printer(f"stopped after {progress.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
             return None
-        p.wall_seconds = self.clock.wall()
+        progress.wall_seconds = self.clock.wall()
         finish(
             self.cfg,
             env,
-            self.data,
+            self.prepared,
             self.state,
             self.per_epoch,
             evaluate=self.evaluate,
             log=self.log,
-            say=self.say,
-            owner=self.owner,
-            stop=self.stop,
+            printer=self.printer,
+            directory=self.directory,
+            stop_requests=self.stop_requests,
         )
-        return p.best
+        return progress.best
 
     def restore(self, start: rundir.Start) -> None:
         self.state.restore(start.checkpoint, start.path, self.env)
         # best.pt must hold the record's best epoch (ner/checkpoint.py); rank 0 repairs it.
-        directory = self.owner.path / "checkpoints"
-        if repaired := reconcile_best(directory, start.checkpoint, start.path, self.env):
-            self.say(repaired)
-        s, p = self.state, self.state.progress
-        self.saved_at = p.global_step
-        name = self.cfg.optim.schedule
-        if line := follow(p.schedule, s.scheduler, p.global_step, self.total_steps, name):
-            self.say(f"extended to {self.t.epochs} epochs: {line}")
+        checkpoints = self.directory.path / "checkpoints"
+        if repaired := reconcile_best(checkpoints, start.checkpoint, start.path, self.env):
+            self.printer(repaired)
+        progress = self.state.progress
+        self.saved_at = progress.global_step
+        schedule = self.cfg.optim.schedule
+        extended = follow(
+            progress.schedule,
+            self.state.scheduler,
+            progress.global_step,
+            self.total_steps,
+            schedule,
+        )
+        if extended:
+            self.printer(f"extended to {self.cfg.trainer.epochs} epochs: {extended}")
         # Wall time of the earlier attempts: up to their last checkpoint, or to the end of the
         # finished attempt that this one extends.
-        self.wall_before = max(p.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
+        self.wall_before = max(progress.wall_seconds, (start.result or {}).get("wall_time_s", 0.0))
 
     def train_epoch(self, epoch: int) -> bool:
         """The epoch's optimizer steps (from where a resumed run stopped); False when
         trainer.stop_after_steps cut it short."""
-        p, t, env = self.state.progress, self.t, self.env
-        sizes = [n for _, n in self.data.train_sources]
+        trainer, env, progress = self.cfg.trainer, self.env, self.state.progress
+        sizes = [n for _, n in self.prepared.train_sources]
         chosen = epoch_selection(sizes, self.cfg.data.sampling_alpha, self.cfg.seed, epoch)
         plan = epoch_plan(
             [self.lengths[i] for i in chosen],
-            t.batch_size,
+            trainer.batch_size,
             env.world_size,
-            t.grad_accum_steps,
+            trainer.grad_accum_steps,
             self.cfg.seed,
             epoch,
-            t.group_by_length,
+            trainer.group_by_length,
         )
-        features = [self.data.train[i] for i in chosen]
+        features = [self.prepared.train[i] for i in chosen]
         steps = EpochSteps(features, plan, env.rank, self.collate)
-        loader = steps.loader(p.step_in_epoch, t.num_workers, env.device.type == "cuda")
-        desc = f"epoch {epoch + 1}/{t.epochs}"
-        bar = self.say.progress(len(plan), p.step_in_epoch, desc, t.progress)
+        # A resumed run starts at the step after its checkpoint: the plan is the same on any
+        # attempt (seed, epoch), so the batches are those the run never stopped would see.
+        loader = steps.loader(
+            progress.step_in_epoch, trainer.num_workers, env.device.type == "cuda"
+        )
+        desc = f"epoch {epoch + 1}/{trainer.epochs}"
+        bar = self.printer.progress(len(plan), progress.step_in_epoch, desc, trainer.progress)
         self.clock.start()
         completed = True
         for micro_batches in loader:
             self.train_step(micro_batches)
             bar.update(1)
             self.after_step(bar)
-            if t.stop_after_steps and p.global_step >= t.stop_after_steps:
+            if progress.step_limit_reached(trainer.stop_after_steps):
                 completed = False
                 break
         self.clock.stop()
@@ -192,132 +223,136 @@ class TrainingRun:
 
     def train_step(self, micro_batches: list[dict]) -> None:
         """One optimizer step over this rank's micro-batches of it."""
-        env, s = self.env, self.state
+        env, state, objective = self.env, self.state, self.prepared.objective
         micro_batches = [
             {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
         ]
-        o = self.data.objective  # the loss (ner/loss.py), normalised by the labelled tokens
-        n_step = step_tokens(micro_batches, env, o.weights)  # of the step, every rank's
+        # The loss is normalised by the labelled tokens of the whole step, every rank's
+        # (ner/loss.py), so the update does not depend on how the step is split over ranks.
+        n_step = step_tokens(micro_batches, env, objective.weights)
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
-            with sharding.sync_gradients(self.wrapped, last, env):
-                _, loss_sum = loss_step(self.forward, batch, env.device, self.t.precision, o)
+            with sharding.sync_gradients(self.synced_model, last, env):
+                _, loss_sum = loss_step(
+                    self.forward, batch, env.device, self.cfg.trainer.precision, objective
+                )
                 # DDP and FSDP average gradients over ranks; scaling by the world size makes the
                 # update the mean over the step's global labelled tokens.
-                s.scaler.scale(loss_sum * env.world_size / n_step).backward()
+                state.scaler.scale(loss_sum * env.world_size / n_step).backward()
             self.losses.add(loss_sum)
-        self.losses.step_done(s.progress.global_step + 1, n_step)
+        self.losses.step_done(state.progress.global_step + 1, n_step)
         if self.cfg.optim.max_grad_norm > 0:
-            s.scaler.unscale_(s.optimizer)
-            sharding.clip_gradients(s.model, self.cfg.optim.max_grad_norm)
-        s.scaler.step(s.optimizer)
-        s.scaler.update()
-        s.scheduler.step()
-        s.optimizer.zero_grad(set_to_none=True)
-        s.progress.global_step += 1
-        s.progress.step_in_epoch += 1
+            state.scaler.unscale_(state.optimizer)
+            sharding.clip_gradients(state.model, self.cfg.optim.max_grad_norm)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.progress.global_step += 1
+        state.progress.step_in_epoch += 1
 
     def after_step(self, bar) -> None:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
-        p, t = self.state.progress, self.t
-        if p.global_step % t.log_every == 0:
-            loss = self.losses.window_mean(p, self.env)
+        trainer, progress = self.cfg.trainer, self.state.progress
+        if progress.global_step % trainer.log_every == 0:
+            loss = self.losses.window_mean(progress, self.env)
             lr = logged_lr(self.state.scheduler, self.cfg.optim.lr)
-            self.log.train(p.global_step, p.epochs_done(self.per_epoch), loss, lr)
+            self.log.train(progress.global_step, progress.epochs_done(self.per_epoch), loss, lr)
             bar.set_postfix(loss=f"{loss:.4f}")
-            self.say.step(self.progress_line(loss, lr), t.progress)
-        if t.save_every_steps and p.global_step % t.save_every_steps == 0:
+            self.printer.step(self.progress_line(loss, lr), trainer.progress)
+        if trainer.save_every_steps and progress.global_step % trainer.save_every_steps == 0:
             self.clock.stop()
             self.save()
             self.clock.start()
         self.stop_if_asked()
 
     def progress_line(self, loss: float, lr: float) -> str:
-        p, t, clock = self.state.progress, self.t, self.clock
-        batch = t.batch_size * self.env.world_size * t.grad_accum_steps
+        trainer, progress = self.cfg.trainer, self.state.progress
         return progress_line(
-            p.global_step,
+            progress.global_step,
             self.total_steps,
-            p.epochs_done(self.per_epoch),
-            t.epochs,
+            progress.epochs_done(self.per_epoch),
+            trainer.epochs,
             loss,
             lr,
-            clock.steps_per_second(),
-            batch,
-            clock.wall(),
+            self.clock.steps_per_second(),
+            trainer.batch_size * self.env.world_size * trainer.grad_accum_steps,
+            self.clock.wall(),
         )
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Evaluate, log, keep the best, checkpoint; True when early stopping ends the run."""
-        p, t = self.state.progress, self.t
-        train_loss = self.losses.epoch_mean(p, self.env)
-        results = {s.name: self.evaluate(s, "validation") for s in self.data.eval_sets}
-        extra = {"train_loss": train_loss, **training_mean(results, training_sets(self.cfg.data))}
-        entry = self.log.evaluation("eval", float(epoch + 1), p.global_step, results, extra)
-        improved = p.evaluated(entry[t.monitor], epoch + 1, t.monitor_mode)
-        self.log.best_so_far(epoch + 1, t.monitor, p.best)
-        p.epoch, p.step_in_epoch = epoch + 1, 0
+        trainer, progress = self.cfg.trainer, self.state.progress
+        train_loss = self.losses.epoch_mean(progress, self.env)
+        results = {s.name: self.evaluate(s, "validation") for s in self.prepared.eval_sets}
+        extra = {
+            "train_loss": train_loss,
+            **training_mean(results, training_sets(self.cfg.data)),
+        }
+        entry = self.log.evaluation("eval", float(epoch + 1), progress.global_step, results, extra)
+        improved = progress.evaluated(entry[trainer.monitor], epoch + 1, trainer.monitor_mode)
+        self.log.best_so_far(epoch + 1, trainer.monitor, progress.best)
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
         scores = ", ".join(f"{name} {entry[f'eval_{name}']:.4f}" for name in names())
         if len(results) > 1:  # the plain scores are the mean over the sets
             scores += "; f1 by set " + ", ".join(f"{s} {r['f1']:.4f}" for s, r in results.items())
         best = " (best)" if improved else ""
-        self.say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
+        self.printer(f"epoch {epoch + 1}: train loss {train_loss:.4f}, eval {scores}{best}")
         self.log.save()
         self.save(best_improved=improved)
         self.stop_if_asked()
-        patience = t.early_stopping_patience
-        if patience and p.evals_without_improvement >= patience:
-            self.say(
-                f"early stopping: {t.monitor} did not improve for {counted(patience, 'evaluation')}"
+        patience = trainer.early_stopping_patience
+        if progress.patience_ran_out(patience):
+            self.printer(
+                f"early stopping: {trainer.monitor} did not improve for "
+                f"{counted(patience, 'evaluation')}"
             )
             return True
         return False
 
-    def evaluate(self, eval_set, split: str) -> dict:
-        """Exact evaluation of the model on a set's split, sharded over every rank."""
-        t = self.t
+    def evaluate(self, eval_set: EncodedSet, split: str) -> dict:
+        """Exact evaluation of the evaluated weights on a set's split, sharded over every rank."""
+        trainer = self.cfg.trainer
         return evaluate(
-            self.state.model,
+            self.state.evaluated_model(),
             eval_set.features[split],
             eval_set.gold[split],
-            self.data.labels,
-            t.eval_batch_size,
+            self.prepared.labels,
+            trainer.eval_batch_size,
             self.collate,
             self.env,
-            t.precision,
+            trainer.precision,
         )
 
     def save(self, best_improved: bool = False) -> None:
-        """Checkpoint on rank 0 (collectives first: every rank's RNG, a sharded model's shards)."""
-        p, s, directory = self.state.progress, self.state, self.owner.path / "checkpoints"
-        self.losses.fold_into(p, self.env)  # first: a non-finite loss stops before any save
-        rngs = distributed.all_gather_objects(rng_state(self.env.device), self.env)
-        self.owner.ensure_owned()  # rank 0 holds the lock: checked before any rank writes
-        states = sharded_checkpoint.states(s, directory, best_improved, self.env)  # every rank
-        p.wall_seconds = self.clock.wall()
-        if self.env.is_main:
-            keep = self.t.keep_last if self.t.save_every_steps else 0
-            s.save(directory, rngs, best_improved, keep, *states)
+        """Checkpoint: every rank takes part (ner/checkpoint.py TrainState.save), rank 0 writes."""
+        progress = self.state.progress
+        self.losses.fold_into(progress, self.env)  # first: a non-finite loss stops before a save
+        self.directory.ensure_owned()  # rank 0 holds the lock: checked before any rank writes
+        progress.wall_seconds = self.clock.wall()
+        keep = self.cfg.trainer.keep_last if self.cfg.trainer.save_every_steps else 0
+        self.state.save(self.directory.path / "checkpoints", self.env, best_improved, keep)
         distributed.barrier(self.env)
-        self.saved_at = p.global_step
+        self.saved_at = progress.global_step
 
     def stop_if_asked(self) -> None:
         """A collective at a step boundary: when any rank got a stop signal, all save and stop."""
-        signum = self.stop.agreed(self.env)
+        signum = self.stop_requests.agreed(self.env)
         if not signum:
             return
-        self.stop.settle()
-        p = self.state.progress
-        if self.saved_at != p.global_step:
+        self.stop_requests.settle()
+        progress = self.state.progress
+        if self.saved_at != progress.global_step:
             self.clock.stop()
             self.save()
-        last = self.owner.path / "checkpoints" / "last.pt"
-        raise self.stop.interrupted(
-            f"after {p.position(self.t.epochs)}; the checkpoint "
-            f"{last} resumes there: run the same command (with hydra.run.dir={self.owner.path})",
+        last = self.directory.path / "checkpoints" / "last.pt"
+        raise self.stop_requests.interrupted(
+            f"after {progress.position(self.cfg.trainer.epochs)}; the checkpoint "
+            f"{last} resumes there: run the same command (with hydra.run.dir="
+            f"{self.directory.path})",
             signum,
-            global_step=p.global_step,
-            epoch=p.epochs_done(self.per_epoch),
+            global_step=progress.global_step,
+            epoch=progress.epochs_done(self.per_epoch),
         )
 
 

@@ -120,11 +120,11 @@ def snapshots_of_the_improved_save(run: Path, cuts: Path, monkeypatch, at_step: 
     real_save, real_mkstemp = checkpoint.TrainState.save, atomic.tempfile.mkstemp
     real_replace, real_link = atomic.os.replace, checkpoint.os.link
 
-    def save(self, directory, rngs, best_improved, keep_steps, *states):
+    def save(self, directory, env, best_improved=False, keep_steps=0):
         nonlocal active
         active = best_improved and self.progress.global_step == at_step
         try:
-            real_save(self, directory, rngs, best_improved, keep_steps, *states)
+            real_save(self, directory, env, best_improved, keep_steps)
         finally:
             active = False
         cut("after the save")

@@ -11,9 +11,8 @@ import transformers
 from conftest import QUICK, compose, train_in_process
 from transformers import AutoModelForTokenClassification
 
-from ner.config import ModelConfig, OptimConfig
+from ner.config import ModelConfig, OptimConfig, computed_differences, saved_config
 from ner.errors import UserError
-from ner.keys import computed_differences, saved_config
 from ner.model import depths, freeze
 from ner.optimization import (
     build_optimizer,

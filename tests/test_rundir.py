@@ -11,7 +11,7 @@ import yaml
 from conftest import QUICK, compose
 from omegaconf import OmegaConf
 
-from ner import checkpoint, keys
+from ner import checkpoint, config
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.run import stamp
@@ -141,7 +141,7 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
     saved = OmegaConf.to_container(cfg, resolve=True)
     del saved["model"]["window_stride"]  # an older version had no such key ...
     saved["trainer"]["retired_key"] = 1  # ... and one this version no longer has
-    assert keys.computed_differences(saved, cfg) == []
+    assert config.computed_differences(saved, cfg) == []
     changed = compose(
         [
             *QUICK,
@@ -158,25 +158,27 @@ def test_keys_added_by_newer_code_read_as_defaults_and_operational_keys_may_chan
             "run_name=renamed",
         ]
     )
-    assert keys.computed_differences(saved, changed) == []
-    assert keys.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
+    assert config.computed_differences(saved, changed) == []
+    assert config.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"])) == [
         "trainer.epochs: 2 -> 5"
     ]
     assert (
-        keys.computed_differences(saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",))
+        config.computed_differences(
+            saved, compose([*QUICK, "trainer.epochs=5"]), ("trainer.epochs",)
+        )
         == []
     )
-    assert keys.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
+    assert config.computed_differences(saved, compose([*QUICK, "model.window_stride=8"])) == [
         "model.window_stride: 32 -> 8"
     ]
     # A key whose value is a mapping is compared whole: another extra set changes the mean,
     # and the default monitor then selects on the training set alone (issue 17).
     extra = compose([*QUICK, "+data.extra_eval_files.news=news.conll"])
-    assert keys.computed_differences(saved, extra) == [
+    assert config.computed_differences(saved, extra) == [
         "data.extra_eval_files: None -> {'news': 'news.conll'}",
         "trainer.monitor: 'eval_f1' -> 'eval_demo_f1'",
     ]
-    assert keys.computed_differences(OmegaConf.to_container(extra), extra) == []
+    assert config.computed_differences(OmegaConf.to_container(extra), extra) == []
 
 
 def test_a_config_from_before_the_recipe_knobs_resumes_and_changing_one_is_refused():
@@ -188,7 +190,7 @@ def test_a_config_from_before_the_recipe_knobs_resumes_and_changing_one_is_refus
     for key in ("schedule", "warmup_ratio", "label_smoothing", "class_weights"):
         del saved["optim"][key]
     del saved["trainer"]["gradient_checkpointing"]
-    assert keys.computed_differences(saved, cfg) == []
+    assert config.computed_differences(saved, cfg) == []
     knobs = [
         "optim.schedule=cosine",
         "optim.warmup_ratio=0.1",
@@ -196,7 +198,7 @@ def test_a_config_from_before_the_recipe_knobs_resumes_and_changing_one_is_refus
         "optim.class_weights=inverse_frequency",
         "trainer.gradient_checkpointing=true",
     ]
-    assert keys.computed_differences(saved, compose([*QUICK, *knobs])) == [
+    assert config.computed_differences(saved, compose([*QUICK, *knobs])) == [
         "optim.schedule: 'linear' -> 'cosine'",
         "optim.warmup_ratio: None -> 0.1",
         "optim.label_smoothing: 0.0 -> 0.1",

@@ -20,7 +20,6 @@ from ner.checkpoint import TrainState
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.progress import Progress
-from ner.rng import rng_state
 
 # its module-scoped fixture built once, on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("sharded_checkpoint")
@@ -83,8 +82,7 @@ def full(model) -> dict:
 
 def save(s: TrainState, directory: Path, keep_steps: int = 0, best: bool = False) -> None:
     """As the loop saves (ner/train.py): every rank's states (here one rank), then rank 0."""
-    states = sharded_checkpoint.states(s, directory, best, ENV)
-    s.save(directory, [rng_state(ENV.device)], best, keep_steps, *states)
+    s.save(directory, ENV, best, keep_steps)
 
 
 def resumed(directory: Path, sharded: bool, name: str = "last.pt") -> TrainState:

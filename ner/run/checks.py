@@ -12,10 +12,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ner.config import fields
+from ner.config import fields, unknown_keys
 from ner.data.corpus import as_list, configs
 from ner.errors import UserError
-from ner.keys import unknown_keys
 
 
 def check(cfg: Any) -> None:

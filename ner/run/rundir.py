@@ -20,11 +20,11 @@ from omegaconf import OmegaConf
 from ner import checkpoint, distributed
 from ner.atomic import human, remove_orphans, write_json, write_text
 from ner.errors import UserError
-from ner.run import layout, resumable
+from ner.run import layout
 from ner.run.lock import Lock
 from ner.run.preemption import Interrupted
 from ner.run.provenance import framework_versions, git_commit, launch_command
-from ner.run.start import Start, decide
+from ner.run.start import Start, decide, same_data
 
 
 class RunDir:
@@ -135,7 +135,7 @@ class RunDir:
         problem = None
         if self.env.is_main:
             try:
-                resumable.same_data(start, fingerprints, cfg.trainer.resume == "auto")
+                same_data(start, fingerprints, cfg.trainer.resume == "auto")
             except UserError as e:
                 problem = e
         problem = distributed.broadcast_object(problem, self.env)

@@ -26,11 +26,9 @@ import torch
 from omegaconf import DictConfig
 
 from ner import checkpoint as ckpt_io
-from ner import sharded_checkpoint
-from ner.config import ModelConfig
+from ner.config import ModelConfig, saved_config
 from ner.data.checks import parse_labels
 from ner.errors import UserError
-from ner.keys import saved_config
 from ner.model import build_model, load_export, model_config, window_length
 from ner.run.layout import launch_file
 from ner.tokenizer import load_tokenizer
@@ -140,7 +138,7 @@ def _from_checkpoint(file: Path, run_dir: Path | None) -> Loaded:
     architecture = model_config(cfg.model, labels, tokenizer, source)
     model = build_model(cfg.model, architecture, cfg.seed, pretrained=False)
     ckpt_io.check_compatible(ckpt, file, labels, model)
-    model.load_state_dict(sharded_checkpoint.weights(ckpt, file))  # a sharded last.pt's too
+    model.load_state_dict(ckpt_io.weights(ckpt, file))  # a sharded last.pt's too
     progress = ckpt.get("progress") or {}
     return Loaded(
         model=model,
