@@ -4,7 +4,7 @@ export to Hugging Face format.
 A checkpoint is one file written by rank 0, the record of one `TrainState`: model, optimizer,
 scheduler and grad-scaler states (under trainer.strategy=fsdp the model and optimizer are every
 rank's shards instead, which last.pt names: ner/sharded_checkpoint.py), the loop's position
-(epoch, step inside the epoch, global step: ner/progress.py), the best metric so far, the log
+(`Progress`: epoch, step inside the epoch, global step), the best metric so far, the log
 history, the RNG streams of every rank, the label list, the resolved config and the fingerprints
 of the data (every source and split: a resume onto other data is refused, ner/run/start.py).
 It is written to a temporary file, fsynced, then renamed over
@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +38,8 @@ import torch
 
 from ner import atomic, distributed, sharded_checkpoint, sharding
 from ner.errors import UserError, counted
+from ner.metrics import is_better
 from ner.optimization import check_groups
-from ner.progress import Progress
 
 FORMAT_VERSION = 1
 
@@ -223,6 +223,57 @@ def export_hf(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
         tokenizer.save_pretrained(str(tmp))
 
     atomic.replace_dir(out_dir, fill, "exported model")
+
+
+@dataclass
+class Progress:
+    """Where the loop stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in the current epoch
+    global_step: int = 0
+    best: float | None = None
+    best_epoch: float | None = None
+    evals_without_improvement: int = 0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # over every attempt, up to the last checkpoint
+    epoch_loss_sum: float = 0.0  # summed over ranks, up to the last checkpoint
+    epoch_loss_count: int = 0  # labelled tokens (with optim.class_weights: their summed weights)
+    window_loss_sum: float = 0.0  # the same since the last train log (trainer.log_every)
+    window_loss_count: int = 0
+    # [first step, total steps] of each learning-rate schedule the run has followed: one, unless
+    # a finished run was extended with more epochs (README: "Extending a finished run").
+    schedule: list[list[int]] = field(default_factory=list)
+
+    def epochs_done(self, per_epoch: int) -> float:
+        """Epochs completed so far, as a fraction: the x of the log's train entries."""
+        return self.epoch + self.step_in_epoch / per_epoch
+
+    def position(self, epochs: int) -> str:
+        """The last step done and its epoch, as people count epochs (from 1): "step 223 (epoch 2
+        of 10)"; the same words when a run stops and when it resumes."""
+        epoch = self.epoch if self.step_in_epoch == 0 and self.epoch else self.epoch + 1
+        return f"step {self.global_step} (epoch {epoch} of {epochs})"
+
+    def patience_ran_out(self, patience: int) -> bool:
+        """The early-stopping rule, written once: `patience` (trainer.early_stopping_patience)
+        evaluations in a row without improvement end training; 0 never does. The loop stops on
+        it, a rerun reads a run it stopped as finished (ner/run/start.py), the card says so."""
+        return bool(patience) and self.evals_without_improvement >= patience
+
+    def step_limit_reached(self, stop_after_steps: int) -> bool:
+        """trainer.stop_after_steps: the run stops (cut short, resumable) after that many
+        optimizer steps in all; 0 never does."""
+        return bool(stop_after_steps) and self.global_step >= stop_after_steps
+
+    def evaluated(self, value: float, epoch: int, mode) -> bool:
+        """Record epoch `epoch`'s value of trainer.monitor; True when it is the best so far (by
+        ner/metrics.py's one rule)."""
+        improved = is_better(value, self.best, mode)
+        if improved:
+            self.best, self.best_epoch = value, float(epoch)
+        self.evals_without_improvement = 0 if improved else self.evals_without_improvement + 1
+        return improved
 
 
 def rng_state(device: torch.device) -> dict:

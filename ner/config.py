@@ -241,8 +241,8 @@ class TrainerConfig:
     # sets OMP_NUM_THREADS=1 for several processes per node). Waiting threads sleep instead of
     # spinning (OMP_WAIT_POLICY=PASSIVE, ner/__init__.py), so cores other processes share cost
     # little. The count changes the order of float reductions (a matmul or a sum adds one partial
-    # sum per thread), so every step differs in its last bits and a run drifts (issue 18: test
-    # F1 0.9651 vs 0.9618): bit for bit only at one count. Operational all the same, as `device`
+    # sum per thread), so every step differs in its last bits and a run drifts (the demo's test
+    # F1 0.9651 at one count, 0.9618 at another): bit for bit only at one count. Operational all the same, as `device`
     # is: a run may resume on a machine with other cores, and goes on as a run at that count would.
     threads: int | None = operational(None, at_least=1)
     # Checkpoint every N optimizer steps as well as every epoch; 0 = per epoch only. An interrupted

@@ -251,8 +251,8 @@ def cached_features(
 ) -> tuple[list[dict], FeatureStats]:
     """`build()` once per node (or always, when cache_dir is null), else read the cached result.
 
-    A cache file that cannot be read back whole (a kill inside an older version's write, a full
-    disk, a foreign file) is rebuilt by the node's first process, with a warning naming it.
+    A cache file that cannot be read back whole (a kill inside a write that was not atomic, a
+    full disk, a foreign file) is rebuilt by the node's first process, with a warning naming it.
     """
     if cache_dir is None:
         return build()

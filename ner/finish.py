@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
 
 from ner import atomic, checkpoint, distributed, naming, sharding
+from ner.checkpoint import Progress
 from ner.errors import counted
 from ner.metrics import names
 from ner.model import encoder_family
-from ner.progress import Progress
 from ner.report import outcome
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves

@@ -11,7 +11,7 @@ batch B weight every token as 1 rank at batch N*B does; with dropout off they up
 float rounding (tests/test_distributed.py), with dropout on each rank draws its own masks.
 Evaluation (ner/evaluate.py) sums the plain `token_loss` over a split, on the same positions
 selected first: summed in another order, it equals loss_step's to float rounding (without the
-variants) and keeps the numbers it always logged.
+variants), so training and evaluation losses are the same quantity.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch (folded into the checkpointed progress at every log,

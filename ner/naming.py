@@ -1,6 +1,6 @@
 """A run's name and its model's: `run_name` (the model card's title, <model>-finetuned-<data>)
-and `model_name` (a model's own name, from a hub name or a local directory). Moved out of
-ner/config.py, which holds the schema."""
+and `model_name` (a model's own name, from a hub name or a local directory): the card, the export and
+ner-report name runs so."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ner import distributed, memory, sharding
-from ner.checkpoint import TrainState
+from ner.checkpoint import Progress, TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
 from ner.errors import UserError
@@ -31,7 +31,6 @@ from ner.loss import Objective, objective
 from ner.model import build_model, encoder_layers, model_config, window_length
 from ner.optimization import build_optimizer, build_schedule
 from ner.precision import grad_scaler
-from ner.progress import Progress
 from ner.tokenizer import load_tokenizer, tokenizer_from_spec, train_tokenizer
 
 
@@ -80,7 +79,7 @@ def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: d
         if env.is_main:
             try:
                 load_tokenizer(run_dir / "tokenizer")
-            except UserError as e:  # torn (a kill inside an older version's save) or removed
+            except UserError as e:  # torn (a kill inside a write that was not atomic) or removed
                 problem = str(e)
         if distributed.broadcast_object(problem, env) is None:
             return load_tokenizer(run_dir / "tokenizer"), False

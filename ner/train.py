@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from ner import distributed, sharding
 from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
-from ner.checkpoint import reconcile_best
+from ner.checkpoint import Progress, reconcile_best
 from ner.data.corpus import training_sets
 from ner.errors import UserError, counted
 from ner.evaluate import evaluate, training_mean
@@ -32,7 +32,6 @@ from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
 from ner.optimization import follow, logged_lr
 from ner.prepare import EncodedSet, Prepared, on_device, prepare, training_state
-from ner.progress import Stopwatch
 from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
 from ner.run import checks, cli, rundir
@@ -76,6 +75,41 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             save_tokenizer(prepared.tokenizer, directory.path / "tokenizer")
         run = TrainingRun(cfg, env, directory, stop_requests, prepared, printer, per_epoch)
         return run.run(start)
+
+
+class Stopwatch:
+    """The run's time, one account: the training seconds, counted from `start` to `stop` and
+    folded into the progress's train_seconds at each stop (evaluation and checkpoints are not
+    counted, a checkpoint holds the time up to it), and the wall seconds over every attempt."""
+
+    def __init__(self, progress: Progress, wall_before: float, started: float):
+        self.progress = progress
+        self.since: float | None = None  # perf_counter() at start; None while stopped
+        self.wall_before, self.started = wall_before, started  # earlier attempts; time.time()
+        self.first = (progress.global_step, progress.train_seconds)  # this attempt's rate
+
+    def start(self) -> None:
+        self.since = time.perf_counter()
+
+    def stop(self) -> None:
+        assert self.since is not None, "the stopwatch was not running"
+        self.progress.train_seconds += time.perf_counter() - self.since
+        self.since = None
+
+    def elapsed(self) -> float:
+        """The training seconds so far, the running stretch included."""
+        running = 0.0 if self.since is None else time.perf_counter() - self.since
+        return self.progress.train_seconds + running
+
+    def steps_per_second(self) -> float:
+        """This attempt's optimizer steps per training second so far."""
+        step, seconds = self.first
+        seconds = self.elapsed() - seconds
+        return (self.progress.global_step - step) / seconds if seconds > 0 else 0.0
+
+    def wall(self) -> float:
+        """Wall seconds over every attempt: the earlier ones' and this one's so far."""
+        return self.wall_before + time.time() - self.started
 
 
 class TrainingRun:

@@ -75,7 +75,7 @@ def test_fast_path_equals_plain_path(prepared):
 def test_early_stopping_after_patience(tmp_path, monkeypatch):
     # Nothing improves after epoch 1 (a contradictory monitor_mode, which did this before, is
     # refused now): the loop's one rule is told so.
-    monkeypatch.setattr("ner.progress.is_better", lambda value, best, mode: best is None)
+    monkeypatch.setattr("ner.checkpoint.is_better", lambda value, best, mode: best is None)
     _, history = train_in_process(
         tmp_path,
         [

@@ -16,10 +16,9 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.fsdp import fully_shard
 
 from ner import atomic, checkpoint, sharded_checkpoint, sharding
-from ner.checkpoint import TrainState
+from ner.checkpoint import Progress, TrainState
 from ner.distributed import Env
 from ner.errors import UserError
-from ner.progress import Progress
 
 # its module-scoped fixture built once, on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("sharded_checkpoint")

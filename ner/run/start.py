@@ -18,8 +18,8 @@ import yaml
 
 from ner import checkpoint, config
 from ner.atomic import read_json
+from ner.checkpoint import Progress
 from ner.errors import UserError, counted
-from ner.progress import Progress
 from ner.run import layout
 
 

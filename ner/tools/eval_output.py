@@ -1,8 +1,8 @@
 """What `ner-evaluate` prints and writes besides the metrics JSON: the summary a person reads
 (one set's scores and per-type table, or one row per set and their mean) and the predictions
 file (`token<TAB>gold<TAB>predicted` per word), and the saved predictions of --save-predictions
-(ner/report/predictions.py). Moved out of ner/tools/evaluate.py, which reads the sets and scores
-them."""
+(ner/report/predictions.py): what a person reads of an evaluation, apart from how
+ner/tools/evaluate.py reads the sets and scores them."""
 
 from __future__ import annotations
 
