@@ -94,7 +94,7 @@ def finish(
     )
     # From here the run's end is written: a signal is only noted, and the run finishes (a
     # result.json beside an error.json, or exit 75 for a finished run, would say it did not).
-    stop_requests.deferred = True
+    stop_requests.signals_deferred = True
     if env.is_main:
         log.save()
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the run's output

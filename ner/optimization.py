@@ -146,7 +146,9 @@ def build_schedule(optimizer, optim_cfg, total_steps: int):
     return get_scheduler(str(optim_cfg.schedule), optimizer, warmup, total_steps)
 
 
-def follow(schedule: list[list[int]], scheduler, step: int, total_steps: int, name) -> str | None:
+def extend_schedule(
+    schedule: list[list[int]], scheduler, step: int, total_steps: int, name
+) -> str | None:
     """On a resume at `step`: a run extended to `total_steps` (a finished run given more epochs)
     follows the schedule `name` planned for the new total from there, and `schedule` (the
     progress's [first step, total] of each) records it. Returns the words for it; None when not

@@ -30,7 +30,7 @@ from ner.evaluate import evaluate, training_mean
 from ner.finish import finish
 from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
-from ner.optimization import follow, logged_lr
+from ner.optimization import extend_schedule, logged_lr
 from ner.prepare import EncodedSet, Prepared, on_device, prepare, training_state
 from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
@@ -169,14 +169,16 @@ class TrainingRun:
         self.printer(recipe_summary(self.cfg))
         self.clock = Stopwatch(progress, self.wall_before, self.started)  # training, wall time
         self.state.model.train()
-        self.stop_requests.deferred = True  # from here a signal stops the run at a step boundary
+        self.stop_requests.signals_deferred = (
+            True  # from here a signal stops the run at a step boundary
+        )
         cut_short = False
         for epoch in range(progress.epoch, trainer.epochs):
             cut_short = not self.train_epoch(epoch)
             if cut_short or self.end_of_epoch(epoch):
                 break
-        self.stop_requests.deferred = False
-        self.stop_requests.settle()
+        self.stop_requests.signals_deferred = False
+        self.stop_requests.await_agreement()
         if cut_short:
             self.printer(f"stopped after {progress.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
@@ -205,7 +207,7 @@ class TrainingRun:
         progress = self.state.progress
         self.saved_at = progress.global_step
         schedule = self.cfg.optim.schedule
-        extended = follow(
+        extended = extend_schedule(
             progress.schedule,
             self.state.scheduler,
             progress.global_step,
@@ -374,7 +376,7 @@ class TrainingRun:
         signum = self.stop_requests.agreed(self.env)
         if not signum:
             return
-        self.stop_requests.settle()
+        self.stop_requests.await_agreement()
         progress = self.state.progress
         if self.saved_at != progress.global_step:
             self.clock.stop()

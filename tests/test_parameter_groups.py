@@ -18,7 +18,7 @@ from ner.optimization import (
     build_optimizer,
     build_schedule,
     check_groups,
-    follow,
+    extend_schedule,
     logged_lr,
     no_decay,
 )
@@ -135,7 +135,7 @@ def test_an_extended_schedule_replans_every_group_from_its_own_peak():
     optimizer.load_state_dict(saved[0])
     schedule.load_state_dict(saved[1])
     plan = [[0, 10]]
-    follow(plan, schedule, step=6, total_steps=20, name="linear")
+    extend_schedule(plan, schedule, step=6, total_steps=20, name="linear")
     assert plan == [[0, 10], [6, 20]] and len(optimizer.param_groups) == 5
     for group, peak in zip(optimizer.param_groups, schedule.base_lrs, strict=True):
         assert group["lr"] == pytest.approx(peak * 14 / 20, rel=1e-12)

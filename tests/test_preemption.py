@@ -13,7 +13,7 @@ from ner.run.preemption import Interrupted, StopRequests
 
 def test_inside_the_loop_a_signal_is_only_noted_until_the_step_boundary():
     with StopRequests() as stop:
-        stop.deferred = True
+        stop.signals_deferred = True
         os.kill(os.getpid(), signal.SIGUSR1)
         os.kill(os.getpid(), signal.SIGTERM)  # a second copy (torchrun forwards) changes nothing
         assert stop.agreed(Env()) == signal.SIGUSR1
@@ -36,7 +36,7 @@ def test_a_signal_ignored_at_start_stays_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for `python -m ner.train &`
     try:
         with StopRequests() as stop:
-            stop.deferred = True
+            stop.signals_deferred = True
             os.kill(os.getpid(), signal.SIGINT)
             assert stop.agreed(Env()) == 0
     finally:
@@ -48,7 +48,7 @@ def test_handlers_are_restored_and_an_earlier_handler_gets_the_signal_after_us()
     previous = signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
     try:
         with StopRequests() as stop:
-            stop.deferred = True
+            stop.signals_deferred = True
             os.kill(os.getpid(), signal.SIGUSR2)
             error = stop.interrupted("after step 1")
         assert seen == []  # submitit's requeue waits for our checkpoint ...
@@ -64,7 +64,7 @@ def test_the_default_sigint_handler_is_not_handed_the_signal():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     try:
         with StopRequests() as stop:
-            stop.deferred = True
+            stop.signals_deferred = True
             os.kill(os.getpid(), signal.SIGINT)
             error = stop.interrupted("after step 1")
         error.hand_over()  # would raise KeyboardInterrupt if it called default_int_handler

@@ -14,7 +14,7 @@ from ner.config import Schedule
 from ner.distributed import Env
 from ner.errors import UserError
 from ner.metrics import entity_metrics
-from ner.optimization import SCHEDULES, build_schedule, follow, segment
+from ner.optimization import SCHEDULES, build_schedule, extend_schedule, segment
 from ner.report.hparams import card_hyperparameters, dashboard_hyperparameters, recipe_summary
 from ner.run.checks import check, check_schedule
 
@@ -104,7 +104,7 @@ def test_an_extended_run_follows_the_new_plan_exactly(name):
     new = build_schedule(opt, cfg, 70)
     new.load_state_dict(old.state_dict())
     plan = [[0, 40]]
-    line = follow(plan, new, 40, 70, name)
+    line = extend_schedule(plan, new, 40, 70, name)
     assert line == f"steps after 40 follow the {name} schedule planned for 70 steps"
     assert plan == [[0, 40], [40, 70]]
     extended = []

@@ -75,7 +75,7 @@ def _rebuild_interrupted(signum: int, where: str, facts: dict) -> Interrupted:
 class StopRequests:
     """Notes stop signals while installed (`with`); see the module docstring.
 
-    `deferred` is True inside the training loop: a signal is only noted, and `agreed(env)` at
+    `signals_deferred` is True inside the training loop: a signal is only noted, and `agreed(env)` at
     the next step boundary tells every rank to stop. Otherwise a signal raises at once.
     """
 
@@ -85,7 +85,7 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.signum = 0
-        self.deferred = False
+        self.signals_deferred = False
         self.previous: dict[int, Any] = {}
         self._question: Callable[[], int] | None = None  # the agreement started last boundary
 
@@ -106,7 +106,7 @@ class StopRequests:
                 handler = signal.SIG_IGN
             signal.signal(s, handler)
 
-    def settle(self) -> None:
+    def await_agreement(self) -> None:
         """Leaving the loop: wait for the agreement still under way (every rank started it)."""
         if self._question is not None:
             self._question()
@@ -116,7 +116,7 @@ class StopRequests:
         if self.signum:
             return
         self.signum = signum
-        if not self.deferred:
+        if not self.signals_deferred:
             raise self.interrupted("before the first step or after the last one")
 
     def interrupted(self, where: str, signum: int | None = None, **facts) -> Interrupted:
