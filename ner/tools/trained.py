@@ -5,7 +5,7 @@ an exported Hugging Face directory.
   default), the configuration saved inside that checkpoint (the resolved config the weights were
   trained with; `.hydra/config.yaml` when a checkpoint has none), the run's `tokenizer/` (tiny
   model), else `best_model/`'s, else the configured model's. A saved config is read through the
-  schema (ner.keys.saved_config), so a key added since an old run reads as its default. A
+  schema (ner.config.saved_config), so a key added since an old run reads as its default. A
   finished run whose checkpoints trainer.keep_checkpoints=none removed is read from its
   `best_model/`.
 - A checkpoint file (`.../checkpoints/step-500.pt`): the same, from that file.
@@ -110,7 +110,7 @@ def load(
 
 def run_config(run_dir: Path) -> DictConfig | None:
     """The run's config as its newest attempt was launched (ner/run/layout.py), read through
-    the schema (ner.keys.saved_config: keys added since read as their defaults), or None."""
+    the schema (ner.config.saved_config: keys added since read as their defaults), or None."""
     file = launch_file(run_dir, "config.yaml")
     if not file.is_file():
         return None
