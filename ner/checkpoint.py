@@ -73,10 +73,11 @@ def load(path: str | Path) -> dict:
 
 def _others(path: Path) -> str:
     """The run's other checkpoints that can resume it, and how, for an error message."""
+    # step-N.pt may be a second name of the same file (a hard link): not another checkpoint.
     others = [
         p
         for p in sorted(path.parent.glob("*.pt"))
-        if p.resolve() != path.resolve() and p.name != "best.pt"
+        if p.name != "best.pt" and not (path.exists() and os.path.samefile(p, path))
     ]
     if not others:
         return "; the run has no other checkpoint to resume from"

@@ -57,7 +57,7 @@ class Prepared:
     train_stats: dict[str, FeatureStats]
     eval_sets: list[EncodedSet]
     model: torch.nn.Module
-    trained_tokenizer: bool  # trained by this attempt: saved into the run dir once accepted
+    save_tokenizer: bool  # not yet in the run dir (trained, or another run's): saved once accepted
     objective: Objective  # the training loss (optim.label_smoothing, optim.class_weights)
 
     @property
@@ -66,23 +66,28 @@ class Prepared:
         return {**self.train_stats, **{k: v for s in self.eval_sets for k, v in s.stats.items()}}
 
 
-def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: distributed.Env):
-    """The run's tokenizer, and whether this attempt trained it (it is saved once the run is
-    accepted). A resumed tiny-model run reads the one its first attempt saved; a fresh one trains
-    its own on rank 0 and hands it to every rank in memory: nothing of an attempt that was
-    refused or failed before a checkpoint is reused, and nothing is written before acceptance.
-    A resumed run whose tokenizer cannot be read trains it again (and saves it once accepted)."""
+def tokenizer_for(
+    model_cfg, corpus: Corpus, run_dir: Path, resumed_from: Path | None, env: distributed.Env
+):
+    """The run's tokenizer, and whether it must be saved into `run_dir` once the run is accepted.
+    A resumed tiny-model run reads the one the checkpoint's own run saved (beside the
+    checkpoints/ of `resumed_from`: a run resumed from another directory's checkpoint continues
+    on that run's token ids, and keeps a copy); a fresh one trains its own on rank 0 and hands it
+    to every rank in memory: nothing of an attempt that was refused or failed before a checkpoint
+    is reused, and nothing is written before acceptance. A resumed run whose tokenizer cannot be
+    read trains it again (and saves it once accepted)."""
     if model_cfg.name_or_path is not None:
         return load_tokenizer(model_cfg.name_or_path), False
-    if resume:
+    if resumed_from is not None:
+        saved = Path(resumed_from).resolve().parent.parent / "tokenizer"
         problem = None  # decided on rank 0, so that every rank takes the same way
         if env.is_main:
             try:
-                load_tokenizer(run_dir / "tokenizer")
+                load_tokenizer(saved)
             except UserError as e:  # torn (a kill inside a write that was not atomic) or removed
                 problem = str(e)
         if distributed.broadcast_object(problem, env) is None:
-            return load_tokenizer(run_dir / "tokenizer"), False
+            return load_tokenizer(saved), saved != (run_dir / "tokenizer").resolve()
         distributed.print0(
             env,
             f"warning: {problem}; trained again on the training sentences (the same sentences "
@@ -96,11 +101,13 @@ def tokenizer_for(model_cfg, corpus: Corpus, run_dir: Path, resume: bool, env: d
     return tokenizer_from_spec(distributed.broadcast_object(spec, env)), True
 
 
-def prepare(cfg, env: distributed.Env, run_dir: Path, printer, resume: bool = False) -> Prepared:
+def prepare(
+    cfg, env: distributed.Env, run_dir: Path, printer, resumed_from: Path | None = None
+) -> Prepared:
     """Read, check and encode the data and build the model; writes nothing in `run_dir` (a run
     refused here leaves it as it was)."""
     corpus = load_corpus(cfg.data)
-    tokenizer, trained = tokenizer_for(cfg.model, corpus, run_dir, resume, env)
+    tokenizer, to_save = tokenizer_for(cfg.model, corpus, run_dir, resumed_from, env)
     architecture = model_config(cfg.model, corpus.labels, tokenizer)
     max_length = window_length(cfg.model.max_length, tokenizer, architecture)
     printer(
@@ -170,7 +177,7 @@ def prepare(cfg, env: distributed.Env, run_dir: Path, printer, resume: bool = Fa
         train_stats,
         eval_sets,
         model,
-        trained,
+        to_save,
         objective(cfg.optim, corpus.labels, train, env.device),
     )
 

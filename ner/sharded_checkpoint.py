@@ -47,12 +47,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from ner import atomic, distributed
 from ner.errors import UserError
 
 PREFIX = "shards-"  # shards-<global step>-<tag>: the published DCP directories
+_ADVICE = (
+    "resume from another checkpoint of the run (trainer.resume=<run dir>/checkpoints/step-N.pt), "
+    "or start the run anew in another directory"
+)
 
 
 def write(train_state, directory: Path, step: int, env: distributed.Env) -> str | None:
@@ -91,12 +96,25 @@ def write(train_state, directory: Path, step: int, env: distributed.Env) -> str 
 
 
 def check(ckpt: dict, path: Path) -> None:
-    """Refuse in one line a checkpoint whose shard directory is missing or incomplete."""
-    if "shards" in ckpt and not (_directory(ckpt, path) / ".metadata").is_file():
+    """Refuse in one line a checkpoint whose shard directory is missing, unreadable or torn:
+    its .metadata must read back, and every shard file must hold every byte it records (a file
+    read back is checked whole, before the run is accepted)."""
+    shard_dir = _directory(ckpt, path)
+    if not (shard_dir / ".metadata").is_file():
         raise UserError(
-            f"checkpoint {path} names its shards {_directory(ckpt, path)}, which are missing or "
-            "incomplete (no .metadata): resume from another checkpoint (trainer.resume=PATH)"
+            f"checkpoint {path} names its shards {shard_dir}, which are missing or "
+            f"incomplete (no .metadata): {_ADVICE}"
         )
+    needed: dict[str, int] = {}
+    for info in _metadata(shard_dir).storage_data.values():
+        end = info.offset + info.length
+        needed[info.relative_path] = max(needed.get(info.relative_path, 0), end)
+    for name, end in sorted(needed.items()):
+        file = shard_dir / name
+        size = file.stat().st_size if file.is_file() else None
+        if size is None or size < end:
+            have = "missing" if size is None else f"{size} bytes of the {end} it records"
+            raise UserError(f"checkpoint {path}: its shard {file} is torn ({have}): {_ADVICE}")
 
 
 def restore(train_state, ckpt: dict, path: Path) -> None:
@@ -189,10 +207,26 @@ def tensor_bytes(obj) -> int:
 
 
 def _load(state: dict, shard_dir: Path, no_dist: bool) -> None:
-    """DCP's load of `state` (in place) from `shard_dir`; `no_dist`: by this process alone."""
+    """DCP's load of `state` (in place) from `shard_dir`; `no_dist`: by this process alone. A
+    shard that cannot be read is one line (DCP raises on every rank together)."""
     with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
         warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
-        dcp.load(state, checkpoint_id=shard_dir, no_dist=no_dist)
+        try:
+            dcp.load(state, checkpoint_id=shard_dir, no_dist=no_dist)
+        except CheckpointException as e:
+            raise UserError(
+                f"checkpoint {shard_dir}: its shards cannot be read ({_first_failure(e)}): "
+                f"{_ADVICE}"
+            ) from e
+
+
+def _first_failure(error: CheckpointException) -> str:
+    """The first rank's failure of a DCP CheckpointException, as one line."""
+    failures = getattr(error, "failures", {}) or {}
+    for failure in failures.values():
+        cause = failure[0] if isinstance(failure, tuple) else failure  # (exception, traceback)
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    return str(error).splitlines()[0]
 
 
 def _directory(ckpt: dict, path: Path) -> Path:
@@ -203,7 +237,8 @@ def _directory(ckpt: dict, path: Path) -> Path:
 def _metadata(shard_dir: Path):
     try:
         return dcp.FileSystemReader(str(shard_dir)).read_metadata()
-    except (OSError, ValueError, EOFError) as e:
+    except Exception as e:  # junk or torn: whatever the unpickler raises, said in one line
         raise UserError(
-            f"checkpoint {shard_dir}: its shards cannot be read ({type(e).__name__}: {e})"
+            f"checkpoint {shard_dir}: its shards cannot be read ({type(e).__name__}: {e}): "
+            f"{_ADVICE}"
         ) from e

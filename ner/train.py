@@ -59,7 +59,8 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
         # run directory as it was (no directory at all when this run would have made it).
         printer = Printer(directory.path, env.is_main)
-        prepared = prepare(cfg, env, directory.path, printer, resume=start.kind == "resume")
+        resumed_from = start.path if start.kind == "resume" else None
+        prepared = prepare(cfg, env, directory.path, printer, resumed_from)
         per_epoch = steps_per_epoch(
             len(prepared.train),
             cfg.trainer.batch_size,
@@ -71,7 +72,7 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
             directory.check_data(cfg, start, prepared.corpus.fingerprints)
         directory.accept(cfg, start)
         printer.open()
-        if prepared.trained_tokenizer and env.is_main:
+        if prepared.save_tokenizer and env.is_main:
             save_tokenizer(prepared.tokenizer, directory.path / "tokenizer")
         run = TrainingRun(cfg, env, directory, stop_requests, prepared, printer, per_epoch)
         return run.run(start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,21 @@ def test_torchrun_jobs_started_in_the_same_second_differ_and_their_ranks_agree(m
         stamps[agent, rank] = run_stamp({**environ, "RANK": str(rank)})
     assert stamps[500, 0] == stamps[500, 1] == "2026-12-01/09-30-00-500"
     assert stamps[600, 0] == stamps[600, 1] == "2026-12-01/09-30-00-600"
+
+
+def test_a_damaged_last_pt_does_not_advise_its_own_hard_link(tmp_path):
+    # step-N.pt is a second name of last.pt (trainer.keep_last): torn together, so the advice
+    # names only the checkpoints that are other files.
+    cfg = compose(QUICK)
+    directory = tmp_path / "checkpoints"
+    fake_checkpoint(directory / "step-35.pt", cfg)
+    (directory / "last.pt").write_bytes(b"PK\x03\x04 torn")
+    os.link(directory / "last.pt", directory / "step-40.pt")
+    with pytest.raises(UserError) as refused:
+        checkpoint.load_resumable(directory / "last.pt")
+    message = str(refused.value)
+    assert "other checkpoints of the run: step-35.pt;" in message
+    assert "step-40.pt" not in message
+    os.unlink(directory / "step-35.pt")
+    with pytest.raises(UserError, match="the run has no other checkpoint to resume from"):
+        checkpoint.load_resumable(directory / "last.pt")

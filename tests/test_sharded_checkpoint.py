@@ -249,3 +249,34 @@ def test_shards_written_elsewhere_are_refused_and_a_missing_shard_directory_too(
     shutil.rmtree(directory / checkpoint.load(directory / "last.pt")["shards"])
     with pytest.raises(UserError, match="which are missing or incomplete"):
         checkpoint.load_resumable(directory / "last.pt")
+
+
+@pytest.mark.parametrize("damage", ["a torn shard", "junk metadata"])
+def test_a_torn_or_junk_shard_directory_is_refused_in_one_line_before_the_run(
+    trained, tmp_path, damage
+):
+    # truncate -s 1000 shards-*/__0_0.distcp; or .metadata replaced by junk: a UserError naming
+    # the file, from the check a resume makes before it is accepted, not DCP's traceback.
+    directory = shutil.copytree(trained[0], tmp_path / "ckpt")
+    shard_dir = next(directory.glob("shards-*"))
+    if damage == "a torn shard":
+        with open(shard_dir / "__0_0.distcp", "r+b") as f:
+            f.truncate(1000)
+        expected = f"its shard {shard_dir / '__0_0.distcp'} is torn (1000 bytes of the"
+    else:
+        (shard_dir / ".metadata").write_bytes(b"not a pickle at all")
+        expected = f"checkpoint {shard_dir}: its shards cannot be read ("
+    with pytest.raises(UserError) as refused:
+        checkpoint.load_resumable(directory / "last.pt")
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+    assert "trainer.resume=" in str(refused.value)
+
+
+def test_a_shard_torn_after_the_check_is_one_line_from_the_load(trained, tmp_path):
+    directory = shutil.copytree(trained[0], tmp_path / "ckpt")
+    ckpt = checkpoint.load_resumable(directory / "last.pt")  # whole when checked
+    shard = next(directory.glob("shards-*")) / "__0_0.distcp"
+    with open(shard, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(UserError, match="its shards cannot be read"):
+        state(sharded=True).restore(ckpt, directory / "last.pt", ENV)

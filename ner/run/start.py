@@ -52,6 +52,8 @@ def decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     if mode == "auto" and not last.exists():
         return Start("fresh")
     path = last if mode == "auto" else Path(mode)
+    if mode != "auto":
+        refuse_another_run(run_dir, path)
     ckpt = checkpoint.load_resumable(path)
     saved = yaml.safe_load(ckpt["config"])
     diff = config.computed_differences(saved, cfg, ("trainer.epochs", *BATCH_SPLIT))
@@ -78,6 +80,23 @@ def decide(cfg, run_dir: Path, world_size: int = 1) -> Start:
     if mode == "auto" and done and result:
         return Start("finished", path, ckpt, result)
     return Start("resume", path, ckpt, result if mode == "auto" else None)
+
+
+def refuse_another_run(run_dir: Path, path: Path) -> None:
+    """trainer.resume=PATH continues PATH's run in `run_dir`: refused in one line when `run_dir`
+    already holds a run of its own (a checkpoint, an attempt, a result) and PATH is not one of
+    that run's checkpoints, whose files the resumed run would write over."""
+    holds = [
+        f for f in (run_dir / "checkpoints" / "last.pt", run_dir / "result.json") if f.exists()
+    ] + layout.attempts(run_dir)[:1]
+    own = (run_dir / "checkpoints").resolve()
+    if not holds or Path(path).resolve().parent == own:
+        return
+    raise UserError(
+        f"run dir {run_dir} already holds another run ({holds[0]}); trainer.resume={path} would "
+        f"write over it: resume into a new directory (hydra.run.dir=NEW trainer.resume={path}), "
+        "or continue this directory's own run with trainer.resume=auto"
+    )
 
 
 def _finished_without_last(cfg, run_dir: Path, mode: str) -> Start | None:
