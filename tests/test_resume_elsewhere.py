@@ -29,7 +29,14 @@ def digests(run: Path) -> dict[str, str]:
 def test_a_resume_into_a_directory_holding_another_run_is_refused_and_writes_nothing(tmp_path):
     finished, cut = tmp_path / "finished", tmp_path / "cut"
     train_in_process(finished, ONE)
-    assert train(compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]), Env(), cut) is None
+    assert (
+        train(
+            compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]),
+            Env(),
+            cut,
+        )
+        is None
+    )
     before = digests(finished)
     other = cut / "checkpoints" / "last.pt"
     with pytest.raises(UserError) as refused:
@@ -46,7 +53,14 @@ def test_a_run_resumed_elsewhere_goes_on_with_its_checkpoints_tokenizer(tmp_path
     # The tiny model's tokenizer is trained on the training sentences: a checkpoint resumed in a
     # new directory on other sentences must keep its own token ids, not train new ones.
     cut, elsewhere = tmp_path / "cut", tmp_path / "elsewhere"
-    assert train(compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]), Env(), cut) is None
+    assert (
+        train(
+            compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]),
+            Env(),
+            cut,
+        )
+        is None
+    )
     other_data = [*QUICK, "data.max_train_samples=200"]  # other sentences: another tokenizer
     resume = f"trainer.resume={cut / 'checkpoints' / 'last.pt'}"
     train_in_process(elsewhere, [*other_data, resume])
