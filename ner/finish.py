@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from omegaconf import OmegaConf
 from transformers.utils import logging as hf_logging
@@ -18,7 +19,7 @@ from ner import atomic, checkpoint, distributed, naming, sharding
 from ner.checkpoint import Progress
 from ner.errors import counted
 from ner.metrics import names
-from ner.model import encoder_family
+from ner.model import build_model, encoder_family, model_config
 from ner.report import outcome
 from ner.report.card import render_card, without_front_matter
 from ner.report.curves import plot_curves
@@ -26,6 +27,7 @@ from ner.report.history import eval_entries
 from ner.report.hparams import card_hyperparameters
 from ner.report.predictions import save_best as save_predictions
 from ner.run.provenance import framework_versions
+from ner.tokenizer import load_tokenizer
 
 
 def finish(
@@ -174,3 +176,28 @@ def epochs_trained(progress: Progress, trainer, per_epoch: int) -> str:
             f"{progress.epoch:g}: a finished run of {planned} epochs extended to {trainer.epochs}"
         )
     return f"{progress.epoch:g}"
+
+
+def rebuild_export(cfg, run_dir: Path, best_epoch: float | None) -> str | None:
+    """A finished run's export (best_model/) that was removed is rebuilt from
+    checkpoints/best.pt, checked to hold the record's `best_epoch` (rank 0, which holds the run
+    directory). Returns the line saying what was done, or None when the export is there."""
+    export = run_dir / "best_model"
+    if (export / "config.json").is_file():
+        return None
+    best_pt = run_dir / "checkpoints" / "best.pt"
+    if not best_pt.is_file():
+        return (
+            f"{export} is missing, and so is {best_pt} (trainer.keep_checkpoints="
+            f"{cfg.trainer.keep_checkpoints}): the export cannot be rebuilt"
+        )
+    best = checkpoint.load(best_pt)
+    checkpoint.check_best(best, best_pt, best_epoch)
+    name = cfg.model.name_or_path
+    tokenizer = load_tokenizer(run_dir / "tokenizer" if name is None else name)
+    architecture = model_config(cfg.model, list(best["labels"]), tokenizer)
+    model = build_model(cfg.model, architecture, cfg.seed, pretrained=False)
+    model.load_state_dict(best["model"])
+    hf_logging.disable_progress_bar()
+    checkpoint.export_hf(model, tokenizer, export)
+    return f"{export} was missing: rebuilt from {best_pt} (best epoch {best_epoch:g})"

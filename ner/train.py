@@ -27,7 +27,7 @@ from ner.checkpoint import Progress, reconcile_best
 from ner.data.corpus import training_sets
 from ner.errors import UserError, counted
 from ner.evaluate import evaluate, training_mean
-from ner.finish import finish
+from ner.finish import finish, rebuild_export
 from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
 from ner.optimization import extend_schedule, logged_lr
@@ -55,6 +55,8 @@ def train(cfg: DictConfig, env: distributed.Env, run_dir: Path) -> float | None:
         if start.kind == "finished":
             if env.is_main:  # rank 0 holds the checkpoint
                 print(start_rules.nothing_to_do(cfg, start, run_dir), flush=True)
+                if repaired := rebuild_export(cfg, run_dir, start.result.get("best_epoch")):
+                    print(repaired, flush=True)
             return start.result.get("best")
         # Everything that can refuse the run comes before it is accepted: a refusal leaves the
         # run directory as it was (no directory at all when this run would have made it).

@@ -67,3 +67,23 @@ def test_a_run_resumed_elsewhere_goes_on_with_its_checkpoints_tokenizer(tmp_path
     saved = (cut / "tokenizer" / "tokenizer.json").read_bytes()
     assert (elsewhere / "tokenizer" / "tokenizer.json").read_bytes() == saved
     assert (elsewhere / "best_model" / "tokenizer.json").read_bytes() == saved
+
+
+def test_a_finished_run_whose_export_was_removed_gets_it_back_from_best_pt(tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    best, _ = train_in_process(run, ONE)
+    export = run / "best_model"
+    before = digests(export)
+    shutil.rmtree(export)
+    capsys.readouterr()
+    assert train(compose(ONE), Env(), run) == best  # the same command: nothing to train
+    printed = capsys.readouterr().out
+    assert "nothing to do" in printed
+    assert f"{export} was missing: rebuilt from {run / 'checkpoints' / 'best.pt'}" in printed
+    after = digests(export)
+    # The same weights, architecture and tokenizer, to the byte (tokenizer_config.json gains
+    # the loader's own fields, is_local and local_files_only, as any loaded tokenizer's does).
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        assert after[name] == before[name], name
