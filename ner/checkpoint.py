@@ -331,6 +331,21 @@ class TrainState:
         """The weights that are evaluated, kept as best.pt and exported: the model being trained."""
         return self.model
 
+    def optimizer_step(self, max_grad_norm: float) -> None:
+        """After a step's backward passes: clip the whole gradient to `max_grad_norm` (0: no
+        clipping; its norm over every rank's shards under fsdp), step the optimizer through the
+        grad scaler, advance the schedule, clear the gradients, count the step. A piece of state
+        that follows the weights (a moving average of them) is updated here."""
+        if max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            sharding.clip_gradients(self.model, max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.global_step += 1
+        self.progress.step_in_epoch += 1
+
     def save(self, directory: Path, env, best_improved: bool = False, keep_steps: int = 0) -> None:
         """Every rank calls it; rank 0 is the one writer. last.pt is written atomically, then
         step-<N>.pt as a second name of it (`keep_steps` > 0 keeps the newest so many), then,

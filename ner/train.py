@@ -280,15 +280,7 @@ class TrainingRun:
                 state.scaler.scale(loss_sum * env.world_size / n_step).backward()
             self.losses.add(loss_sum)
         self.losses.step_done(state.progress.global_step + 1, n_step)
-        if self.cfg.optim.max_grad_norm > 0:
-            state.scaler.unscale_(state.optimizer)
-            sharding.clip_gradients(state.model, self.cfg.optim.max_grad_norm)
-        state.scaler.step(state.optimizer)
-        state.scaler.update()
-        state.scheduler.step()
-        state.optimizer.zero_grad(set_to_none=True)
-        state.progress.global_step += 1
-        state.progress.step_in_epoch += 1
+        state.optimizer_step(self.cfg.optim.max_grad_norm)  # clip, step, schedule, count
 
     def after_step(self, bar) -> None:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
