@@ -165,7 +165,7 @@ def epochs_trained(progress: Progress, trainer, per_epoch: int) -> str:
     """How many epochs ran (`progress`, under trainer config `trainer`, `per_epoch` steps an
     epoch), and why training stopped where it did (the card's epochs_trained)."""
     patience = trainer.early_stopping_patience
-    if progress.epoch < trainer.epochs and progress.patience_ran_out(patience):
+    if progress.epoch < trainer.epochs:  # a finished run short of its epochs stopped early
         return (
             f"{progress.epoch:g} of {trainer.epochs}: early stopping, {trainer.monitor} did not "
             f"improve for {counted(patience, 'evaluation')}"
