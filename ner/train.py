@@ -89,7 +89,9 @@ class TrainingRun:
         self.total_steps = self.per_epoch * self.t.epochs
         # Model, optimizer, schedule, grad scaler, progress: a resume restores into them.
         self.state = training_state(cfg, self.data, self.total_steps, device)
-        self.collate = Collator.for_device(self.data.tokenizer, device)
+        self.collate = Collator.for_device(
+            self.data.tokenizer, device, self.t.length_buckets, self.data.max_length
+        )
         self.losses = LossTracker(device, weighted=data.objective.weights is not None)
         self.saved_at = -1  # the global step of the newest checkpoint
 
