@@ -177,3 +177,16 @@ def test_bucketed_training_and_evaluation_equal_the_plain_path(tmp_path, monkeyp
         }
     f1 = [e["eval_f1"] for e in plain if "eval_f1" in e]
     assert len(f1) == 2 and 0 < f1[-1] < 1  # scores that can differ: some entities found
+
+
+@pytest.mark.parametrize("value", ["fast", "[0,64]", "[16.5]", "true"])
+def test_a_bad_length_buckets_value_is_refused_in_one_line(value):
+    from conftest import compose
+
+    from ner.errors import UserError
+    from ner.run.checks import check
+
+    with pytest.raises(UserError, match=r"^config: trainer.length_buckets=.* must be auto, window"):
+        check(compose([f"trainer.length_buckets={value}"]))
+    for good in ("auto", "window", "null", "[]", "[32,64]"):
+        check(compose([f"trainer.length_buckets={good}"]))
