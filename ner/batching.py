@@ -126,8 +126,8 @@ def bucket_lengths(setting, window: int, device: torch.device) -> tuple[int, ...
     hold `window` sub-tokens, on `device`; () pads each batch to its longest window.
 
     `window`: 16, 24, 32, 48, 64, 96, 128, ... (each at most 1.5x the one before, multiples of
-    8 for tensor cores) below the window, and the window itself: at most 11 lengths for 512,
-    padding at most a third of a batch beyond 16 sub-tokens. `auto`: those on CUDA, none on the
+    8 for tensor cores) below the window, and the window itself: 11 lengths for 512, and a
+    batch longer than 16 sub-tokens padded by at most half its length. `auto`: those on CUDA, none on the
     CPU. A list: its lengths below the window, and the window (so every window has a bucket).
     """
     if setting == "auto":

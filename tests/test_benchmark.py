@@ -134,6 +134,7 @@ def test_gpu_script_runs_the_comparison_tiny_on_cpu(tmp_path):
     for r in runs:
         assert r["train"] > 0 and r["eval"] > 0 and r["step_ms"] > 0, r
         assert r["memory"] > 100, r  # a Python process with torch, MiB
+        assert r["steps"] == 4, r
     (work,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     # The same data on both sides: 4 steps at the run's batch, 24 evaluation sentences.
     history = json.loads((work / "ours-b32-bf16" / "log_history.json").read_text())

@@ -102,6 +102,7 @@ def ours(
         "f1": evals[-1]["eval_f1"],
         "accuracy": evals[-1]["eval_accuracy"],
         "step_ms": 1000 * final["train_runtime"] / final["step"],
+        "steps": final["step"],
     }
 
 
@@ -147,6 +148,7 @@ def trainer(
         "f1": r["eval"][-1]["eval_f1"],
         "accuracy": r["eval"][-1]["eval_accuracy"],
         "step_ms": 1000 * r["train_seconds"] / r["steps"],
+        "steps": r["steps"],
     }
 
 

@@ -10,10 +10,10 @@ How long, on one H200 (an estimate from the rates issue 27 measured there, not y
 whole): about 30 s to build the model directory, then six runs (3 settings x 2 systems) of
 --steps 300 optimizer steps and one evaluation of --eval-sentences 1000: about 75 s of training
 and 15 s of evaluation in all, and 15-30 s of start-up per run (imports, loading 1.1 GB of
-weights, tokenizing; ours also writes its epoch checkpoint, 3.1 GiB with the Adam state, and
-its export): about 5 minutes, within the 6 that let a 15-minute device lease run it twice. A
-loop that compiles or captures graphs at its first steps adds that time to its runs (and to its
-figures: see below). `--tiny --device cpu` runs the same comparison with a tiny model on the
+weights, tokenizing; ours also writes its epoch checkpoint, the weights and the Adam
+state: several GiB, and its export): about 5 minutes, within the 6 that let a 15-minute device
+lease run it twice. A loop that compiles or captures graphs at its first steps adds that time to
+its runs (and to its figures: see below). `--tiny --device cpu` runs the same comparison with a tiny model on the
 demo set in about a minute of CPU (tests/test_benchmark.py).
 
 What runs. build_model.py writes an xlm-roberta-base-shaped model directory (hidden 768, 12
@@ -21,9 +21,10 @@ layers, 12 heads, intermediate 3072, an embedding table of 250002 rows: 277.5M p
 random init, seeded) with a SentencePiece tokenizer of 8000 pieces trained on the training
 sentences (WikiANN-he from ../shared/wikiann when it is there, else the demo set); `--model DIR`
 reuses one. Both systems load that directory and read the same sentences (the first batch x
---steps training and --eval-sentences validation sentences, through ner.data.corpus). Per
-setting (batch, precision) each system runs once in its own subprocess, the order alternating
-from one setting to the next (ours first, then the Trainer first, ...): one epoch, the card's
+--steps training and --eval-sentences validation sentences, through ner.data.corpus; fewer when
+the data has fewer: each run's line says its steps). Per setting (batch, precision) each system
+runs once in its own subprocess, the order alternating from one setting to the next (ours
+first, then the Trainer first, ...): one epoch, the card's
 lr 2e-5, no warm-up, the linear schedule, clipping 1.0, batches of similar lengths on both sides
 (the loop's group_by_length, the Trainer's `group_by_length`), evaluation at the training batch.
 Ours: bench.py `ours` (its shared settings) with trainer.precision, trainer.bootstrap=0 and
@@ -283,8 +284,9 @@ def main(argv: list[str] | None = None) -> dict:
             runs.append(r)
             memory = f"{r['memory']:.2f} GiB" if a.device == "cuda" else f"{r['memory']:.0f} MiB"
             print(
-                f"- batch {batch} {precision} {system}: train {r['train']:.1f} sentences/s, "
-                f"{r['step_ms']:.1f} ms/step, eval {r['eval']:.1f} sentences/s, peak {memory}",
+                f"- batch {batch} {precision} {system}: {r['steps']} steps, train "
+                f"{r['train']:.1f} sentences/s, {r['step_ms']:.1f} ms/step, eval "
+                f"{r['eval']:.1f} sentences/s, peak {memory}",
                 flush=True,
             )
     runs.sort(key=lambda r: (a.settings.index((r["batch"], r["precision"])), r["system"]))
