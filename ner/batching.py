@@ -16,6 +16,11 @@ Evaluation: rank r takes examples r, r + W, ... (no padding, no duplicates), sor
 
 `EpochSteps` turns an epoch plan into this rank's optimizer steps, each a list of padded
 micro-batches (`Collator`), so the loop iterates over steps and nothing else.
+
+Length buckets (trainer.length_buckets, `bucket_lengths`): the collator pads a batch to the
+shortest of a few lengths that holds its longest window, and fills its rows up to the batch size,
+so a step's shapes repeat (a CUDA graph or a compiled kernel is recorded once per shape). The
+padding is masked (attention 0, label IGNORE), so it changes no number beyond float rounding.
 """
 
 from __future__ import annotations
@@ -113,29 +118,75 @@ def eval_shard(
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
 
 
+BUCKET_FLOOR = 16  # the shortest derived bucket: shorter batches are launch-bound anyway
+
+
+def bucket_lengths(setting, window: int, device: torch.device) -> tuple[int, ...]:
+    """The padded lengths of trainer.length_buckets (ner/config.py) for a model whose windows
+    hold `window` sub-tokens, on `device`; () pads each batch to its longest window.
+
+    `window`: 16, 24, 32, 48, 64, 96, 128, ... (each at most 1.5x the one before, multiples of
+    8 for tensor cores) below the window, and the window itself: 11 lengths for 512, and a
+    batch longer than 16 sub-tokens padded by at most half its length. `auto`: those on CUDA, none on the
+    CPU. A list: its lengths below the window, and the window (so every window has a bucket).
+    """
+    if setting == "auto":
+        setting = "window" if device.type == "cuda" else None
+    if not setting:  # null or []
+        return ()
+    if setting == "window":
+        lengths, half = [], BUCKET_FLOOR // 2  # 16, 24, 32, 48, ...: x1.5 then x4/3
+        while 2 * half < window:
+            lengths += [2 * half, 3 * half] if 3 * half < window else [2 * half]
+            half *= 2
+        return tuple(lengths) + (window,)
+    return tuple(sorted({int(n) for n in setting if n < window})) + (window,)
+
+
 class Collator:
-    """Dynamic padding: pad a batch to its longest window (rounded up to a multiple, on GPU).
+    """Padding: a batch to its longest window (rounded up to a multiple, on GPU), or, with length
+    `buckets`, to the shortest bucket that holds it, its rows filled up to `rows`.
 
     No token_type_ids: a window is one sentence, segment 0, which is what every encoder assumes
     when they are absent (BERT, ELECTRA, RoBERTa, XLM-R, DeBERTa), and what a tokenizer gives.
     """
 
-    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
+    def __init__(
+        self, pad_id: int, pad_to_multiple_of: int | None = None, buckets: Sequence[int] = ()
+    ):
         self.pad_id = pad_id
         self.multiple = pad_to_multiple_of
+        self.buckets = tuple(sorted(buckets))
 
     @classmethod
-    def for_device(cls, tokenizer, device: torch.device) -> Collator:
-        """The one padding rule: to the longest window, rounded up to 8 on GPU (tensor cores)."""
-        return cls(tokenizer.pad_token_id, 8 if device.type == "cuda" else None)
+    def for_device(
+        cls, tokenizer, device: torch.device, length_buckets=None, window: int | None = None
+    ) -> Collator:
+        """The one padding rule: to the longest window, rounded up to 8 on GPU (tensor cores), or
+        to trainer.length_buckets (`length_buckets`) for a model of `window` sub-tokens."""
+        buckets = bucket_lengths(length_buckets, window, device) if window else ()
+        return cls(tokenizer.pad_token_id, 8 if device.type == "cuda" else None, buckets)
 
-    def __call__(self, batch: Sequence[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(f["input_ids"]) for f in batch)
-        if self.multiple:
-            width = -(-width // self.multiple) * self.multiple
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+    def width(self, longest: int) -> int:
+        """The padded length of a batch whose longest window is `longest` sub-tokens."""
+        for bucket in self.buckets:
+            if bucket >= longest:
+                return bucket
+        if self.multiple:  # no buckets, or a window longer than the model's (not from features)
+            return -(-longest // self.multiple) * self.multiple
+        return longest
+
+    def __call__(self, batch: Sequence[dict], rows: int | None = None) -> dict[str, torch.Tensor]:
+        """Pad `batch`; with buckets, fill it up to `rows` rows: a filler row is padding whose
+        first position alone is attended (a row attending to nothing is NaN in some attention
+        kernels, and a NaN activation would reach the gradients through the backward's matmuls),
+        every label IGNORE, so it adds nothing to a loss, a gradient or a prediction."""
+        width = self.width(max(len(f["input_ids"]) for f in batch))
+        n_rows = max(len(batch), rows or 0) if self.buckets else len(batch)
+        ids = torch.full((n_rows, width), self.pad_id, dtype=torch.long)
+        labels = torch.full((n_rows, width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((n_rows, width), dtype=torch.long)
+        mask[len(batch) :, 0] = 1
         for row, f in enumerate(batch):
             n = len(f["input_ids"])
             ids[row, :n] = torch.tensor(f["input_ids"])
@@ -153,6 +204,11 @@ class EpochSteps(Dataset):
 
     def __init__(self, features: Sequence[dict], plan: list, rank: int, collate: Collator):
         self.features, self.plan, self.rank, self.collate = features, plan, rank, collate
+        # A rank's micro-batch size (batch_size, or less when the epoch is shorter than one
+        # micro-step): with length buckets every micro-batch is filled up to it.
+        self.rows = max(
+            (len(share) for step in plan for micro in step for share in micro), default=1
+        )
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -161,7 +217,7 @@ class EpochSteps(Dataset):
         micro_batches = []
         for micro in self.plan[step]:
             share = micro[self.rank]
-            batch = self.collate([self.features[i] for i in share or [0]])
+            batch = self.collate([self.features[i] for i in share or [0]], self.rows)
             if not share:
                 batch["labels"].fill_(IGNORE)
             micro_batches.append(batch)

@@ -228,6 +228,17 @@ class TrainerConfig:
     strategy: Strategy = operational(Strategy["ddp"])
     # Run torch.compile on the model (the same computation, other kernels).
     compile: bool = operational(False)
+    # Pad every training and evaluation batch to one of a few lengths (sub-tokens) and fill its
+    # rows up to the batch size, so that a step's shapes repeat: CUDA graphs and torch.compile
+    # record one per shape, and a batch of a new length costs a recompilation. `window`: 16, 24,
+    # 32, 48, 64, 96, 128, ... (multiples of 8, each at most 1.5x the one before) up to the
+    # model's window (model.max_length); a list: those lengths (the window is added); null or
+    # []: each batch padded to its longest window (rounded up to 8 on CUDA). auto: `window` on
+    # CUDA, null on the CPU, where nothing is recorded per shape and a padded position costs
+    # its full compute (ner/batching.py bucket_lengths). The padding is masked (attention 0,
+    # label -100): the same numbers to float rounding, except that dropout draws its masks over
+    # the padded shape, so with dropout on the draws differ (the same distribution).
+    length_buckets: Any = operational("auto")
     # cpu, cuda, or auto (cuda:LOCAL_RANK when available).
     device: Device = operational(Device["auto"])
     # One device's memory in GiB: a run whose model state per rank (printed at start, ner/memory.py;

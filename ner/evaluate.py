@@ -2,7 +2,11 @@
 
 Each rank evaluates its shard (examples rank, rank + W, ...; no padding, no duplicates) with the
 *unwrapped* model (no DDP collectives, so uneven batch counts are fine), takes the argmax on the
-device and keeps only the predicted ids at labelled positions. A model sharded by FSDP
+device and keeps it there, in one buffer for the whole shard, copied to the host once at the end:
+no batch waits for the host (no per-batch transfer, `.item()` or boolean indexing, whose size the
+host must read), and with length buckets (trainer.length_buckets, ner/batching.py) every batch
+has one of a few shapes. The host keeps the ids at labelled positions, which it knows from the
+features. A model sharded by FSDP
 (ner/sharding.py) gathers each layer's parameters in its forward, a collective: then every rank
 runs as many forward passes as rank 0, which has the most batches, the missing ones on a stand-in
 batch (the split's first window) whose output is dropped, so no example counts twice. The shards are gathered with
@@ -16,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ner.batching import Collator, eval_shard
@@ -39,32 +44,33 @@ def predict_features(
     was_training = model.training
     model.eval()
     lengths = [len(f["input_ids"]) for f in features]
-    mine, preds_dev, counts = [], [], []
+    shard = eval_shard(lengths, batch_size, env.rank, env.world_size)
+    mine = [i for idx in shard for i in idx]
+    width = max((lengths[i] for i in mine), default=0)
+    # Row k: the predicted ids of feature mine[k], written on the device batch by batch.
+    predicted = torch.zeros((len(mine), width), dtype=torch.int32, device=env.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
     n_labels = torch.zeros((), dtype=torch.long, device=env.device)
-    shard = eval_shard(lengths, batch_size, env.rank, env.world_size)
+    row = 0
     for idx in shard:
-        batch = {
-            k: v.to(env.device, non_blocking=True)
-            for k, v in collator([features[i] for i in idx]).items()
-        }
+        batch = to_device(env.device, collator([features[i] for i in idx], batch_size))
         labels = batch["labels"]
         logits = logits_of(model, batch, env.device, precision)
-        scored = labels != IGNORE
-        loss_sum += token_loss(logits[scored], labels[scored]).double()
-        n_labels += scored.sum()
-        preds_dev.append(logits.argmax(-1)[scored])  # only the scored ids leave the device
-        counts.extend(scored.sum(1).tolist())
-        mine.extend(idx)
+        # Every position but the labelled ones is IGNORE (filler rows and padding included).
+        loss_sum += token_loss(logits.flatten(0, 1), labels.flatten()).double()
+        n_labels += (labels != IGNORE).sum()
+        cols = min(logits.shape[1], width)
+        predicted[row : row + len(idx), :cols] = logits[: len(idx), :cols].argmax(-1)
+        row += len(idx)
     if lockstep(model) and features:  # as many forward passes (collectives) as rank 0's
-        stand_in = {k: v.to(env.device) for k, v in collator([features[0]]).items()}
+        stand_in = to_device(env.device, collator([features[0]], batch_size))
         for _ in range(len(eval_shard(lengths, batch_size, 0, env.world_size)) - len(shard)):
             logits_of(model, stand_in, env.device, precision)
-    flat = torch.cat(preds_dev).tolist() if preds_dev else []
-    per_feature, pos = {}, 0
-    for i, c in zip(mine, counts, strict=True):
-        per_feature[i] = flat[pos : pos + c]
-        pos += c
+    host = predicted.cpu().numpy()  # the shard's one transfer
+    per_feature = {}
+    for k, i in enumerate(mine):
+        labelled = np.asarray(features[i]["labels"]) != IGNORE
+        per_feature[i] = host[k, : len(labelled)][labelled].tolist()
     model.train(was_training)
 
     gathered: dict[int, list[int]] = {}
@@ -74,6 +80,15 @@ def predict_features(
     totals = torch.stack([loss_sum, n_labels.double()])
     all_reduce_sum(totals, env)
     return [gathered[i] for i in range(len(features))], float(totals[0]), int(totals[1])
+
+
+def to_device(device: torch.device, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A collated batch on the device; from pinned memory on CUDA, so the copy does not make the
+    host wait."""
+    pin = device.type == "cuda"
+    return {
+        k: (v.pin_memory() if pin else v).to(device, non_blocking=True) for k, v in batch.items()
+    }
 
 
 def evaluate(

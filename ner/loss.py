@@ -9,9 +9,9 @@ optim.label_smoothing and optim.class_weights (`objective`). Training divides it
 weights: the sum of their labels' weights, as torch's weighted mean divides), so N ranks at
 batch B weight every token as 1 rank at batch N*B does; with dropout off they update alike to
 float rounding (tests/test_distributed.py), with dropout on each rank draws its own masks.
-Evaluation (ner/evaluate.py) sums the plain `token_loss` over a split, on the same positions
-selected first: summed in another order, it equals loss_step's to float rounding (without the
-variants), so training and evaluation losses are the same quantity.
+Evaluation (ner/evaluate.py) sums the plain `token_loss` over a split, as training does (every
+position but the labelled ones is IGNORE): it equals loss_step's (without the variants), so
+training and evaluation losses are the same quantity.
 
 `LossTracker` keeps the training loss on the device, so a step never waits for the host: sums
 since the last log and over the epoch (folded into the checkpointed progress at every log,

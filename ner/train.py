@@ -146,7 +146,9 @@ class TrainingRun:
         # progress, history; a resume restores into it, every checkpoint is its record. From
         # here the loop reaches the model through it alone.
         self.state = training_state(cfg, prepared, self.total_steps, env.device)
-        self.collate = Collator.for_device(prepared.tokenizer, env.device)
+        self.collate = Collator.for_device(
+            prepared.tokenizer, env.device, cfg.trainer.length_buckets, prepared.max_length
+        )
         self.losses = LossTracker(env.device, weighted=prepared.objective.weights is not None)
         self.saved_at = -1  # the global step of the newest checkpoint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -59,7 +60,7 @@ def test_median_over_repeats():
 
 
 def test_synthetic_batches_look_like_wikiann():
-    gpu = load("gpu")
+    gpu = load("synthetic")  # strategies.py's batches, which were gpu.py's
     batches = gpu.make_batches(20, 16, 25.0, 8.6, 1000, True, seed=0)
     lengths = [n for b in batches for n in b["lengths"]]
     assert len(lengths) == 20 * 16
@@ -73,15 +74,79 @@ def test_synthetic_batches_look_like_wikiann():
             assert b["labels"][r, 0] == gpu.IGNORE and (b["labels"][r, n - 1 :] == gpu.IGNORE).all()
 
 
-@pytest.mark.slow
-def test_gpu_script_runs_tiny_on_cpu():
+def test_gpu_summary_gives_ratios_goals_and_the_card():
     gpu = load("gpu")
-    report = gpu.main(["--tiny", "--device", "cpu", "--steps", "2", "--batch-sizes", "3,8"])
-    assert [r["batch"] for r in report["train"]] == [3, 8]
-    for r in report["train"]:
-        assert r["step_ms"] > 0 and r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0
-    est = report["card_estimate_hours"]
-    assert est["total"] == pytest.approx(est["train"] + est["eval"])
+
+    def run(batch, precision, system, train, step_ms, evl):
+        fields = {"batch": batch, "precision": precision, "system": system, "train": train}
+        return {**fields, "step_ms": step_ms, "eval": evl, "memory": 2.5}
+
+    runs = [
+        run(3, "fp32", "ours", 330, 9.0, 1000),
+        run(3, "fp32", "trainer", 110, 27.0, 440),
+        run(3, "bf16", "ours", 300, 10.0, 900),
+        run(3, "bf16", "trainer", 54, 55.0, 300),
+        run(32, "bf16", "ours", 1500, 21.0, 5000),
+        run(32, "bf16", "trainer", 500, 64.0, 2500),
+    ]
+    lines = gpu.summary_lines(runs, "cuda")
+    assert lines[0].startswith("| batch | precision | system | train sentences/s | ms per step |")
+    assert lines[2] == "| 3 | fp32 | ours | 330.0 | 9.0 | 1000.0 | 2.50 |"
+    text = "\n".join(lines)
+    assert "batch 3 fp32, ours/Trainer: train 3.00x (>= 3x: met), eval 2.27x (>= 2x: met)" in text
+    assert "batch 32 bf16, ours/Trainer: train 3.00x (>= 3x: met), eval 2.00x (>= 2x: met)" in text
+    assert "batch 3 bf16/fp32, ours: train 0.91x, eval 0.90x (>= 1x: NOT met)" in text
+    # 666,700 steps x 9 ms = 1.667 h, 100 x 10,000 sentences at 1000/s = 0.278 h
+    assert "ours fp32: training 1.67 h + evaluation 0.28 h = 1.94 h (<= 1 h: NOT met)" in text
+    h = gpu.card_hours(9.0, 1000)
+    assert h["total"] == pytest.approx(h["train"] + h["eval"])
+    assert h["train"] == pytest.approx(666_700 * 0.009 / 3600)
+
+
+def test_cuda_peak_runs_the_program_as_python_would(tmp_path):
+    # The program's argv, sys.path[0] and exit status are python's; the peak is written at exit.
+    (tmp_path / "prog.py").write_text("import sys\nprint(sys.argv, sys.path[0])\nsys.exit(3)\n")
+    out = tmp_path / "peak.json"
+    cmd = [sys.executable, str(BENCH_DIR / "cuda_peak.py"), str(out), "prog.py", "--x"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == f"['prog.py', '--x'] {tmp_path}"
+    assert out.read_text() == '{"max_memory_allocated": 0}\n'  # no CUDA used
+    out.unlink()
+    cmd = [sys.executable, str(BENCH_DIR / "cuda_peak.py"), str(out), "-m", "prog", "--y"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == f"['{tmp_path / 'prog.py'}', '--y'] {tmp_path}"
+    assert out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.bench  # six trainings, three of them the Trainer's: `pytest -m bench`, not in CI
+def test_gpu_script_runs_the_comparison_tiny_on_cpu(tmp_path):
+    pytest.importorskip("accelerate")  # the Trainer needs it: the optional `bench` extra
+    gpu = load("gpu")
+    results = tmp_path / "RESULTS.md"
+    argv = ["--tiny", "--device", "cpu", f"--work-dir={tmp_path}", f"--results={results}"]
+    report = gpu.main(argv)
+    runs = report["runs"]
+    settings = [(r["batch"], r["precision"], r["system"]) for r in runs]
+    assert settings == [(b, p, s) for b, p in gpu.SETTINGS for s in ("ours", "trainer")]
+    for r in runs:
+        assert r["train"] > 0 and r["eval"] > 0 and r["step_ms"] > 0, r
+        assert r["memory"] > 100, r  # a Python process with torch, MiB
+        assert r["steps"] == 4, r
+    (work,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    # The same data on both sides: 4 steps at the run's batch, 24 evaluation sentences.
+    history = json.loads((work / "ours-b32-bf16" / "log_history.json").read_text())
+    assert history[-1]["step"] == 4
+    trainer = json.loads((work / "trainer-b32-bf16" / "result.json").read_text())
+    assert (trainer["n_train"], trainer["n_eval"], trainer["steps"]) == (128, 24, 4)
+    config = (work / "ours-b3-bf16" / "attempts" / "1" / "config.yaml").read_text()
+    assert "precision: bf16" in config and "batch_size: 3" in config
+    text = results.read_text()
+    assert "python experiments/benchmark/gpu.py --tiny --device cpu" in text
+    assert re.search(r"batch 3 fp32, ours/Trainer: train [\d.]+x", text)
+    assert re.search(r"the card's 666,700 steps .* ours bf16: training [\d.]+ h", text)
 
 
 @pytest.mark.slow

@@ -89,3 +89,39 @@ def test_early_stopping_after_patience(tmp_path, monkeypatch):
     assert [e["epoch"] for e in evals] == [1.0, 2.0, 3.0]
     assert history[-1]["best_epoch"] == 1.0 and history[-1]["monitor"] == "eval_loss"
     assert "early stopping" in (tmp_path / "train.log").read_text()
+
+
+def test_buckets_and_one_transfer_per_set(prepared, monkeypatch):
+    # Padded to buckets with filler rows, the predictions and scores are the plain path's; the
+    # predictions stay on the device and leave it once for the whole set, whatever the batches.
+    from ner.batching import Collator
+    from ner.distributed import Env
+    from ner.evaluate import evaluate
+
+    [only] = prepared.eval_sets
+    pad = prepared.tokenizer.pad_token_id
+    plain = plain_metrics(prepared)
+    reads = []
+    for name in ("cpu", "item", "tolist", "numpy"):
+        method = getattr(torch.Tensor, name)
+        monkeypatch.setattr(
+            torch.Tensor,
+            name,
+            lambda t, *a, _m=method, _n=name, **k: reads.append(_n) or _m(t, *a, **k),
+        )
+    for batch_size in (1, 5):  # 61 sentences: 61 batches, or 13 with a last one of 1 filled
+        reads.clear()
+        fast = evaluate(
+            prepared.model,
+            only.features["validation"],
+            only.gold["validation"],
+            prepared.labels,
+            batch_size,
+            Collator(pad, 8, buckets=(8, 16, 24)),
+            Env(),
+        )
+        assert reads == ["cpu", "numpy"]  # one transfer of the set's predictions
+        assert fast["predictions"] == plain["predictions"]
+        for key in ("precision", "recall", "f1", "accuracy"):
+            assert fast[key] == plain[key], key
+        assert fast["loss"] == pytest.approx(plain["loss"], rel=1e-6)

@@ -66,7 +66,11 @@ def run_measured(cmd: list[str], env: dict, log_path: Path) -> float:
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 
-def ours(a, model: Path, run_dir: Path, env: dict) -> dict:
+def ours(
+    a, model: Path, run_dir: Path, env: dict, extra: dict | None = None, launcher: list[str] = ()
+) -> dict:
+    """`python -m ner.train` with the shared settings and `extra` overrides (`launcher`: arguments
+    between python and `-m`, gpu.py's cuda_peak.py); its figures, from its run directory."""
     over = {
         "model.name_or_path": model,
         "data.name": a.data,
@@ -84,8 +88,9 @@ def ours(a, model: Path, run_dir: Path, env: dict) -> dict:
         "optim.warmup_steps": a.warmup_steps,
         "seed": a.seed,
         "hydra.run.dir": run_dir,
+        **(extra or {}),
     }
-    cmd = [sys.executable, "-m", "ner.train", *(f"{k}={v}" for k, v in over.items())]
+    cmd = [sys.executable, *launcher, "-m", "ner.train", *(f"{k}={v}" for k, v in over.items())]
     peak = run_measured(cmd, env, run_dir.parent / f"{run_dir.name}.log")
     history = json.loads((run_dir / "log_history.json").read_text())
     evals = [e for e in history if "eval_f1" in e]
@@ -96,13 +101,25 @@ def ours(a, model: Path, run_dir: Path, env: dict) -> dict:
         "memory": peak,
         "f1": evals[-1]["eval_f1"],
         "accuracy": evals[-1]["eval_accuracy"],
+        "step_ms": 1000 * final["train_runtime"] / final["step"],
+        "steps": final["step"],
     }
 
 
-def trainer(a, model: Path, run_dir: Path, env: dict, group_by_length: bool) -> dict:
+def trainer(
+    a,
+    model: Path,
+    run_dir: Path,
+    env: dict,
+    group_by_length: bool,
+    extra: list[str] = (),
+    launcher: list[str] = (),
+) -> dict:
+    """trainer_run_ner.py with the shared settings and `extra` arguments (`launcher`: as ours)."""
     out = run_dir / "result.json"
     cmd = [
         sys.executable,
+        *launcher,
         str(HERE / "trainer_run_ner.py"),
         f"--model={model}",
         f"--out={out}",
@@ -120,6 +137,7 @@ def trainer(a, model: Path, run_dir: Path, env: dict, group_by_length: bool) -> 
     cmd += [f"--max-train-samples={a.max_train_samples}"] if a.max_train_samples else []
     cmd += [f"--max-eval-samples={a.max_eval_samples}"] if a.max_eval_samples else []
     cmd += ["--group-by-length"] if group_by_length else []
+    cmd += extra
     run_dir.mkdir(parents=True)
     peak = run_measured(cmd, env, run_dir.parent / f"{run_dir.name}.log")
     r = json.loads(out.read_text())
@@ -129,6 +147,8 @@ def trainer(a, model: Path, run_dir: Path, env: dict, group_by_length: bool) -> 
         "memory": peak,
         "f1": r["eval"][-1]["eval_f1"],
         "accuracy": r["eval"][-1]["eval_accuracy"],
+        "step_ms": 1000 * r["train_seconds"] / r["steps"],
+        "steps": r["steps"],
     }
 
 

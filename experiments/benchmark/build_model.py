@@ -60,8 +60,13 @@ def build(
     vocab: int = 8000,
     max_length: int = 512,
     seed: int = 42,
+    model_vocab: int | None = None,
 ) -> Path:
-    """Train the tokenizer on the training sentences, build the seeded model, save both."""
+    """Train the tokenizer on the training sentences, build the seeded model, save both.
+
+    `model_vocab`: rows of the embedding table when it is not the tokenizer's `vocab` pieces
+    (gpu.py: xlm-roberta-base's 250002, whose update is part of a step's cost; the rows past
+    the tokenizer's are never looked up)."""
     from ner.config import ModelConfig
     from ner.data.corpus import load_corpus
     from ner.model import build_model, model_config
@@ -84,7 +89,9 @@ def build(
         vocab_size=vocab,
         max_position_embeddings=max_length + 2,  # XLM-R positions start after the pad id
     )
-    model = build_model(shape, model_config(shape, corpus.labels, tokenizer), seed)
+    architecture = model_config(shape, corpus.labels, tokenizer)
+    architecture.vocab_size = model_vocab or architecture.vocab_size
+    model = build_model(shape, architecture, seed)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     n_params = sum(p.numel() for p in model.parameters())
@@ -96,6 +103,7 @@ def build(
         "heads": heads,
         "intermediate": intermediate,
         "vocab": len(tokenizer),
+        "model_vocab": architecture.vocab_size,
         "max_length": max_length,
         "seed": seed,
         "parameters": n_params,

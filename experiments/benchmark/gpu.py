@@ -1,236 +1,217 @@
-"""GPU benchmark: xlm-roberta-base-architecture training steps on WikiANN-shaped synthetic batches.
+"""The GPU benchmark: the real loop (`python -m ner.train`) against the Hugging Face Trainer
+(trainer_run_ner.py) on one device, at the reference card's batch 3 (fp32 and bf16) and at
+batch 32 (bf16).
 
-    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py                 # one CUDA device, < 5 min
-    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --tiny --device cpu   # CI, seconds
-    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --strategies --nproc 2  # fsdp vs ddp
+    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py                        # one H200: ~5 min
+    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --tiny --device cpu    # CPU, ~1 min
+    HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py --strategies --nproc 8  # fsdp vs ddp
 
-The model is built from `XLMRobertaConfig` (vocabulary 250002, hidden 768, 12 layers, 12 heads,
-intermediate 3072; random init, nothing downloaded) with a 7-label token-classification head.
-A step is what `ner/train.py` does on one process: bf16 autocast (on CUDA), cross-entropy summed
-over the labelled positions / their count, backward, gradient clipping at 1.0, fused AdamW
-(on CPU too: torch >= 2.4), `zero_grad(set_to_none=True)`; no host-device synchronisation inside a timed
-window.
+How long, on one H200 (an estimate from the rates issue 27 measured there, not yet timed as a
+whole): about 30 s to build the model directory, then six runs (3 settings x 2 systems) of
+--steps 300 optimizer steps and one evaluation of --eval-sentences 1000: about 75 s of training
+and 15 s of evaluation in all, and 15-30 s of start-up per run (imports, loading 1.1 GB of
+weights, tokenizing; ours also writes its epoch checkpoint, the weights and the Adam
+state: several GiB, and its export): about 5 minutes, within the 6 that let a 15-minute device
+lease run it twice. A loop that compiles or captures graphs at its first steps adds that time to
+its runs (and to its figures: see below). `--tiny --device cpu` runs the same comparison with a tiny model on the
+demo set in about a minute of CPU (tests/test_benchmark.py).
 
-Synthetic batches: sentence lengths in sub-tokens (specials included) are drawn from a log-normal
-with sigma 0.64 and mean 25: the shape of WikiANN-he's length distribution under a tokenizer
-trained on it (median 15, mean 18.4, p90 32 sub-tokens), scaled to XLM-R's mean of ~25
-sub-tokens for WikiANN-he's ~8.6 words. About 8.6/25 of the positions carry a label, the rest
--100. Batches are planned like the loop plans them (`ner.batching.epoch_plan`,
-group_by_length on; `--no-group` for random batches) and padded to a multiple of 8.
+What runs. build_model.py writes an xlm-roberta-base-shaped model directory (hidden 768, 12
+layers, 12 heads, intermediate 3072, an embedding table of 250002 rows: 277.5M parameters,
+random init, seeded) with a SentencePiece tokenizer of 8000 pieces trained on the training
+sentences (WikiANN-he from ../shared/wikiann when it is there, else the demo set); `--model DIR`
+reuses one. Both systems load that directory and read the same sentences (the first batch x
+--steps training and --eval-sentences validation sentences, through ner.data.corpus; fewer when
+the data has fewer: each run's line says its steps). Per setting (batch, precision) each system
+runs once in its own subprocess, the order alternating from one setting to the next (ours
+first, then the Trainer first, ...): one epoch, the card's
+lr 2e-5, no warm-up, the linear schedule, clipping 1.0, batches of similar lengths on both sides
+(the loop's group_by_length, the Trainer's `group_by_length`), evaluation at the training batch.
+Ours: bench.py `ours` (its shared settings) with trainer.precision, trainer.bootstrap=0 and
+trainer.keep_checkpoints=none, and whatever else the loop defaults to on the device (length
+buckets on CUDA: trainer.length_buckets=auto); the Trainer: bench.py `trainer`, `--bf16` for bf16.
 
-Model FLOPs utilisation (MFU) counts only real (non-pad) tokens, with the usual training cost of
-3 x forward (forward + backward):
-    FLOPs per step = 6 * N * T + 12 * n_layers * d_model * sum_i(len_i ** 2)
-where N = non-embedding parameters (encoder layers and head; embeddings are lookups), T = real
-tokens in the step, len_i = length of sentence i (the QK^T and AV matmuls: 2 * 2 * len * d per
-token and layer forward, x3 for training). MFU = FLOPs per step / step time / peak, with the
-peak given by `--peak-flops` (default 989e12: H100/H200 dense bf16).
-
-It reports, per batch size (default 3, the reference card's, and 32): time per optimizer step,
-training sentences/s and tokens/s, MFU; then an estimate of the card's 100 epochs at batch 3 on
-20000 sentences per epoch (6667 steps per epoch) from the measured step time, plus the time of
-the per-epoch evaluation (10000 validation sentences at batch 3, measured forward passes).
+The figures, read from what each run leaves (timing the subprocesses would count their start-up
+and imports):
+- train sentences/s and ms per optimizer step: ours, log_history.json's final entry
+  (train_runtime over its steps: the optimizer steps only, evaluation and checkpoints not
+  counted); the Trainer, on_epoch_begin..on_epoch_end (trainer_run_ner.py). Both include the
+  first steps (warm-up, and any compilation or graph capture);
+- eval sentences/s: one evaluation pass over the validation sentences (predictions and
+  seqeval), eval_samples_per_second of both logs;
+- peak memory: on CUDA torch.cuda.max_memory_allocated of the run's process (cuda_peak.py runs
+  it); on the CPU its peak resident set (bench.py `run_measured`);
+- the ratios ours/Trainer against issue 27's goals (training >= 3x at batch 3 and 32, evaluation
+  >= 2x at every batch, bf16 not slower than fp32) and the card's estimated hours per system
+  and precision: 666,700 optimizer steps at batch 3 at the measured ms per step, plus 100
+  evaluations of 10,000 sentences at the measured batch-3 evaluation rate (goal: one hour).
+The table and the exact command are printed and appended to RESULTS.md (`--results -`: not).
 
 `--strategies` runs strategies.py's comparison instead: fsdp against ddp on `--nproc` CUDA
 devices (default: all; nccl takes one device per rank, so it needs two or more), bf16, the
-xlm-roberta-base shape (`--shape`), ms per step and torch.cuda.max_memory_allocated per rank
-beside the start-of-run estimate (ner/memory.py), appended to RESULTS.md.
+xlm-roberta-base shape (`--shape`), appended to RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
-import math
 import os
+import platform
+import shlex
 import sys
-import time
-from contextlib import nullcontext
+from argparse import Namespace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import bench  # noqa: E402
+from build_model import build, default_data  # noqa: E402
+from synthetic import BASE  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ner.batching import epoch_plan  # noqa: E402
-
-IGNORE = -100
-BASE = {"vocab": 250002, "hidden": 768, "layers": 12, "heads": 12, "intermediate": 3072}
-TINY = {"vocab": 1000, "hidden": 64, "layers": 2, "heads": 4, "intermediate": 128}
-CARD = {"epochs": 100, "train_sentences": 20000, "eval_sentences": 10000, "batch": 3}
-SIGMA = 0.64  # log-normal shape of WikiANN-he's sub-token lengths
+SETTINGS = ((3, "fp32"), (3, "bf16"), (32, "bf16"))  # (batch, precision)
+SYSTEMS = ("ours", "trainer")
+TOKENIZER_PIECES = 8000
+CARD = {"steps": 666_700, "batch": 3, "evaluations": 100, "eval_sentences": 10_000}
+GOALS = {"train": 3.0, "eval": 2.0, "card_hours": 1.0}  # issue 27
 
 
-def build(shape: dict, device: torch.device, seed: int) -> torch.nn.Module:
-    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
-
-    config = XLMRobertaConfig(
-        vocab_size=shape["vocab"],
-        hidden_size=shape["hidden"],
-        num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"],
-        intermediate_size=shape["intermediate"],
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        num_labels=7,
+def model_directory(a: Namespace, work: Path) -> Path:
+    """The model both systems load: `--model`, or an xlm-roberta-base shape built here (--tiny:
+    bench.py's tiny shape)."""
+    if a.model:
+        return a.model.resolve()
+    if a.tiny:
+        return build(work / "model", a.data, a.data_config, seed=a.seed, **bench.TINY_SHAPE)
+    shape = {k: BASE[k] for k in ("hidden", "layers", "heads", "intermediate")}
+    return build(
+        work / "model",
+        a.data,
+        a.data_config,
+        vocab=TOKENIZER_PIECES,
+        model_vocab=BASE["vocab"],
+        seed=a.seed,
+        **shape,
     )
-    torch.manual_seed(seed)
-    return XLMRobertaForTokenClassification(config).to(device)
 
 
-def non_embedding_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in n)
+def one_run(a: Namespace, system: str, batch: int, precision: str, model: Path, work: Path):
+    """One system at one setting, in its own subprocess; its figures (bench.py's, with ms per
+    step, and peak GPU memory in GiB on CUDA)."""
+    run = Namespace(**vars(a))  # bench.py's settings for this run
+    run.batch_size = run.eval_batch_size = batch
+    run.max_train_samples, run.max_eval_samples = batch * a.steps, a.eval_sentences
+    run.epochs = 1
+    name = f"{system}-b{batch}-{precision}"
+    peak_file = work / f"{name}.peak.json"
+    launcher = [str(HERE / "cuda_peak.py"), str(peak_file)] if a.device == "cuda" else []
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.update({"OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)})
+    if system == "ours":
+        extra = {
+            "trainer.precision": precision,
+            "trainer.bootstrap": 0,
+            "trainer.keep_checkpoints": "none",
+            "trainer.group_by_length": "true",
+        }
+        m = bench.ours(run, model, work / name, env, extra, launcher)
+    else:
+        extra = ["--bf16"] if precision == "bf16" else []
+        m = bench.trainer(run, model, work / name, env, True, extra, launcher)
+    if a.device == "cuda":
+        m["memory"] = json.loads(peak_file.read_text())["max_memory_allocated"] / 2**30
+    return {"system": system, "batch": batch, "precision": precision, **m}
 
 
-def sentence_lengths(n: int, mean: float, g: torch.Generator) -> list[int]:
-    """Log-normal lengths (specials included) with the given mean, at least one word each."""
-    median = mean / math.exp(SIGMA**2 / 2)
-    z = torch.randn(n, generator=g)
-    lengths = (median * torch.exp(SIGMA * z)).round().clamp(min=3, max=512).long()
-    return lengths.tolist()
+def card_hours(step_ms: float, eval_per_s: float) -> dict:
+    """The card's training and evaluation time at these rates, in hours."""
+    train = CARD["steps"] * step_ms / 1000 / 3600
+    evaluation = CARD["evaluations"] * CARD["eval_sentences"] / eval_per_s / 3600
+    return {"train": train, "eval": evaluation, "total": train + evaluation}
 
 
-def make_batches(
-    n_batches: int, batch: int, mean_len: float, words: float, vocab: int, group: bool, seed: int
-) -> list[dict]:
-    """Synthetic batches planned like the loop's (length-grouped), padded to a multiple of 8."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = sentence_lengths(n_batches * batch, mean_len, g)
-    plan = epoch_plan(lengths, batch, 1, 1, seed, 0, group)
-    out = []
-    for step in plan:
-        idx = step[0][0]
-        width = -(-max(lengths[i] for i in idx) // 8) * 8
-        ids = torch.full((len(idx), width), 1, dtype=torch.long)  # XLM-R's pad id
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = lengths[i]
-            ids[row, :n] = torch.randint(5, vocab, (n,), generator=g)
-            mask[row, :n] = 1
-            # First sub-tokens of words: `words` of the mean_len - 2 inner positions.
-            scored = torch.rand(n - 2, generator=g) < words / (mean_len - 2)
-            scored[0] = True
-            labels[row, 1 : n - 1] = torch.where(
-                scored, torch.randint(0, 7, (n - 2,), generator=g), IGNORE
+def met(value: float, goal: float, at_most: bool = False) -> str:
+    return "met" if (value <= goal if at_most else value >= goal) else "NOT met"
+
+
+def summary_lines(runs: list[dict], device: str) -> list[str]:
+    """The table (one row per setting and system), the ratios against the goals, the card."""
+    memory = "peak GPU memory GiB" if device == "cuda" else "peak memory MiB (resident)"
+    lines = [
+        f"| batch | precision | system | train sentences/s | ms per step | eval sentences/s | "
+        f"{memory} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by = {(r["batch"], r["precision"], r["system"]): r for r in runs}
+    for r in runs:
+        mem = f"{r['memory']:.2f}" if device == "cuda" else f"{r['memory']:.0f}"
+        lines.append(
+            f"| {r['batch']} | {r['precision']} | {r['system']} | {r['train']:.1f} | "
+            f"{r['step_ms']:.1f} | {r['eval']:.1f} | {mem} |"
+        )
+    lines.append("")
+    for batch, precision in dict.fromkeys((r["batch"], r["precision"]) for r in runs):
+        o, t = by.get((batch, precision, "ours")), by.get((batch, precision, "trainer"))
+        if o and t:
+            train, evaluation = o["train"] / t["train"], o["eval"] / t["eval"]
+            lines.append(
+                f"- batch {batch} {precision}, ours/Trainer: train {train:.2f}x "
+                f"(>= {GOALS['train']:g}x: {met(train, GOALS['train'])}), eval "
+                f"{evaluation:.2f}x (>= {GOALS['eval']:g}x: {met(evaluation, GOALS['eval'])})"
             )
-        out.append(
-            {
-                "input_ids": ids,
-                "attention_mask": mask,
-                "labels": labels,
-                "lengths": [lengths[i] for i in idx],
-            }
+    for system in SYSTEMS:
+        fp32, bf16 = (
+            by.get((CARD["batch"], "fp32", system)),
+            by.get((CARD["batch"], "bf16", system)),
         )
-    return out
+        if fp32 and bf16:
+            train, evaluation = bf16["train"] / fp32["train"], bf16["eval"] / fp32["eval"]
+            goal = f" (>= 1x: {met(min(train, evaluation), 1.0)})" if system == "ours" else ""
+            lines.append(
+                f"- batch {CARD['batch']} bf16/fp32, {system}: train {train:.2f}x, eval "
+                f"{evaluation:.2f}x{goal}"
+            )
+    for r in runs:
+        if r["batch"] == CARD["batch"]:
+            h = card_hours(r["step_ms"], r["eval"])
+            goal = (
+                f" (<= 1 h: {met(h['total'], 1.0, at_most=True)})" if r["system"] == "ours" else ""
+            )
+            lines.append(
+                f"- the card's {CARD['steps']:,} steps at batch {CARD['batch']} + "
+                f"{CARD['evaluations']} evaluations of {CARD['eval_sentences']:,} sentences, "
+                f"{r['system']} {r['precision']}: training {h['train']:.2f} h + evaluation "
+                f"{h['eval']:.2f} h = {h['total']:.2f} h{goal}"
+            )
+    return lines
 
 
-def autocast(device: torch.device, bf16: bool):
-    if bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def train_steps(model, forward, optimizer, batches, device, bf16: bool) -> float:
-    """Run one optimizer step per batch; return the wall seconds (synchronised at both ends)."""
-    model.train()
-    sync(device)
-    start = time.perf_counter()
-    for b in batches:
-        ids = b["input_ids"].to(device, non_blocking=True)
-        mask = b["attention_mask"].to(device, non_blocking=True)
-        labels = b["labels"].to(device, non_blocking=True)
-        with autocast(device, bf16):
-            logits = forward(input_ids=ids, attention_mask=mask).logits
-        n = (labels != IGNORE).sum().clamp(min=1)
-        loss = F.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
-        )
-        (loss / n).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    sync(device)
-    return time.perf_counter() - start
-
-
-@torch.no_grad()
-def eval_steps(model, forward, batches, device, bf16: bool) -> float:
-    """Forward passes with argmax on the device (what the loop's evaluation does)."""
-    model.eval()
-    sync(device)
-    start = time.perf_counter()
-    kept = []
-    for b in batches:
-        ids = b["input_ids"].to(device, non_blocking=True)
-        mask = b["attention_mask"].to(device, non_blocking=True)
-        labels = b["labels"].to(device, non_blocking=True)
-        with autocast(device, bf16):
-            logits = forward(input_ids=ids, attention_mask=mask).logits
-        kept.append(logits.argmax(-1)[labels != IGNORE])
-    torch.cat(kept).cpu()
-    sync(device)
-    model.train()
-    return time.perf_counter() - start
-
-
-def measure(a, model, forward, optimizer, device, batch: int, n_params: int) -> dict:
-    shape = TINY if a.tiny else BASE
-    batches = make_batches(
-        a.warmup + a.steps, batch, a.mean_len, a.words, shape["vocab"], not a.no_group, a.seed
-    )
-    if device.type == "cuda":  # the loop's DataLoader pins memory on CUDA
-        batches = [
-            {k: v.pin_memory() if torch.is_tensor(v) else v for k, v in b.items()} for b in batches
-        ]
-    train_steps(model, forward, optimizer, batches[: a.warmup], device, a.bf16)
-    timed = batches[a.warmup :]
-    seconds = train_steps(model, forward, optimizer, timed, device, a.bf16)
-    sentences = sum(len(b["lengths"]) for b in timed)
-    tokens = sum(sum(b["lengths"]) for b in timed)
-    padded = sum(b["input_ids"].numel() for b in timed)
-    flops = sum(
-        6 * n_params * sum(b["lengths"])
-        + 12 * shape["layers"] * shape["hidden"] * sum(n * n for n in b["lengths"])
-        for b in timed
-    )
-    out = {
-        "batch": batch,
-        "steps": len(timed),
-        "step_ms": 1000 * seconds / len(timed),
-        "sentences_per_s": sentences / seconds,
-        "tokens_per_s": tokens / seconds,
-        "padding_fraction": 1 - tokens / padded,
-        "model_tflops_per_s": flops / seconds / 1e12,
-    }
-    if a.peak_flops:
-        out["mfu"] = flops / seconds / a.peak_flops
-    return out
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    p.add_argument("--tiny", action="store_true", help="tiny model and few steps (CPU tests)")
-    p.add_argument("--batch-sizes", default="3,32", help="comma-separated")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per batch size")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps per batch size")
-    p.add_argument("--eval-batches", type=int, default=None, help="timed eval passes at batch 3")
-    p.add_argument("--peak-flops", type=float, default=None, help="default 989e12 on CUDA")
-    p.add_argument("--mean-len", type=float, default=25.0, help="sub-tokens per sentence")
-    p.add_argument("--words", type=float, default=8.6, help="words (labels) per sentence")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 on CUDA")
-    p.add_argument("--no-group", action="store_true", help="random batches, not length-grouped")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (dynamic)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    p.add_argument("--tiny", action="store_true", help="a tiny model on the demo set (CPU tests)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (300; 4)")
+    p.add_argument("--eval-sentences", type=int, default=None, help="per evaluation (1000; 24)")
+    p.add_argument(
+        "--settings",
+        default=",".join(f"{b}:{p}" for b, p in SETTINGS),
+        help="batch:precision,... (default: the three of issue 27)",
+    )
+    p.add_argument(
+        "--data", default=None, help="data.name (default: ../shared/wikiann he, else demo)"
+    )
+    p.add_argument("--data-config", default=None)
+    p.add_argument("--model", type=Path, default=None, help="an existing model directory")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per run (cuda: 4; cpu: 1)"
+    )
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--work-dir", type=Path, default=REPO / "outputs" / "benchmark_gpu")
+    p.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="'-': do not write")
     p.add_argument(
         "--strategies",
         action="store_true",
@@ -238,96 +219,112 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--nproc", type=int, default=None, help="--strategies: ranks (all GPUs)")
     p.add_argument("--shape", default="base", help="--strategies: tiny, small, base, large")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="--strategies: fp32")
     a = p.parse_args(argv)
-    a.steps = a.steps or (3 if a.tiny else 100)
-    a.warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 15)
-    a.eval_batches = a.eval_batches or (3 if a.tiny else 300)
+    a.steps = a.steps or (4 if a.tiny else 300)
+    a.eval_sentences = a.eval_sentences or (24 if a.tiny else 1000)
+    a.settings = [(int(b), prec) for b, prec in (s.split(":") for s in a.settings.split(",") if s)]
+    if a.tiny and a.data is None:
+        a.data = "demo"
+    if a.data is None:
+        a.data, a.data_config = default_data()
+    elif a.data != "demo" and Path(a.data).exists():
+        a.data = str(Path(a.data).resolve())  # subprocesses run in the repository root
+    # bench.py's shared settings: the card's learning rate (a random-init model of this size
+    # diverges at bench.py's 1e-3), no warm-up.
+    a.lr, a.warmup_steps = 2e-5, 0
     return a
 
 
-def main(argv: list[str] | None = None) -> dict:
-    a = parse_args(argv)
-    if a.strategies:  # the comparison of strategies.py, on this machine's GPUs
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import strategies
+def strategies_main(a: Namespace) -> dict:
+    """strategies.py's comparison on this machine's GPUs."""
+    import strategies
+    import torch
 
-        nproc = a.nproc or torch.cuda.device_count()
-        return strategies.main(
-            [
-                "--device=cuda",
-                f"--nproc={nproc}",
-                f"--shape={'tiny' if a.tiny else a.shape}",
-                f"--precision={'bf16' if a.bf16 else 'fp32'}",
-                f"--steps={a.steps}",
-                f"--warmup={a.warmup}",
-                f"--seed={a.seed}",
-            ]
-        )
+    nproc = a.nproc or torch.cuda.device_count()
+    return strategies.main(
+        [
+            "--device=cuda",
+            f"--nproc={nproc}",
+            f"--shape={'tiny' if a.tiny else a.shape}",
+            f"--precision={'bf16' if a.bf16 else 'fp32'}",
+            f"--seed={a.seed}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = parse_args(argv)
+    if a.strategies:
+        return strategies_main(a)
+    import torch
+
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(a.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        a.peak_flops = a.peak_flops or 989e12
-    shape = TINY if a.tiny else BASE
-    model = build(shape, device, a.seed)
-    forward = torch.compile(model, dynamic=True) if a.compile else model
-    n_params = non_embedding_params(model)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=2e-5,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=0.0,
-        fused=True,  # CUDA, and CPU since torch 2.4
-    )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this machine has no CUDA device; use --device cpu")
+    a.threads = a.threads or (4 if a.device == "cuda" else 1)
+    a.load_at_start = os.getloadavg()[0]
+    work = a.work_dir.resolve() / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    work.mkdir(parents=True, exist_ok=False)
+    model = model_directory(a, work)
+    info = json.loads((model / "benchmark_model.json").read_text())
+    device = torch.cuda.get_device_name(0) if a.device == "cuda" else platform.machine()
     print(
-        f"device {name}; model {shape} ({n_params / 1e6:.1f}M non-embedding, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M total parameters); "
-        f"{'bf16 autocast' if a.bf16 and device.type == 'cuda' else 'fp32'}; "
-        f"{a.warmup} warm-up + {a.steps} timed steps per batch size",
+        f"device {device}; model {model} ({info['parameters'] / 1e6:.2f}M parameters); data "
+        f"{a.data} {a.data_config or ''}; {a.steps} steps per run, {a.eval_sentences} "
+        "evaluation sentences",
         flush=True,
     )
-    results = []
-    for batch in [int(b) for b in a.batch_sizes.split(",") if b]:
-        r = measure(a, model, forward, optimizer, device, batch, n_params)
-        results.append(r)
-        mfu = f", MFU {100 * r['mfu']:.1f}%" if "mfu" in r else ""
-        print(
-            f"batch {batch:>4}: {r['step_ms']:8.2f} ms/step, {r['sentences_per_s']:9.1f} "
-            f"sentences/s, {r['tokens_per_s']:10.0f} tokens/s, "
-            f"{r['model_tflops_per_s']:7.2f} model TFLOP/s{mfu}",
-            flush=True,
-        )
-    eval_batches = make_batches(
-        a.eval_batches, CARD["batch"], a.mean_len, a.words, shape["vocab"], True, a.seed + 1
-    )  # length-grouped, close to the loop's length-sorted evaluation batches
-    eval_steps(model, forward, eval_batches[:2], device, a.bf16)  # warm-up
-    eval_s = eval_steps(model, forward, eval_batches, device, a.bf16) / len(eval_batches)
-    report = {"device": name, "shape": shape, "non_embedding_params": n_params, "train": results}
-    card = [r for r in results if r["batch"] == CARD["batch"]]
-    steps = CARD["epochs"] * math.ceil(CARD["train_sentences"] / CARD["batch"])
-    evals = CARD["epochs"] * math.ceil(CARD["eval_sentences"] / CARD["batch"])
-    report["eval_step_ms_batch3"] = 1000 * eval_s
-    if card:
-        train_h = steps * card[0]["step_ms"] / 1000 / 3600
-        eval_h = evals * eval_s / 3600
-        report["card_estimate_hours"] = {
-            "train": train_h,
-            "eval": eval_h,
-            "total": train_h + eval_h,
-        }
-        print(
-            f"the card's {CARD['epochs']} epochs at batch {CARD['batch']} ({steps} steps, "
-            f"{evals} eval batches of {eval_s * 1000:.2f} ms): training {train_h:.2f} h + "
-            f"evaluation {eval_h:.2f} h = {train_h + eval_h:.2f} h"
-        )
-    if device.type == "cuda":
-        report["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    if a.out:
-        a.out.write_text(json.dumps(report, indent=1) + "\n")
+    runs = []
+    for k, (batch, precision) in enumerate(a.settings):
+        for system in SYSTEMS if k % 2 == 0 else SYSTEMS[::-1]:
+            r = one_run(a, system, batch, precision, model, work)
+            runs.append(r)
+            memory = f"{r['memory']:.2f} GiB" if a.device == "cuda" else f"{r['memory']:.0f} MiB"
+            print(
+                f"- batch {batch} {precision} {system}: {r['steps']} steps, train "
+                f"{r['train']:.1f} sentences/s, {r['step_ms']:.1f} ms/step, eval "
+                f"{r['eval']:.1f} sentences/s, peak {memory}",
+                flush=True,
+            )
+    runs.sort(key=lambda r: (a.settings.index((r["batch"], r["precision"])), r["system"]))
+    lines = summary_lines(runs, a.device)
+    print("\n".join(lines), flush=True)
+    report = {"device": device, "model": info, "runs": runs}
+    (work / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    if str(a.results) != "-":
+        write_results(a, argv, device, info, lines)
     return report
+
+
+def write_results(a: Namespace, argv: list[str], device: str, info: dict, lines: list[str]):
+    import torch
+    import transformers
+
+    command = "HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py " + shlex.join(argv)
+    section = [
+        f"## {dt.datetime.now():%Y-%m-%d %H:%M}: the loop against the Trainer on {device}",
+        "",
+        "```",
+        command.strip(),
+        "```",
+        "",
+        f"Data {a.data} ({a.data_config}), {a.steps} optimizer steps per run, "
+        f"{a.eval_sentences} evaluation sentences at the training batch; model: hidden "
+        f"{info['hidden']}, {info['layers']} layers, vocabulary {info.get('model_vocab')} "
+        f"({info['vocab']} tokenizer pieces), {info['parameters'] / 1e6:.1f}M parameters. "
+        f"Machine: {device}, {os.cpu_count()} CPUs visible, {a.threads} thread(s) per run, "
+        f"torch {torch.__version__}, transformers {transformers.__version__}; load average "
+        f"{a.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        *lines,
+        "",
+    ]
+    a.results.parent.mkdir(parents=True, exist_ok=True)
+    with open(a.results, "a", encoding="utf-8") as f:
+        f.write("\n" + "\n".join(section) + "\n")
 
 
 if __name__ == "__main__":

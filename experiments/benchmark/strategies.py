@@ -12,7 +12,7 @@ layers, as XL's 82%), base, large) and wraps it as the loop does (ner/prepare.py
 per encoder layer and root, ner/sharding.py) under trainer.precision (`--precision`); its steps
 are the loop's (ner/train.py: the loss summed over labelled tokens / the step's labelled tokens
 of every rank x the world size, full-norm clipping at 1.0, fused AdamW of ner/optimization.py,
-zero_grad(set_to_none)) on synthetic WikiANN-shaped batches (gpu.py `make_batches`), different
+zero_grad(set_to_none)) on synthetic WikiANN-shaped batches (synthetic.py `make_batches`), different
 on each rank. `--warmup` steps are untimed, then `--steps` are timed (synchronised at both ends).
 
 Per rank it reports ms per optimizer step and its peak memory over the timed steps (the peak
@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
-from gpu import BASE, TINY, build, make_batches, sync  # noqa: E402
+from synthetic import BASE, TINY, build, make_batches, sync  # noqa: E402
 
 SHAPES = {
     "tiny": TINY,

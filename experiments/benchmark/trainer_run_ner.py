@@ -157,6 +157,8 @@ def run(a: argparse.Namespace) -> dict:
         )
         for split, ds in raw.items()
     }
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this machine has no CUDA device")
     cpu = a.device == "cpu" or not torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as out_dir:
         args = TrainingArguments(
@@ -205,6 +207,7 @@ def run(a: argparse.Namespace) -> dict:
         "epochs": a.epochs,
         "train_seconds": seconds,
         "train_samples_per_second": n_train * a.epochs / seconds,
+        "steps": trainer.state.global_step,  # optimizer steps in train_seconds
         "epoch_seconds": timer.seconds,
         "trainer_train_runtime": out.metrics["train_runtime"],
         "train_runtime_minus_eval": out.metrics["train_runtime"] - eval_seconds,
@@ -244,7 +247,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--group-by-length", action="store_true")
-    p.add_argument("--device", choices=["auto", "cpu"], default="auto")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     return p.parse_args(argv)
 

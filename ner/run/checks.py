@@ -48,6 +48,14 @@ def check(cfg: Any) -> None:
             f"config: optim.class_weights={w} must be null, inverse_frequency or a list of "
             "numbers > 0, one per label"
         )
+    b = t.length_buckets
+    if not (
+        b in (None, "auto", "window") or (_positive_numbers(b) and all(int(n) == n for n in b))
+    ):
+        raise UserError(
+            f"config: trainer.length_buckets={b} must be auto, window, null or a list of "
+            "lengths (whole numbers > 0)"
+        )
     if d.name is None and d.train_file is None:
         raise UserError("config: data.name=None is null, so data.train_file must be given")
     from ner import heads
