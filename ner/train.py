@@ -125,6 +125,7 @@ class TrainingRun:
         if cut_short:
             self.say(f"stopped after {p.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
+            self.owner.stopped_after_steps(p.global_step)
             return None
         p.wall_seconds = self.clock.wall()
         finish(

@@ -23,6 +23,7 @@ from ner import config, distributed
 from ner.errors import EXIT_USER_ERROR, UserError, error_line, exit_on_error
 from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.run.stamp import run_stamp
+from ner.run.sweep import record_refused
 from ner.train import train
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
@@ -64,6 +65,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except UserError as e:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             line = error_line(f"job {hydra_cfg.job.num} ({run_dir}): {e}")
+            record_refused(
+                hydra_cfg.sweep.dir, run_dir, hydra_cfg.job.num, hydra_cfg.overrides.task, e
+            )
             if hydra_cfg.launcher._target_ != BASIC_LAUNCHER:
                 raise JobFailed(line) from None  # the launcher reports it and runs the others
             print(line, file=sys.stderr, flush=True)  # in this process: main() exits 2 at the end
