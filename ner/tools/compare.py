@@ -71,7 +71,9 @@ def by_key(jobs: Sequence[tuple[Path, dict]], key: str, values: Sequence[str] | 
     if repeated:
         job, first = min(repeated.items())
         once = [",".join(str(j) for j in group if j not in repeated) for _, group in chosen]
-        same = " ".join(f"{k}={v}" for k, v in settings[job].items()) or "no overrides"
+        chosen_settings = [settings[j] for _, group in chosen for j in group]
+        varied = [k for k in settings[job] if len({str(o.get(k)) for o in chosen_settings}) > 1]
+        same = " ".join(f"{k}={settings[job][k]}" for k in varied or settings[job]) or "none"
         raise UserError(
             f"--by {key}: jobs {first} and {job} ran the same settings ({same}): one replicate "
             "would count as two (a sweep launched again into its directory numbers its jobs "
