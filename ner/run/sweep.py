@@ -1,4 +1,5 @@
-"""A sweep's refused jobs: a record of each in the sweep directory, since the job wrote nothing.
+"""A sweep's jobs beyond their directories: the refused ones, recorded in the sweep directory
+since they wrote nothing, and the ones that repeat another job's settings.
 
 A multirun job that is refused before its run is accepted (the directory its number names holds
 another run, another process holds it, a config its data cannot satisfy) changes no byte of its

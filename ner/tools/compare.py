@@ -11,9 +11,15 @@ two values, or the two `--values` chosen. One table row per split and evaluation
 saved (validation; test when they were tested): each side's F1 (a group's mean ± std over its
 runs), the difference A - B, its 95% interval and p. Two single runs: a paired bootstrap over
 sentences and an approximate randomisation test; groups: a two-level bootstrap (runs and
-sentences) and a permutation test over the runs. A run without saved predictions (made before
-runs kept them), predictions on other sentences (their fingerprints differ), or other label sets
-are refused in one line.
+sentences) and a permutation test over the runs.
+
+Refused in one line, each with its reason: a run named twice (in a side or in both; paths are
+resolved) or two jobs of one setting under `--by` (one replicate counted twice); a sweep or runs
+directory given as a run; a run not finished (running, interrupted, failed, stopped, killed:
+ner/run/status.py), whose predictions may be an earlier attempt's, or a file of another epoch
+than the finished run's best; a run without saved predictions (made before runs kept them);
+runs evaluated on other sets, predictions on other sentences (their fingerprints differ), or
+other label sets.
 """
 
 from __future__ import annotations

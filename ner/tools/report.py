@@ -8,13 +8,15 @@
 What the table shows and how it is written: ner/report/run_tables.py and ner/report/tables.py.
 
 A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
-(hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
-message; broken: a result.json or error.json that is not complete JSON, named; killed: its lock
-names a dead process, ner/run/lock.py; running: none of these), the
+(hydra.* excluded; read from the job, never from its number), its status (ner/run/status.py:
+finished, failed, interrupted, broken, stopped, killed, running, with the message), the
 epochs done, the best epoch by the monitored metric (the loop's rule, ner/metrics.py), the scores
-at that epoch and at the last one, the test F1 and the wall time. Rows are sorted best first;
-jobs without metrics come last. Jobs that differ only in a `seed` override are summarised per
-group: mean and sample standard deviation of the best and final F1 over the finished jobs.
+at that epoch and at the last one, the test F1 and the wall time (its attempts' own, not the time
+between them). A sweep's job refused before it had a directory is a row too, `refused`, from its
+record in the sweep directory (ner/run/sweep.py). Rows are sorted best first; jobs without
+metrics come last. Jobs that differ only in a `seed` override are summarised per group: mean and
+sample standard deviation of the best and final F1 over the finished jobs, a job that repeats
+another's settings (a sweep launched again into its directory) counted once.
 Files are read as they are, so the report works while a sweep runs: the run replaces its files
 atomically (ner/atomic.py), so one that is there but cannot be parsed is broken, not in progress.
 """
