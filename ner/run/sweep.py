@@ -45,7 +45,7 @@ def record_refused(
     `overrides`) was refused for `reason`; returns the record's path. Nothing is recorded for a
     run that was accepted and recorded its own end (its error.json holds the same message), nor
     on a rank other than 0 (every rank of a job sees the refusal)."""
-    if int(os.environ.get("RANK", 0)) != 0:
+    if int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0))) != 0:
         return None
     message = str(reason)
     error = read_json(Path(run_dir) / "error.json")
