@@ -187,6 +187,7 @@ class TrainingRun:
         if cut_short:
             self.printer(f"stopped after {progress.global_step} steps (trainer.stop_after_steps)")
             self.log.close()
+            self.directory.stopped_after_steps(progress.global_step)
             return None
         progress.wall_seconds = self.clock.wall()
         finish(

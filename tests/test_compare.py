@@ -44,9 +44,11 @@ def make_run(
     sents=None,
     labels=LABELS,
 ) -> Path:
+    """A finished run (result.json: best epoch 2) with its best model's predictions."""
     run = root / name
     for split, set_name in split_sets:
         saved.write(run / "predictions", split, set_name, labels, sents or sentences(n), pred, 2.0)
+    (run / "result.json").write_text('{"status": "finished", "best_epoch": 2.0}')
     return run
 
 
@@ -248,3 +250,148 @@ def test_a_runs_files_are_its_best_model_and_an_old_run_is_made_comparable(
     assert len(rows) == 2 and all("| +0.0000 | +0.0000 to +0.0000 | 1.0000 |" in r for r in rows)
     assert evaluate_main([str(old), "--checkpoint", "last", "--save-predictions"]) == 2
     assert "is not a run's best model (checkpoint last)" in capsys.readouterr().err
+
+
+def test_a_run_counts_once_named_twice_in_a_side_or_in_both_it_is_refused(tmp_path, capsys):
+    a = make_run(tmp_path, "a", misses(40, set()))
+    b = make_run(tmp_path, "b", misses(40, set(range(0, 40, 3))))
+    c = make_run(tmp_path, "c", misses(40, set(range(1, 40, 3))))
+    again = tmp_path / "x" / ".." / "a"  # another spelling of the same directory
+    (tmp_path / "x").mkdir()
+    cases = [
+        (
+            [f"{a},{a},{a},{a}", f"{b},{b},{b},{b}"],
+            f"{a}: named twice in A: a run is one replicate",
+        ),
+        ([f"{a},{again}", f"{b},{c}"], f"{again}: named twice in A (as {a} and {again})"),
+        ([f"{a},{b}", f"{b},{c}"], f"{b}: in both A and B: a run is compared with other runs"),
+        ([str(a), str(again)], f"{again}: in both A and B (as {a} and {again})"),
+    ]
+    for sides, message in cases:
+        assert report_main(["--compare", *sides, "--resamples", "20"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    # Two runs against two, each once, are compared.
+    assert report_main(["--compare", f"{a},{c}", str(b), "--resamples", "20"]) == 0
+
+
+def test_by_refuses_two_jobs_of_one_setting_and_says_which_runs_to_compare(tmp_path, capsys):
+    """A sweep launched again into its directory (Hydra numbers the jobs anew) ran seed 2 of
+    optim.lr=3e-3 twice, in jobs 3 and 4: --by would count one replicate as two."""
+    sweep = tmp_path / "sweep"
+    settings = [("1e-3", 1), ("1e-3", 2), ("3e-3", 1), ("3e-3", 2), ("3e-3", 2)]
+    for k, (lr, seed) in enumerate(settings):
+        job = make_run(sweep, str(k), misses(40, set(range(seed + k, 40, 5))))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={lr}\n- seed={seed}\n")
+    assert report_main(["--compare", str(sweep), "--by", "optim.lr", "--resamples", "20"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and (f"jobs {sweep / '3'} and {sweep / '4'} ran the same settings (optim.lr=3e-3 seed=2)")
+        in err
+    )
+    once = f"{sweep / '0'},{sweep / '1'} {sweep / '2'},{sweep / '3'}"
+    assert f"compare each setting once: `ner-report --compare {once}`" in err
+    assert report_main(["--compare", *once.split(), "--resamples", "20"]) == 0  # the advice works
+
+
+def test_compare_gives_the_reason_for_other_sets_a_running_run_and_a_sweep(tmp_path, capsys):
+    from ner.run.lock import Lock
+
+    a = make_run(tmp_path, "a", misses(40, {1}))
+    he = make_run(tmp_path, "he", misses(40, {1}), split_sets=[("validation", "he")])
+    running = tmp_path / "running"  # its first attempt, still training: nothing saved yet
+    running.mkdir()
+    extending = make_run(tmp_path, "extending", misses(40, {2}))  # an extension in progress
+    (extending / "result.json").unlink()  # moved to attempts/1/end.json when it was accepted
+    sweep = tmp_path / "sweep"
+    for k in range(4):
+        make_run(sweep, str(k), misses(40, {k}))
+    locks = [Lock(running).acquire(), Lock(extending).acquire()]
+    cases = [
+        (a, he, f"{a} and {he} were evaluated on other sets (demo against he)"),
+        (he, a, f"{he} and {a} were evaluated on other sets (he against demo)"),
+        (a, running, f"{running}: still running (a live process holds {running}/.lock)"),
+        (extending, a, f"{extending}: still running"),
+        (
+            sweep,
+            a,
+            f"{sweep}: a sweep or runs directory, not a run: compare its jobs by a key with "
+            f"`ner-report --compare {sweep} --by KEY`, or name each side's runs: "
+            f"`ner-report --compare {sweep / '0'},{sweep / '1'} {sweep / '2'},{sweep / '3'}`",
+        ),
+    ]
+    try:
+        for x, y, message in cases:
+            assert report_main(["--compare", str(x), str(y)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
+    finally:
+        for lock in locks:
+            lock.release()
+    # The sweep advice works.
+    argv = ["--compare", f"{sweep / '0'},{sweep / '1'}", f"{sweep / '2'},{sweep / '3'}"]
+    assert report_main([*argv, "--resamples", "20"]) == 0
+
+
+def test_a_file_of_another_epoch_than_the_best_is_refused_and_ner_evaluate_named(tmp_path, capsys):
+    a = make_run(
+        tmp_path, "a", misses(40, {1}), split_sets=[("validation", "demo"), ("test", "demo")]
+    )
+    b = make_run(
+        tmp_path, "b", misses(40, {2}), split_sets=[("validation", "demo"), ("test", "demo")]
+    )
+    (b / "result.json").write_text('{"status": "finished", "best_epoch": 4.0}')
+    assert report_main(["--compare", str(a), str(b)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {b}: predictions/test.demo.json.gz holds the predictions of epoch 2, but its "
+        f"best model is epoch 4 (result.json): `ner-evaluate {b} --save-predictions --split "
+        "test` writes them again from its best checkpoint\n"
+    )
+
+
+@pytest.mark.slow
+def test_an_extension_stopped_early_is_stopped_and_compared_only_once_finished(
+    run_dir, tmp_path, capsys
+):
+    """A finished run extended (trainer.epochs=4) and stopped in epoch 4 by
+    trainer.stop_after_steps: best.pt is epoch 3's, predictions/ still the first attempt's
+    epoch 2. ner-report says it stopped (not running); --compare refuses it, and once the same
+    command finishes it, compares what its best model predicts."""
+    from conftest import CLI_RUN, compose
+
+    from ner.distributed import Env
+    from ner.train import train
+
+    run = tmp_path / "extended"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("tensorboard", "step-*.pt"))
+    history = json.loads((run / "log_history.json").read_text())
+    per_epoch = [e for e in history if "eval_f1" in e][-1]["step"] // 2
+    stop = 3 * per_epoch + 1
+    extend = [o for o in CLI_RUN if not o.startswith("trainer.epochs=")] + ["trainer.epochs=4"]
+    assert train(compose([*extend, f"trainer.stop_after_steps={stop}"]), Env(), run) is None
+    assert saved.read(run / "predictions" / "validation.demo.json.gz").epoch == 2.0  # stale
+
+    assert report_main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 jobs: 0 finished, 0 failed, 1 stopped, 0 running" in out
+    assert f"stopped at step {stop} (trainer.stop_after_steps)" in out
+
+    assert report_main(["--compare", str(run), str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(
+            f"error: {run}: not finished (stopped: stopped at step {stop} (trainer.stop_after_steps)); "
+        )
+        and "run its command again" in err
+        and err.count("\n") == 1
+    )
+
+    train(compose(extend), Env(), run)  # the same command, without the stop: it finishes
+    result = json.loads((run / "result.json").read_text())
+    best = saved.read(run / "predictions" / "validation.demo.json.gz")
+    assert best.epoch == result["best_epoch"] > 2
+    assert report_main(["--compare", str(run), str(run_dir), "--resamples", "20"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| validation |" in line)
+    assert f"| {result['best']:.4f} |" in row

@@ -277,3 +277,36 @@ def test_an_override_every_job_shares_is_not_a_column_unless_all(tmp_path: Path,
     assert "| optim.lr" in out and "experiment" not in out
     assert main([str(tmp_path), "--all"]) == 0
     assert "| experiment" in capsys.readouterr().out
+
+
+def test_the_time_between_attempts_is_not_wall_time(tmp_path: Path) -> None:
+    """A run that finished in 100 s, extended a day later and interrupted after 50 s: its wall
+    time is 150 s, not the day between its attempts."""
+    job = make_job(tmp_path / "run", ["seed=1"], history(0.5, 0.6))
+    day = timedelta(days=1)
+    attempts = [
+        (START, START + timedelta(seconds=100), finished(0.6)),
+        (START + day, START + day + timedelta(seconds=50), {"status": "interrupted"}),
+    ]
+    for k, (start, end, record) in enumerate(attempts, start=1):
+        (job / "attempts" / str(k)).mkdir(parents=True)
+        launch = {"attempt": k, "start_time": start.astimezone().replace(tzinfo=None).isoformat()}
+        (job / "attempts" / str(k) / "launch.json").write_text(json.dumps(launch))
+        end_time = end.astimezone().replace(tzinfo=None).isoformat()
+        (job / "attempts" / str(k) / "end.json").write_text(
+            json.dumps(record | {"end_time": end_time})
+        )
+    error = {"status": "interrupted", "message": "interrupted by SIGTERM"}
+    (job / "error.json").write_text(json.dumps(error))
+    (row,) = build_rows(tmp_path)
+    assert row["status"] == "interrupted" and row["wall_time_s"] == pytest.approx(150.0)
+    # The attempt running now (no end yet) counts to the newest file it wrote.
+    (job / "attempts" / "2" / "end.json").unlink()
+    (job / "error.json").unlink()
+    stamp = (START + day + timedelta(seconds=70)).timestamp()
+    os.utime(job / "log_history.json", (stamp, stamp))
+    for path in job.rglob("*"):
+        if path.stat().st_mtime > stamp:
+            os.utime(path, (stamp - 3600 * 12, stamp - 3600 * 12))  # written before it began
+    (row,) = build_rows(tmp_path)
+    assert row["status"] == "running" and row["wall_time_s"] == pytest.approx(170.0)

@@ -9,6 +9,9 @@ the training program sees an ordinary single run (RUN mode) under torchrun and w
 the directory Hydra's basic launcher would have used. A job's return value is the "best" field of
 its `result.json`; a job that exits non-zero is reported as failed (with the message of its
 `error.json`) and the sweep goes on with the next job. Hydra then exits non-zero after the sweep.
+A job refused before its run was accepted writes nothing in its directory: its one `error: ` line
+(its stderr passes through here) is recorded in the sweep directory (ner/run/sweep.py), where
+ner-report finds it.
 
 Why not the other way round, one torchrun around the whole sweep
 (`torchrun --nproc_per_node 2 -m ner.train -m optim.lr=1e-5,3e-5`)? Every rank would run Hydra's
@@ -32,6 +35,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +52,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ner.atomic import write_json
 from ner.errors import UserError
 from ner.run.precheck import quote_override_value
+from ner.run.sweep import record_refused
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +207,37 @@ def record_failure(job_dir: Path, returncode: int, overrides: Sequence[str]) -> 
     write_json(path, error)  # atomic: a report never reads half of it
 
 
+def run_job(cmd: Sequence[str], env: dict[str, str]) -> tuple[int, str | None]:
+    """Run one job's torchrun; its stderr goes on to ours as it comes (progress bars and all),
+    and the last `error: ` line the program printed is kept: the one line of a UserError
+    (ner.errors), which is all there is to know of a job refused before its run was accepted.
+    Returns (exit status, that line without its `error: `, or None)."""
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    out = getattr(sys.stderr, "buffer", None)
+    tail = b""
+    while chunk := os.read(proc.stderr.fileno(), 1 << 16):
+        if out is not None:
+            out.write(chunk)
+            out.flush()
+        else:  # a stderr replaced by a text stream (tests capturing it)
+            sys.stderr.write(chunk.decode("utf-8", errors="replace"))
+        tail = (tail + chunk)[-(1 << 16) :]
+    proc.stderr.close()
+    returncode = proc.wait()
+    lines = tail.decode("utf-8", errors="replace").splitlines()
+    said = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
+    return returncode, said[-1] if said else None
+
+
+def written_since(path: Path, started: float) -> bool:
+    """Was `path` written by the job that started at `started` (not left by an earlier run)?"""
+    try:
+        return path.stat().st_mtime >= started - 1.0  # coarse file-system clocks
+    except FileNotFoundError:
+        return False
+
+
 class JobFailed(CompactHydraException, RuntimeError):
     """A failed job. After the sweep Hydra reports the first one by its message alone (each was
     logged in one line when it failed), not by a traceback of the launcher."""
@@ -270,7 +306,8 @@ class TorchrunLauncher(Launcher):
         previous = hydra_config.cfg
         hydra_config.set_config(sweep_config)
         try:
-            job_dir = Path(sweep_config.hydra.sweep.dir, str(sweep_config.hydra.sweep.subdir))
+            sweep_dir = Path(sweep_config.hydra.sweep.dir)
+            job_dir = sweep_dir / str(sweep_config.hydra.sweep.subdir)
         finally:
             hydra_config.cfg = previous
         job_dir = job_dir.absolute()
@@ -281,7 +318,8 @@ class TorchrunLauncher(Launcher):
         # (ner/run/rundir.py) must leave it as it was, so only a new directory gets our error.json.
         fresh_dir = not job_dir.exists() or not any(job_dir.iterdir())
         job_dir.mkdir(parents=True, exist_ok=True)
-        returncode = subprocess.run(cmd, env=env, check=False).returncode
+        started = time.time()
+        returncode, error_line = run_job(cmd, env)
 
         ret = JobReturn(
             overrides=overrides,
@@ -299,6 +337,14 @@ class TorchrunLauncher(Launcher):
                     f"job in {job_dir} exited with code 0 but its result.json is unreadable: {e}"
                 )
                 ret.return_value, ret.status = RuntimeError(message), JobStatus.FAILED
+        elif error_line is not None and not written_since(job_dir / "error.json", started):
+            # Refused before its run was accepted: the job wrote nothing in its directory (and
+            # removed the one made for it), so the refusal is recorded at the sweep's level.
+            record_refused(sweep_dir, job_dir, idx, overrides, error_line)
+            if fresh_dir and job_dir.is_dir() and not any(job_dir.iterdir()):
+                job_dir.rmdir()  # made above, for a run that never was
+            ret.return_value = JobFailed(f"job {idx} ({job_dir}) refused: {error_line}")
+            ret.status = JobStatus.FAILED
         else:
             ret.return_value, ret.status = job_failure(job_dir, returncode), JobStatus.FAILED
             if fresh_dir:

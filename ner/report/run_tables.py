@@ -39,7 +39,8 @@ def swept_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
 def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Groups of 2+ jobs whose overrides differ only in a `seed` key, with f1 mean and sample std.
 
-    The statistics cover the group's finished jobs (n); a running job's numbers are not final.
+    The statistics cover the group's finished jobs (n), each setting once; a running job's
+    numbers are not final.
     """
     keys = swept_keys(rows)
     seed_keys = [k for k in keys if k.split(".")[-1] == "seed"]
@@ -54,7 +55,8 @@ def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(members) < 2:
             continue
         members.sort(key=lambda r: r["job"])
-        finished = [r for r in members if r["status"] == "finished"]
+        # A job that repeats another's settings (ner/tools/report.py) is one replicate, once.
+        finished = [r for r in members if r["status"] == "finished" and not r.get("repeat_of")]
         summary: dict[str, Any] = {
             "group": " ".join(f"{k}={v}" for k, v in rest if v) or "(defaults)",
             "jobs": len(members),
@@ -162,9 +164,10 @@ def report(root: Path, rows: Sequence[dict], monitor: str, fmt: str, everything:
         seeds = ["", "% seeds: mean ± sample std (n) over the finished jobs of each group"]
         seeds += [_seed_table(fmt, groups, everything)] if groups else []
         return "\n".join([main_table, *(seeds if groups else [])]) + "\n"
-    statuses = ("finished", "failed", "interrupted", "broken", "killed", "running")
+    statuses = ("finished", "failed", "interrupted", "broken", "stopped", "killed", "running")
+    statuses += ("refused",)  # a sweep's job refused before it had a directory (ner/run/sweep.py)
     counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
-    rare = ("interrupted", "broken", "killed")  # named only when some job is
+    rare = ("interrupted", "broken", "stopped", "killed", "refused")  # named only when some are
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in rare)
     lines = [f"# Runs under {root}", "", f"{len(rows)} jobs: {summary}. Sorted by best {monitor}."]
     lines += ["", main_table]

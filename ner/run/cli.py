@@ -25,6 +25,7 @@ from ner import config, distributed
 from ner.errors import EXIT_USER_ERROR, UserError, error_line, exit_on_error
 from ner.run.preemption import EXIT_INTERRUPTED, Interrupted, StopRequests
 from ner.run.stamp import run_stamp
+from ner.run.sweep import record_refused
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -67,6 +68,10 @@ def job_ended(error: Interrupted | UserError, env: distributed.Env | None) -> No
     if hydra_cfg.mode == RunMode.MULTIRUN:
         run_dir = hydra_cfg.runtime.output_dir
         line = error_line(f"job {hydra_cfg.job.num} ({run_dir}): {error}")
+        # A refused job leaves no directory: the sweep's record keeps its settings and reason.
+        record_refused(
+            hydra_cfg.sweep.dir, Path(run_dir), hydra_cfg.job.num, hydra_cfg.overrides.task, error
+        )
         if hydra_cfg.launcher._target_ != BASIC_LAUNCHER:
             raise JobFailed(line) from None  # the launcher reports it and runs the others
         print(line, file=sys.stderr, flush=True)  # in this process: `command` exits 2 at the end

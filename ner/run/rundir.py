@@ -154,6 +154,19 @@ class RunDir:
             write_json(self.attempt / "end.json", end)
             write_json(self.path / "result.json", result)
 
+    def stopped_after_steps(self, step: int) -> None:
+        """The run was cut short on purpose at `step` (trainer.stop_after_steps): the attempt's
+        end.json says so (rank 0), so that reports show it stopped, not running
+        (ner/run/status.py). No error.json: nothing went wrong, and the same command resumes."""
+        if self.env.is_main:
+            end = {
+                "status": "stopped",
+                "global_step": step,
+                "message": f"stopped at step {step} (trainer.stop_after_steps)",
+                "end_time": dt.datetime.now().isoformat(timespec="seconds"),
+            }
+            write_json(self.attempt / "end.json", end)
+
     def _record_stop(self, error: BaseException) -> None:
         if not self.env.is_main:
             return

@@ -8,13 +8,15 @@
 What the table shows and how it is written: ner/report/run_tables.py and ner/report/tables.py.
 
 A job is a directory holding `.hydra/` or `attempts/`. Its row: the overridden hyperparameters
-(hydra.* excluded), its status (finished: result.json; failed or interrupted: error.json, with the
-message; broken: a result.json or error.json that is not complete JSON, named; killed: its lock
-names a dead process, ner/run/lock.py; running: none of these), the
+(hydra.* excluded; read from the job, never from its number), its status (ner/run/status.py:
+finished, failed, interrupted, broken, stopped, killed, running, with the message), the
 epochs done, the best epoch by the monitored metric (the loop's rule, ner/metrics.py), the scores
-at that epoch and at the last one, the test F1 and the wall time. Rows are sorted best first;
-jobs without metrics come last. Jobs that differ only in a `seed` override are summarised per
-group: mean and sample standard deviation of the best and final F1 over the finished jobs.
+at that epoch and at the last one, the test F1 and the wall time (its attempts' own, not the time
+between them). A sweep's job refused before it had a directory is a row too, `refused`, from its
+record in the sweep directory (ner/run/sweep.py). Rows are sorted best first; jobs without
+metrics come last. Jobs that differ only in a `seed` override are summarised per group: mean and
+sample standard deviation of the best and final F1 over the finished jobs, a job that repeats
+another's settings (a sweep launched again into its directory) counted once.
 Files are read as they are, so the report works while a sweep runs: the run replaces its files
 atomically (ner/atomic.py), so one that is there but cannot be parsed is broken, not in progress.
 """
@@ -36,7 +38,11 @@ from ner.metrics import best_entry, mode_of
 from ner.report.history import eval_entries, eval_sets_in, is_test
 from ner.report.run_tables import report, scores
 from ner.report.tables import FORMATS
+from ner.run import layout
 from ner.run.layout import launch_file
+from ner.run.status import run_status
+from ner.run.sweep import DIRECTORY as SWEEP_RECORDS
+from ner.run.sweep import refused_jobs, repeats
 from ner.tools import compare
 
 
@@ -67,6 +73,12 @@ def read_overrides(job: Path) -> dict[str, str]:
     except (OSError, yaml.YAMLError):
         error = read_json(job / "error.json")
         lines = error.get("overrides") if isinstance(error, dict) else None
+    return parse_overrides(lines)
+
+
+def parse_overrides(lines: Any) -> dict[str, str]:
+    """Hydra's task overrides (a list of `key=value`) as {key: value as written}, hydra.*
+    keys excluded."""
     overrides = {}
     for line in lines if isinstance(lines, list) else []:
         key, sep, value = str(line).partition("=")
@@ -84,29 +96,43 @@ def _metric(entry: dict | None, prefix: str, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _wall_time(job: Path, result: Any) -> float | None:
-    """result.json's wall time, else from run_info.json's start to the newest file in the job."""
-    if isinstance(result, dict) and isinstance(result.get("wall_time_s"), (int, float)):
-        return float(result["wall_time_s"])
-    run_info = read_json(job / "run_info.json")
+def _time(record: Any, key: str) -> float | None:
+    """A record's ISO time `key` as a timestamp, None when absent or unreadable."""
     try:
-        start = datetime.fromisoformat(run_info["start_time"]).timestamp()
+        return datetime.fromisoformat(record[key]).timestamp()
     except (TypeError, KeyError, ValueError):
         return None
-    newest = start
+
+
+def _wall_time(job: Path, result: Any) -> float | None:
+    """result.json's wall time (the loop's, over every attempt), else the sum of the attempts'
+    own: each from its start (launch.json) to its end (end.json), or to the newest file written
+    before the next attempt started (an attempt killed, or the one running). The time between
+    attempts is no run's (a run extended days later, an interrupted one resumed). A run without
+    attempts/ (older versions): from run_info.json's start to the newest file in the job."""
+    if isinstance(result, dict) and isinstance(result.get("wall_time_s"), (int, float)):
+        return float(result["wall_time_s"])
+    attempts = layout.attempts(job)
+    starts = [_time(read_json(a / "launch.json"), "start_time") for a in attempts]
+    if not attempts or None in starts:
+        starts = [_time(read_json(job / "run_info.json"), "start_time")]
+        attempts = [job]  # as one attempt, without an end
+        if starts[0] is None:
+            return None
+    written = []
     for path in job.rglob("*"):
         try:
-            newest = max(newest, path.stat().st_mtime)
+            written.append(path.stat().st_mtime)
         except FileNotFoundError:  # a temporary file renamed away while we walk
             continue
-    return newest - start
-
-
-def holder_died(job: Path) -> bool:
-    """Does the job's run-directory lock name a process that is no longer running?"""
-    from ner.run.lock import LOCK_NAME, lock_is_stale
-
-    return lock_is_stale(job / LOCK_NAME)  # False when there is no lock
+    total = 0.0
+    for k, (attempt, start) in enumerate(zip(attempts, starts, strict=True)):
+        end = _time(read_json(attempt / "end.json"), "end_time")
+        if end is None:
+            until = starts[k + 1] if k + 1 < len(starts) else float("inf")
+            end = max((t for t in written if start <= t < until), default=start)
+        total += max(0.0, end - start)
+    return total
 
 
 def job_mode(job: Path, result: Any, monitor: str) -> str:
@@ -132,23 +158,7 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     tests = [e for e in history if is_test(e)]
 
     row: dict[str, Any] = {"job": str(job.relative_to(root)), "overrides": read_overrides(job)}
-    broken = [job / n for n, r in (("result.json", result), ("error.json", error)) if r is None]
-    broken = [path for path in broken if path.is_file()]
-    if broken:
-        row["status"] = "broken"
-        row["error"] = f"broken {broken[0].name}: {broken[0]} is not complete JSON"
-    elif isinstance(result, dict):
-        row["status"], row["error"] = "finished", ""
-    elif isinstance(error, dict) and error.get("status") == "interrupted":
-        row["status"], row["error"] = "interrupted", error.get("message", "")
-    elif isinstance(error, dict):
-        row["status"] = "failed"
-        row["error"] = f"{error.get('type', 'error')}: {error.get('message', '')}"
-    elif holder_died(job):
-        row["status"] = "killed"
-        row["error"] = "its process died without a record (kill -9, a lost node); rerun to resume"
-    else:
-        row["status"], row["error"] = "running", ""
+    row["status"], row["error"] = run_status(job, result, error)
     row["epochs"] = len(evals) if epochs_known else None
 
     best = best_entry(evals, monitor, job_mode(job, result, monitor))  # the loop's rule
@@ -170,19 +180,65 @@ def job_row(job: Path, root: Path, monitor: str) -> dict[str, Any]:
     return row
 
 
+def refused_rows(root: Path, jobs: Sequence[Path], rows: Sequence[dict]) -> list[dict[str, Any]]:
+    """A row per job refused before it had a run directory (ner/run/sweep.py: its record in
+    the sweep directory, with the job's own overrides), in every sweep under `root`; the newest
+    refusal of each setting, and none for a setting a job directory of the sweep holds (run
+    before, or after)."""
+    sweeps = sorted({root, *(job.parent for job in jobs if job != root)})
+    present = {(r["sweep"], tuple(sorted(r["overrides"].items()))) for r in rows}
+    found: dict[tuple, dict[str, Any]] = {}
+    for sweep in sweeps:
+        for record in refused_jobs(sweep):
+            overrides = parse_overrides(record.get("overrides"))
+            settings = (sweep, tuple(sorted(overrides.items())))
+            if settings in present:
+                continue
+            where = "" if sweep == root else f"{sweep.relative_to(root)}/"
+            row = {"job": f"{where}#{record.get('job')}", "overrides": overrides, "sweep": sweep}
+            row |= {"status": "refused", "error": str(record.get("reason", "")), "sets": {}}
+            for column in ("epochs", "monitor_best", "best_epoch", "test_f1", "wall_time_s"):
+                row[column] = None
+            for name in scores():
+                row[f"best_{name}"] = row[f"final_{name}"] = None
+            found[settings] = row  # the records are oldest first: the newest stays
+    return list(found.values())
+
+
 def build_rows(root: Path, monitor: str = "eval_f1") -> list[dict[str, Any]]:
-    """All job rows under `root`, best monitored metric first, jobs without metrics last."""
+    """All job rows under `root`, best monitored metric first, jobs without metrics last; the
+    refused jobs of its sweeps (which have no directory) among them."""
     if not root.is_dir():
         raise UserError(f"{root}: not a directory")
     jobs = find_job_dirs(root)
-    if not jobs:
-        raise UserError(f"{root}: no job directories (holding .hydra/ or attempts/) under it")
     rows = [job_row(job, root, monitor) for job in jobs]
+    for row, job in zip(rows, jobs, strict=True):
+        row["sweep"] = job.parent
+    sweep_jobs = [(j, r["overrides"]) for j, r in zip(jobs, rows, strict=True) if _in_sweep(j)]
+    repeated = repeats(sweep_jobs)
+    for row, job in zip(rows, jobs, strict=True):
+        if job in repeated:
+            first = str(repeated[job].relative_to(root))
+            row["repeat_of"] = first
+            note = (
+                f"the same settings as job {first} (a sweep launched again into its directory "
+                "numbers its jobs anew): one replicate twice, counted once in the seed groups"
+            )
+            row["error"] = f"{row['error']}; {note}" if row["error"] else note
+    rows += refused_rows(root, jobs, rows)
+    if not rows:
+        raise UserError(f"{root}: no job directories (holding .hydra/ or attempts/) under it")
     sign = 1.0 if mode_of(monitor) == "min" else -1.0
     return sorted(
         rows,
         key=lambda r: (r["monitor_best"] is None, sign * (r["monitor_best"] or 0.0), r["job"]),
     )
+
+
+def _in_sweep(job: Path) -> bool:
+    """Is `job` one of a Hydra sweep's jobs (its directory holds multirun.yaml, or records of
+    refused jobs)? Runs of a runs directory with the same command are not repeats of a setting."""
+    return (job.parent / "multirun.yaml").is_file() or (job.parent / SWEEP_RECORDS).is_dir()
 
 
 COMPARE_HELP = (
