@@ -226,8 +226,15 @@ class TrainerConfig:
     # for a model past one device; the same loop and numbers (to rounding; bf16: parameters cast
     # to bf16, fp32 gradient reduction), checkpoints sharded (DCP; either resumes). No fp16.
     strategy: Strategy = operational(Strategy["ddp"])
-    # Run torch.compile on the model (the same computation, other kernels).
-    compile: bool = operational(False)
+    # torch.compile the model for training and evaluation (the same computation, other
+    # kernels). null (auto): on CUDA with one process and trainer.strategy=ddp, in mode
+    # reduce-overhead: CUDA graphs replay a step's ~1000 small kernels in one launch (the batch-3
+    # step is launch-bound), one graph per length bucket (trainer.length_buckets); off on the
+    # CPU, where compiling costs more than it saves, and under fsdp or on several processes,
+    # where graphs cannot hold the collectives: the run says at start which it chose and why.
+    # true: compile wherever (reduce-overhead on CUDA with one process, default mode
+    # otherwise); false: eager.
+    compile: bool | None = operational(None)
     # Pad every training and evaluation batch to one of a few lengths (sub-tokens) and fill its
     # rows up to the batch size, so that a step's shapes repeat: CUDA graphs and torch.compile
     # record one per shape, and a batch of a new length costs a recompilation. `window`: 16, 24,

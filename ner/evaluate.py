@@ -55,6 +55,7 @@ def predict_features(
     for idx in shard:
         batch = to_device(env.device, collator([features[i] for i in idx], batch_size))
         labels = batch["labels"]
+        torch.compiler.cudagraph_mark_step_begin()  # the last batch's outputs are consumed
         logits = logits_of(model, batch, env.device, precision)
         # Every position but the labelled ones is IGNORE (filler rows and padding included).
         loss_sum += token_loss(logits.flatten(0, 1), labels.flatten()).double()

@@ -182,11 +182,40 @@ def prepare(
     )
 
 
-def on_device(model: torch.nn.Module, env: distributed.Env, trainer_cfg):
+def compile_plan(trainer_cfg, env: distributed.Env) -> tuple[str | None, str]:
+    """trainer.compile for this run: torch.compile's mode (None: eager) and the words the run's
+    start line says about it, the reason included when auto does not compile."""
+    setting = trainer_cfg.compile
+    graphs = env.device.type == "cuda" and not env.distributed
+    mode = "reduce-overhead" if graphs else "default"
+    if setting is False:
+        return None, "eager (trainer.compile=false)"
+    if setting is True:
+        return mode, f"torch.compile, mode {mode} (trainer.compile=true)"
+    if env.device.type != "cuda":
+        return None, "eager (trainer.compile=auto: not on the CPU, where compiling costs more)"
+    if trainer_cfg.strategy == "fsdp" or env.distributed:
+        why = "fsdp" if trainer_cfg.strategy == "fsdp" else f"{env.world_size} processes"
+        return (
+            None,
+            f"eager (trainer.compile=auto: CUDA graphs cannot hold the collectives of {why})",
+        )
+    return (
+        mode,
+        f"torch.compile, mode {mode}: one CUDA graph per length bucket (trainer.compile=auto)",
+    )
+
+
+def compiled(module: torch.nn.Module, mode: str | None) -> torch.nn.Module:
+    """`module` as the loop calls it: compiled in `mode` (compile_plan), or itself (eager)."""
+    return module if mode is None else torch.compile(module, mode=mode)
+
+
+def on_device(model: torch.nn.Module, env: distributed.Env, trainer_cfg, mode: str | None):
     """The model on the run's device (TF32 matmuls on CUDA), for training: (the module whose
     gradients are synchronised: on several processes DDP, or under trainer.strategy=fsdp the
-    model itself, sharded in place (ner/sharding.py); the module the loop calls, compiled under
-    trainer.compile)."""
+    model itself, sharded in place (ner/sharding.py); the module the loop calls, compiled in
+    torch.compile's `mode`, or eager when it is None: compile_plan)."""
     model.to(env.device)
     if env.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -197,7 +226,7 @@ def on_device(model: torch.nn.Module, env: distributed.Env, trainer_cfg):
         wrapped = DDP(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
     else:
         wrapped = model
-    return wrapped, torch.compile(wrapped) if trainer_cfg.compile else wrapped
+    return wrapped, compiled(wrapped, mode)
 
 
 def training_state(cfg, data: Prepared, total_steps: int, device: torch.device) -> TrainState:

@@ -31,7 +31,15 @@ from ner.finish import finish, rebuild_export
 from ner.loss import LossTracker, loss_step, step_tokens
 from ner.metrics import names
 from ner.optimization import extend_schedule, logged_lr
-from ner.prepare import EncodedSet, Prepared, on_device, prepare, training_state
+from ner.prepare import (
+    EncodedSet,
+    Prepared,
+    compile_plan,
+    compiled,
+    on_device,
+    prepare,
+    training_state,
+)
 from ner.report.hparams import dashboard_hyperparameters, recipe_summary
 from ner.report.runlog import Printer, RunLog, progress_line
 from ner.run import checks, cli, rundir
@@ -141,11 +149,19 @@ class TrainingRun:
         # The model as training calls it: wrapped for gradient sync (DDP; FSDP shards it in
         # place, so this comes before the optimizer takes its parameters), and the callable of
         # the forward pass (compiled under trainer.compile).
-        self.synced_model, self.forward = on_device(prepared.model, env, cfg.trainer)
+        self.compile_mode, self.compile_words = compile_plan(cfg.trainer, env)
+        self.synced_model, self.forward = on_device(
+            prepared.model, env, cfg.trainer, self.compile_mode
+        )
         # The one training state (ner/checkpoint.py): model, optimizer, schedule, grad scaler,
         # progress, history; a resume restores into it, every checkpoint is its record. From
         # here the loop reaches the model through it alone.
         self.state = training_state(cfg, prepared, self.total_steps, env.device)
+        # Evaluation calls the evaluated weights through the same compilation (eval mode and no
+        # gradient are graphs of their own); a sharded model is evaluated eagerly in lockstep.
+        evaluated = self.state.evaluated_model()
+        eval_mode = None if sharding.is_sharded(evaluated) else self.compile_mode
+        self.evaluate_forward = compiled(evaluated, eval_mode)
         self.collate = Collator.for_device(
             prepared.tokenizer, env.device, cfg.trainer.length_buckets, prepared.max_length
         )
@@ -169,6 +185,7 @@ class TrainingRun:
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
             f"{self.total_steps} steps in {counted(trainer.epochs, 'epoch')}; device {env.device}"
             + sharding.described(trainer.strategy, env)
+            + f"; {self.compile_words}"
             + (f"; resuming after {progress.position(trainer.epochs)}" if resumed else "")
         )
         self.printer(recipe_summary(self.cfg))
@@ -274,6 +291,9 @@ class TrainingRun:
         n_step = step_tokens(micro_batches, env, objective.weights)
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
+            # Under CUDA graphs (trainer.compile) a new forward may reuse the last one's output
+            # memory: the previous micro-batch's outputs are done with (its backward ran).
+            torch.compiler.cudagraph_mark_step_begin()
             with sharding.sync_gradients(self.synced_model, last, env):
                 _, loss_sum = loss_step(
                     self.forward, batch, env.device, self.cfg.trainer.precision, objective
@@ -348,7 +368,7 @@ class TrainingRun:
         """Exact evaluation of the evaluated weights on a set's split, sharded over every rank."""
         trainer = self.cfg.trainer
         return evaluate(
-            self.state.evaluated_model(),
+            self.evaluate_forward,
             eval_set.features[split],
             eval_set.gold[split],
             self.prepared.labels,

@@ -23,3 +23,30 @@ def test_compiled_training_equals_eager(tmp_path):
     [compiled_eval] = [e for e in compiled if "eval_loss" in e]
     for key in ("eval_loss", "eval_f1", "eval_accuracy", "train_loss"):
         assert compiled_eval[key] == pytest.approx(eager_eval[key], rel=1e-5), key
+
+
+def test_compile_auto_graphs_one_cuda_process_and_says_why_not_elsewhere():
+    from types import SimpleNamespace
+
+    import torch
+
+    from ner.distributed import Env
+    from ner.prepare import compile_plan
+
+    def plan(setting, device="cuda", world=1, strategy="ddp"):
+        trainer = SimpleNamespace(compile=setting, strategy=strategy)
+        return compile_plan(trainer, Env(world_size=world, device=torch.device(device)))
+
+    assert plan(None)[0] == "reduce-overhead"
+    assert "one CUDA graph per length bucket" in plan(None)[1]
+    assert plan(None, "cpu") == (
+        None,
+        "eager (trainer.compile=auto: not on the CPU, where compiling costs more)",
+    )
+    mode, words = plan(None, world=2)
+    assert mode is None and "cannot hold the collectives of 2 processes" in words
+    mode, words = plan(None, strategy="fsdp")
+    assert mode is None and "collectives of fsdp" in words
+    assert plan(True, "cpu")[0] == "default" and plan(True, world=2)[0] == "default"
+    assert plan(True)[0] == "reduce-overhead"
+    assert plan(False) == (None, "eager (trainer.compile=false)")

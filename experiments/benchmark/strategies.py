@@ -117,7 +117,7 @@ def worker(a: argparse.Namespace) -> None:
     model = build(SHAPES[a.shape], torch.device("cpu"), a.seed)  # identical on every rank
     estimate = memory.estimate(model, a.strategy, env.world_size, a.precision)
     trainer = SimpleNamespace(strategy=a.strategy, precision=a.precision, compile=False)
-    wrapped, forward = on_device(model, env, trainer)
+    wrapped, forward = on_device(model, env, trainer, None)
     optim = SimpleNamespace(
         lr=2e-5, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, head_lr=None, layer_decay=None
     )
