@@ -98,6 +98,7 @@ class Stopwatch:
         self.since: float | None = None  # perf_counter() at start; None while stopped
         self.wall_before, self.started = wall_before, started  # earlier attempts; time.time()
         self.first = (progress.global_step, progress.train_seconds)  # this attempt's rate
+        self.last_log = self.first  # the rate between two logs
 
     def start(self) -> None:
         self.since = time.perf_counter()
@@ -117,6 +118,14 @@ class Stopwatch:
         step, seconds = self.first
         seconds = self.elapsed() - seconds
         return (self.progress.global_step - step) / seconds if seconds > 0 else 0.0
+
+    def steps_per_second_since_last_log(self) -> float:
+        """Optimizer steps per training second since the previous call: the throughput of the
+        steps between two train logs (a log reads the loss from the device first, so the steps
+        it counts have run)."""
+        now = (self.progress.global_step, self.elapsed())
+        (step, seconds), self.last_log = self.last_log, now
+        return (now[0] - step) / (now[1] - seconds) if now[1] > seconds else 0.0
 
     def wall(self) -> float:
         """Wall seconds over every attempt: the earlier ones' and this one's so far."""
@@ -311,7 +320,9 @@ class TrainingRun:
         if progress.global_step % trainer.log_every == 0:
             loss = self.losses.window_mean(progress, self.env)
             lr = logged_lr(self.state.scheduler, self.cfg.optim.lr)
-            self.log.train(progress.global_step, progress.epochs_done(self.per_epoch), loss, lr)
+            rate = self.clock.steps_per_second_since_last_log()  # TensorBoard's throughput curve
+            epochs = progress.epochs_done(self.per_epoch)
+            self.log.train(progress.global_step, epochs, loss, lr, steps_per_second=round(rate, 3))
             bar.set_postfix(loss=f"{loss:.4f}")
             self.printer.step(self.progress_line(loss, lr), trainer.progress)
         if trainer.save_every_steps and progress.global_step % trainer.save_every_steps == 0:

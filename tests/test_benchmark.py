@@ -91,13 +91,19 @@ def test_gpu_summary_gives_ratios_goals_and_the_card():
     ]
     lines = gpu.summary_lines(runs, "cuda")
     assert lines[0].startswith("| batch | precision | system | train sentences/s | ms per step |")
-    assert lines[2] == "| 3 | fp32 | ours | 330.0 | 9.0 | 1000.0 | 2.50 |"
+    assert lines[2] == "| 3 | fp32 | ours | 330.0 | 9.0 | 9.0 | 1000.0 | 1000.0 | 2.50 |"
     text = "\n".join(lines)
     assert "batch 3 fp32, ours/Trainer: train 3.00x (>= 3x: met), eval 2.27x (>= 2x: met)" in text
     assert "batch 32 bf16, ours/Trainer: train 3.00x (>= 3x: met), eval 2.00x (>= 2x: met)" in text
     assert "batch 3 bf16/fp32, ours: train 0.91x, eval 0.90x (>= 1x: NOT met)" in text
     # 666,700 steps x 9 ms = 1.667 h, 100 x 10,000 sentences at 1000/s = 0.278 h
     assert "ours fp32: training 1.67 h + evaluation 0.28 h = 1.94 h (<= 1 h: NOT met)" in text
+    # After warm-up figures, where a run has them, are the ones compared and projected.
+    warm = {"steady_ms": 6.0, "eval_steady": 2000.0, "train_steady": 500.0}
+    text = "\n".join(gpu.summary_lines([{**runs[0], **warm}, *runs[1:]], "cuda"))
+    assert "| 3 | fp32 | ours | 330.0 | 9.0 | 6.0 | 1000.0 | 2000.0 | 2.50 |" in text
+    assert "batch 3 fp32, ours/Trainer: train 4.55x (>= 3x: met), eval 4.55x" in text
+    assert "ours fp32: training 1.11 h + evaluation 0.14 h = 1.25 h (<= 1 h: NOT met)" in text
     h = gpu.card_hours(9.0, 1000)
     assert h["total"] == pytest.approx(h["train"] + h["eval"])
     assert h["train"] == pytest.approx(666_700 * 0.009 / 3600)

@@ -103,7 +103,20 @@ def ours(
         "accuracy": evals[-1]["eval_accuracy"],
         "step_ms": 1000 * final["train_runtime"] / final["step"],
         "steps": final["step"],
+        # After the warm-up: the throughput of the second half of the logged windows (a loop
+        # that compiles or captures graphs does so in its first steps), and the last evaluation
+        # (the first one compiles the evaluation's graphs).
+        "steady_step_ms": steady_step_ms(history),
+        "eval_last": evals[-1]["eval_samples_per_second"],
     }
+
+
+def steady_step_ms(history: list[dict]) -> float | None:
+    """ms per optimizer step over the second half of the run's train log windows (their
+    steps_per_second); None when fewer than two windows were logged."""
+    rates = [e["steps_per_second"] for e in history if e.get("steps_per_second")]
+    later = rates[len(rates) // 2 :]
+    return 1000 / statistics.mean(later) if len(rates) >= 2 else None
 
 
 def trainer(
