@@ -47,7 +47,8 @@ def test_a_torn_tokenizer_is_one_line_and_a_resumed_run_trains_it_again(tmp_path
     train = [Sentence(w, ["O"] * len(w), f"sentence {i}") for i, w in enumerate(words)]
     corpus = Corpus([("train", train)], [], ["O"], "demo")
     model = OmegaConf.create({"name_or_path": None, "vocab_size": 300})
-    tok, trained = tokenizer_for(model, corpus, tmp_path, True, Env())
+    resumed_from = tmp_path / "checkpoints" / "last.pt"  # a resumed run of this directory
+    tok, trained = tokenizer_for(model, corpus, tmp_path, resumed_from, Env())
     assert trained  # saved again once the run is accepted (ner/train.py)
     assert saved(tok) == saved(train_tokenizer(words, 300))
     [line] = capsys.readouterr().err.strip().splitlines()
