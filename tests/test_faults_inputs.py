@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import transformers
 from conftest import QUICK, compose
 from test_bad_input import train_as_the_cli_does
@@ -114,3 +115,15 @@ def test_a_tokenizer_that_knows_almost_none_of_the_words_is_refused_unless_allow
     [line] = [x for x in lines if x.startswith("tokenizer:")]
     share = float(line.split("%")[0].split()[-1])
     assert share > 50 and line.endswith("of training words map to the unknown piece [UNK]")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc")
+def test_a_cache_dir_where_no_directory_can_be_made_is_one_line_in_the_run_too(tmp_path, capfd):
+    """Past the command line's precheck (train() called from Python): the cache's write names
+    the file, before the run is accepted."""
+    run = tmp_path / "run"
+    status, stderr = train_as_the_cli_does(run, [*QUICK, "data.cache_dir=/proc/nope"], capfd)
+    assert status == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("error: feature cache /proc/nope/") and "cannot be written" in line
+    assert not run.exists()

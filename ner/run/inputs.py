@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,10 @@ def cannot_make_dir(path: str) -> str | None:
         return f"{existing} is a file" if existing.exists() else f"{existing} does not exist"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    try:  # what access() cannot tell: /proc refuses a new entry even to root
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check.tmp"))
+    except OSError as e:
+        return f"no directory can be made in {existing}: {e.strerror}"
     return None
 
 
