@@ -127,3 +127,42 @@ def test_a_cache_dir_where_no_directory_can_be_made_is_one_line_in_the_run_too(t
     [line] = stderr.strip().splitlines()
     assert line.startswith("error: feature cache /proc/nope/") and "cannot be written" in line
     assert not run.exists()
+
+
+def test_a_full_disk_when_tensorboard_makes_its_event_file_is_one_line_and_recorded(
+    tmp_path, capfd, monkeypatch
+):
+    """The event file is written by TensorBoard's own thread, its error raised again in the
+    loop's: an OSError traceback (and the thread's) before; one line, and error.json, now."""
+    import errno
+    import json
+
+    from tensorboard.compat.tensorflow_stub.io import gfile
+
+    write = gfile.LocalFileSystem._write
+
+    def full(self, filename, content, mode):
+        if "tfevents" in str(filename):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, filename, content, mode)
+
+    monkeypatch.setattr(gfile.LocalFileSystem, "_write", full)
+    run = tmp_path / "run"
+    overrides = [*QUICK, "trainer.epochs=1"]
+    status, stderr = train_as_the_cli_does(run, overrides, capfd)
+    assert status == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert line == (
+        f"error: TensorBoard {run / 'tensorboard'}: cannot write its events (no space left); "
+        f"free some space and run again with hydra.run.dir={run} to resume from its last "
+        "checkpoint"
+    )
+    recorded = json.loads((run / "error.json").read_text())
+    assert recorded["status"] == "failed" and recorded["message"] == line[len("error: ") :]
+    # The advice, followed (the disk has room again): the run goes on in that directory.
+    monkeypatch.undo()
+    from ner.distributed import Env
+    from ner.train import train
+
+    train(compose(overrides), Env(), run)
+    assert json.loads((run / "result.json").read_text())["status"] == "finished"
