@@ -166,3 +166,24 @@ def test_a_full_disk_when_tensorboard_makes_its_event_file_is_one_line_and_recor
 
     train(compose(overrides), Env(), run)
     assert json.loads((run / "result.json").read_text())["status"] == "finished"
+
+
+def test_a_torn_weights_file_is_refused_in_one_line_naming_it(tmp_path, capfd):
+    """model.safetensors cut short (an interrupted copy): a SafetensorError traceback before."""
+    from ner.errors import UserError
+    from ner.model import load_export
+
+    model = tmp_path / "bert"
+    bert(model)
+    weights = model / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    run = tmp_path / "run"
+    status, stderr = train_as_the_cli_does(run, [*QUICK, f"model.name_or_path={model}"], capfd)
+    assert status == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"error: model: {weights} cannot be read (SafetensorError: ")
+    assert line.endswith("the file is torn (an interrupted copy?): copy it again")
+    assert not run.exists()
+    with pytest.raises(UserError, match=f"model: {weights} cannot be read"):
+        load_export(model)  # ner-evaluate and ner-predict on an export
