@@ -315,3 +315,22 @@ def test_a_data_file_is_named_not_called_the_validation_split(run_dir, tmp_path,
         f"error: --data-file: {data} and {twin} would both be the set 'news' (a file's set is "
         "its name without the extension); copy or link one under another name\n"
     )
+
+
+def test_ctrl_c_is_one_line_and_status_130(run_dir, tmp_path, capsys, monkeypatch):
+    """Issue 28: a KeyboardInterrupt traceback before."""
+    import ner.tools.evaluate
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ner.tools.evaluate, "evaluate", ctrl_c)  # Ctrl-C in the middle of scoring
+    capsys.readouterr()
+    out = tmp_path / "m.json"
+    try:
+        status = main([str(run_dir), "--output", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt reached the caller: a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == "ner-evaluate: interrupted (Ctrl-C)\n"
+    assert not out.exists()
