@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -334,3 +337,20 @@ def test_ctrl_c_is_one_line_and_status_130(run_dir, tmp_path, capsys, monkeypatc
     assert status == 130
     assert capsys.readouterr().err == "ner-evaluate: interrupted (Ctrl-C)\n"
     assert not out.exists()
+
+
+def test_a_hub_dataset_the_hub_does_not_give_is_one_line_without_retries(run_dir, tmp_path):
+    """Without HF_HUB_OFFLINE and a hub that does not answer: ner-evaluate asks once, as
+    ner-train's precheck does, and reads the local cache (empty here) only; before, the
+    libraries' retries printed 12 lines over 29 s before the error."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")  # a closed port
+    cmd = [sys.executable, "-m", "ner.tools.evaluate", str(run_dir)]
+    cmd += ["--data-name", "unimelb-nlp/wikiann", "--data-config", "he"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: dataset unimelb-nlp/wikiann (he): cannot reach the Hugging Face Hub ("
+    )
+    assert line.endswith("ner-evaluate: --data-name DIR)")

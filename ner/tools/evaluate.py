@@ -47,6 +47,7 @@ from ner.evaluate import evaluate
 from ner.features import encode_split
 from ner.report import bootstrap
 from ner.report import errors as error_analysis
+from ner.run.inputs import check_hub
 from ner.tools import eval_output, trained
 from ner.tools.eval_output import summary, write_predictions
 
@@ -141,6 +142,7 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
                 f"{loaded.path}: an exported model outside a run directory has no data "
                 "settings; give --data-file PATH or --data-name NAME"
             )
+        check_hub(None, data_cfg)  # one request, not a minute of retries, when the hub is away
         # Other data than the run's need not have the splits a run trains on.
         corpus = load_corpus(data_cfg, () if args.data_name else REQUIRED)
         sets = corpus.split(args.split)
