@@ -41,6 +41,16 @@ def english_bert(out: Path) -> Path:
     return out
 
 
+def prepare_lines(tmp_path: Path, overrides: list[str]) -> list[str]:
+    """The start lines ner/prepare.py says for a run of `overrides` (nothing is written)."""
+    from ner.distributed import Env
+    from ner.prepare import prepare
+
+    lines: list[str] = []
+    prepare(compose([*QUICK, "data.cache_dir=null", *overrides]), Env(), tmp_path, lines.append)
+    return lines
+
+
 def test_a_model_directory_without_its_tokenizer_files_is_refused_before_the_run(tmp_path, capfd):
     """transformers 5 reads such a directory as a tokenizer of the special tokens alone: every
     word [UNK], and the run trained and exported with no word."""
@@ -72,16 +82,6 @@ def test_the_advice_for_a_model_directory_without_its_tokenizer_works(tmp_path):
         x for x in prepare_lines(tmp_path, [f"model.name_or_path={model}"]) if "tokenizer:" in x
     ]
     assert line == "tokenizer: 0.00% of training words map to the unknown piece [UNK]"
-
-
-def prepare_lines(tmp_path: Path, overrides: list[str]) -> list[str]:
-    """The start lines ner/prepare.py says for a run of `overrides` (nothing is written)."""
-    from ner.distributed import Env
-    from ner.prepare import prepare
-
-    lines: list[str] = []
-    prepare(compose([*QUICK, "data.cache_dir=null", *overrides]), Env(), tmp_path, lines.append)
-    return lines
 
 
 def test_the_share_of_unknown_training_words_is_said_at_start(tmp_path):
