@@ -124,11 +124,14 @@ def write_with(
 
 
 def _failed(error: BaseException, path: Path, needed: int | None, what: str) -> BaseException:
-    """A write's failure as one line when it is a full disk or a place it may not write."""
+    """A write's failure as one line when it is a full disk or a place it may not write (any
+    OSError of making its directory or temporary: /proc/x as root is ENOENT)."""
     if _out_of_space(error):
         return no_space(path, needed, what)
     if _not_writable(error):
         return cannot_write(path, _not_writable(error), what)
+    if isinstance(error, OSError):
+        return cannot_write(path, error, what)
     return error
 
 

@@ -46,9 +46,7 @@ FORMAT_VERSION = 1
 
 def atomic_save(obj: dict, path: Path) -> None:
     """torch.save, atomically (ner/atomic.py): a full disk keeps the previous file and says so."""
-    needed = (
-        sharded_checkpoint.tensor_bytes(obj) + 1024 * 1024
-    )  # the tensors plus the zip archive's overhead
+    needed = sharded_checkpoint.saved_bytes(obj)  # the tensors and the zip archive around them
     atomic.check_room(path, needed, "checkpoint")
     atomic.write_with(path, lambda f: torch.save(obj, f), needed, "checkpoint")
 

@@ -115,6 +115,10 @@ class ModelConfig:
     # are) the embeddings (every encoder parameter outside its layers) and the lowest N layers.
     freeze_embeddings: bool = False
     freeze_layers: int = key(0, at_least=0)
+    # The largest share (0 to 1) of training words the tokenizer may map to its unknown piece
+    # alone: a run past it is refused at start, where the share is printed (a model directory
+    # without its tokenizer files, a vocabulary without the data's script); 1 trains anyway.
+    max_unknown_words: float = operational(0.5, at_least=0)
     # Shape of the tiny model, used only when name_or_path is null.
     hidden_size: int = 64
     num_layers: int = 2

@@ -2,12 +2,14 @@
 
 A `UserError` is a problem with the user's data, files or configuration. Entry points (ner-train,
 ner-evaluate, ner-predict, ner-report) end on one through `exit_on_error`: its message as one line
-(no traceback) and exit status 2. Anything else is a bug and keeps its traceback.
+(no traceback) and exit status 2; ner-evaluate and ner-predict end on Ctrl-C through
+`exit_on_ctrl_c` (one line, 130). Anything else is a bug and keeps its traceback.
 """
 
 import sys
 
 EXIT_USER_ERROR = 2
+EXIT_CTRL_C = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 
 
 class UserError(Exception):
@@ -34,3 +36,11 @@ def exit_on_error(error: BaseException | str, speak: bool = True) -> int:
     if speak:
         print(error_line(error), file=sys.stderr, flush=True)
     return EXIT_USER_ERROR
+
+
+def exit_on_ctrl_c(command: str, speak: bool = True) -> int:
+    """Say on stderr, where `speak`, that `command` was stopped by Ctrl-C (its KeyboardInterrupt)
+    and return 130: one line, not the traceback of wherever it was."""
+    if speak:
+        print(f"{command}: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+    return EXIT_CTRL_C

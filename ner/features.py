@@ -50,6 +50,7 @@ class FeatureStats:
     words: int = 0
     sub_tokens: int = 0
     empty_words: int = 0  # words with no sub-token, given the unk piece
+    unknown_words: int = 0  # words that are the unk piece alone (the empty ones among them)
     capped_words: int = 0  # single words longer than a whole window, cut after their first pieces
     split_sentences: int = 0  # sentences that needed more than one window
     windows: int = 0
@@ -74,6 +75,26 @@ class FeatureStats:
                 "first pieces were kept (labels kept)"
             )
         return out
+
+
+def unknown_words(stats: dict[str, FeatureStats], limit: float, model: str, unk: str) -> str:
+    """The start line of the share of training words the tokenizer maps to its unknown piece
+    alone, per training split in `stats`; a split past `limit` (model.max_unknown_words) is
+    refused, as those words all read the same to the model (a model directory without its
+    tokenizer files, a vocabulary without the data's script)."""
+    shares = {split: s.unknown_words / max(s.words, 1) for split, s in stats.items()}
+    for split, share in shares.items():
+        if share > limit:
+            raise UserError(
+                f"model: the tokenizer of {model} maps {share:.1%} of the words of {split} to "
+                f"its unknown piece {unk} alone (more than model.max_unknown_words={limit:g}), "
+                "so the model would see them all as one word; choose a model whose vocabulary "
+                "covers the data, or set model.max_unknown_words=1 to train anyway"
+            )
+    unknown = sum(s.unknown_words for s in stats.values())
+    total = unknown / max(sum(s.words for s in stats.values()), 1)
+    each = f" ({', '.join(f'{k} {v:.2%}' for k, v in shares.items())})" if len(shares) > 1 else ""
+    return f"tokenizer: {total:.2%} of training words map to the unknown piece {unk}{each}"
 
 
 def plan_windows(piece_counts: Sequence[int], max_pieces: int, stride: int) -> list[Window]:
@@ -145,6 +166,7 @@ def encode_sentence(
         stats.words += len(pieces)
         stats.sub_tokens += sum(len(p) for p in pieces)
         stats.capped_words += sum(len(p) > max_pieces for p in pieces)
+        stats.unknown_words += sum(all(i == unk_id for i in p) for p in pieces)
         stats.windows += len(windows)
         stats.split_sentences += len(windows) > 1
         stats.longest_sentence = max(stats.longest_sentence, sum(len(p) for p in pieces))
@@ -225,7 +247,7 @@ def gather_word_predictions(
     return words
 
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: FeatureStats counts unknown_words
 
 
 def cache_key(sentences, tags, labels, tokenizer, max_length: int, stride: int) -> str:

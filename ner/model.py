@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
@@ -92,6 +93,8 @@ def build_model(
             )
         except OSError as e:
             raise cannot_load("the weights", model_cfg.name_or_path, e) from e
+        except SafetensorError as e:
+            raise torn_weights(model_cfg.name_or_path, e) from e
     else:
         model = AutoModelForTokenClassification.from_config(config)
     model = heads.attach(model, model_cfg.head)
@@ -111,8 +114,30 @@ def load_export(directory: Path) -> torch.nn.Module:
 
         model.load_state_dict(load_file(str(directory / "model.safetensors")))
         return model
+    except SafetensorError as e:
+        raise torn_weights(directory, e) from e
     except (OSError, ValueError) as e:
         raise UserError(f"{directory}: cannot load a token-classification model: {e}") from e
+
+
+def torn_weights(source: str | Path, error: SafetensorError) -> UserError:
+    """The one line for a weights file safetensors cannot read (cut short: an interrupted
+    copy), naming the first such file of a local directory (of several shards, the torn one)."""
+    from safetensors import safe_open
+
+    def torn(path: Path) -> bool:
+        try:
+            safe_open(str(path), "pt")  # reads the header, checks it covers the whole file
+        except SafetensorError:
+            return True
+        return False
+
+    files = sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
+    where = next((f for f in files if torn(f)), source)
+    return UserError(
+        f"model: {where} cannot be read ({type(error).__name__}: {error}); the file is torn "
+        "(an interrupted copy?): copy it again"
+    )
 
 
 # How a model family is written, by its config's model_type; others: the config class's name.

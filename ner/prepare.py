@@ -26,7 +26,7 @@ from ner.checkpoint import Progress, TrainState
 from ner.data.corpus import Corpus, load_corpus
 from ner.data.sentences import Sentence, entity_counts
 from ner.errors import UserError
-from ner.features import FeatureStats, cache_key, cached_features, encode_split
+from ner.features import FeatureStats, cache_key, cached_features, encode_split, unknown_words
 from ner.loss import Objective, objective
 from ner.model import build_model, encoder_layers, model_config, window_length
 from ner.optimization import build_optimizer, build_schedule
@@ -139,6 +139,8 @@ def prepare(
         train += features
         train_stats[label] = stats
         train_sources.append((name, len(features)))
+    tokenizer_of = cfg.model.name_or_path or "the tiny model"
+    say(unknown_words(train_stats, cfg.model.max_unknown_words, tokenizer_of, tokenizer.unk_token))
     eval_sets = []
     for s in corpus.eval_sets:
         encoded = EncodedSet(s.name, s.source, {}, {}, {})

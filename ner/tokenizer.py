@@ -124,6 +124,15 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
         raise UserError(
             f"model: the tokenizer in '{name_or_path}' cannot be read ({type(e).__name__}: {e})"
         ) from e
+    files = type(tok).vocab_files_names.values()  # tokenizer.json, vocab.txt, spm.model, ...
+    if Path(name_or_path).is_dir() and not any(Path(name_or_path, f).is_file() for f in files):
+        # transformers 5 then builds a tokenizer of the special tokens alone: every word unknown
+        raise UserError(
+            f"model: {name_or_path} holds no tokenizer files (none of {', '.join(files)}), as "
+            "model.save_pretrained() alone leaves a directory; save the tokenizer there too "
+            "(tokenizer.save_pretrained(DIR)), or copy the tokenizer files of the model it "
+            "was trained from"
+        )
     if not tok.is_fast:
         raise UserError(f"model: '{name_or_path}' has no fast tokenizer (word_ids() needs one)")
     missing = [

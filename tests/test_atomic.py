@@ -95,5 +95,92 @@ def test_a_checkpoint_larger_than_the_free_space_is_refused_before_writing(tmp_p
 
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _: Usage)
     with pytest.raises(UserError, match=r"needs about 1\.[0-9] MiB, 10\.0 KiB free"):
-        checkpoint.atomic_save({"format": 1, "w": torch.zeros(1000)}, tmp_path / "last.pt")
+        checkpoint.atomic_save({"format": 1, "w": torch.zeros(300_000)}, tmp_path / "last.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def training_state(
+    hidden: int, log_entries: int
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:
+    """A tiny XLM-R after one AdamW step, and a last.pt's dict of it (ner/checkpoint.py
+    TrainState.save) with `log_entries` train entries in its history."""
+    import random
+
+    import transformers
+
+    config = transformers.XLMRobertaConfig(
+        vocab_size=1000,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=130,
+        num_labels=7,
+    )
+    torch.manual_seed(0)
+    model = transformers.XLMRobertaForTokenClassification(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[0, 5, 6, 2]]), labels=torch.tensor([[0, 1, 2, 0]])).loss.backward()
+    optimizer.step()
+    history = [
+        {"loss": 1.0 / (i + 1), "learning_rate": 1e-3, "epoch": i / 100, "step": i}
+        for i in range(log_entries)
+    ]
+    last = {
+        "format": 1,
+        "model": model.state_dict(),
+        "labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+        "config": "trainer:\n  epochs: 3\n" * 100,
+        "progress": {"epoch": 1, "global_step": 3},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"last_epoch": 3, "base_lrs": [1e-3]},
+        "scaler": {},
+        "history": history,
+        "rng": [{"torch": torch.get_rng_state(), "python": random.getstate()}],
+        "data": {"train": "0" * 32},
+    }
+    return model, optimizer, last
+
+
+@pytest.mark.parametrize(
+    "hidden,log_entries",
+    [(32, 10), (64, 10_000), (256, 100)],  # 0.4 MiB, 1.6 MiB with a long log, 27 MiB
+)
+def test_the_free_space_estimate_is_the_checkpoint_size_or_a_little_more(
+    tmp_path, hidden, log_entries
+):
+    """What the free-space check asks for is at least what torch.save writes (else a full disk
+    is found only by the write) and not much more (else a checkpoint that fits is refused)."""
+    from ner.sharded_checkpoint import saved_bytes
+
+    _, _, last = training_state(hidden, log_entries)
+    weights = {"format": 1, "model": last["model"], "labels": last["labels"]}
+    view = {"w": torch.zeros(100_000)[:10]}  # torch.save writes the whole storage of a view
+    for state in (last, weights, view, {}):
+        torch.save(state, tmp_path / "x.pt")
+        size = (tmp_path / "x.pt").stat().st_size
+        assert size <= saved_bytes(state) <= size * 1.02 + 32 * 1024, (size, saved_bytes(state))
+
+
+def test_the_free_space_estimate_of_sharded_checkpoints_is_their_size_or_a_little_more(tmp_path):
+    import torch.distributed.checkpoint as dcp
+
+    from ner.sharded_checkpoint import _state, dcp_bytes
+
+    for hidden in (32, 256):
+        model, optimizer, _ = training_state(hidden, 0)
+        state = _state(model, optimizer)
+        shards = tmp_path / f"shards-{hidden}"
+        dcp.save(state, checkpoint_id=shards, no_dist=True)
+        size = sum(f.stat().st_size for f in shards.rglob("*") if f.is_file())
+        assert size <= dcp_bytes(state, 1) <= size * 1.1 + 64 * 1024, (size, dcp_bytes(state, 1))
+
+
+def test_a_checkpoint_that_fits_the_free_space_is_written(tmp_path, monkeypatch):
+    """Issue 28: a 1.2 MiB checkpoint with 1.7 MiB free was refused (the estimate added 1 MiB)."""
+    state = {"format": 1, "w": torch.zeros(315_000)}  # 1.2 MiB
+    free = int(1.7 * 1024**2)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _: type("Usage", (), {"free": free}))
+    checkpoint.atomic_save(state, tmp_path / "last.pt")
+    assert (tmp_path / "last.pt").stat().st_size < free
+    assert torch.equal(checkpoint.load(tmp_path / "last.pt")["w"], state["w"])

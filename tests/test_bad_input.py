@@ -165,3 +165,20 @@ def test_a_lowercase_tag_in_the_validation_file_is_named_with_its_line(tmp_path)
         f"{dev} (split validation), line 8: token 1 of 1 ('משה') has tag 'b-per': the prefix "
         "must be upper-case B- or I-; did you mean 'B-PER'? tags are case-sensitive"
     )
+
+
+def test_an_evaluation_tag_the_training_data_lacks_is_named_with_its_line(tmp_path, capfd):
+    """Refused before, but without the place: which of 10,000 lines holds the tag?"""
+    train = tmp_path / "train.conll"
+    train.write_text(GOOD, encoding="utf-8")  # PER and LOC, no ORG
+    dev = tmp_path / "dev.conll"
+    dev.write_text("דני\tB-PER\n\nגר\tO\nבגוגל\tB-ORG\n", encoding="utf-8")
+    args = ["data.name=null", f"data.train_file={train}", f"data.validation_file={dev}"]
+    returncode, stderr = train_as_the_cli_does(tmp_path / "run", args, capfd)
+    assert returncode == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert line == (
+        f"error: split validation ({dev}): tags ['B-ORG'] never occur in split train, so the "
+        f"model cannot learn them; the first: {dev} (split validation), line 3: token 2 of 2 "
+        "('בגוגל') has tag 'B-ORG' (token on line 4); add examples to train or fix the tags"
+    )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -315,3 +318,39 @@ def test_a_data_file_is_named_not_called_the_validation_split(run_dir, tmp_path,
         f"error: --data-file: {data} and {twin} would both be the set 'news' (a file's set is "
         "its name without the extension); copy or link one under another name\n"
     )
+
+
+def test_ctrl_c_is_one_line_and_status_130(run_dir, tmp_path, capsys, monkeypatch):
+    """Issue 28: a KeyboardInterrupt traceback before."""
+    import ner.tools.evaluate
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ner.tools.evaluate, "evaluate", ctrl_c)  # Ctrl-C in the middle of scoring
+    capsys.readouterr()
+    out = tmp_path / "m.json"
+    try:
+        status = main([str(run_dir), "--output", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt reached the caller: a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == "ner-evaluate: interrupted (Ctrl-C)\n"
+    assert not out.exists()
+
+
+def test_a_hub_dataset_the_hub_does_not_give_is_one_line_without_retries(run_dir, tmp_path):
+    """Without HF_HUB_OFFLINE and a hub that does not answer: ner-evaluate asks once, as
+    ner-train's precheck does, and reads the local cache (empty here) only; before, the
+    libraries' retries printed 12 lines over 29 s before the error."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")  # a closed port
+    cmd = [sys.executable, "-m", "ner.tools.evaluate", str(run_dir)]
+    cmd += ["--data-name", "unimelb-nlp/wikiann", "--data-config", "he"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: dataset unimelb-nlp/wikiann (he): cannot reach the Hugging Face Hub ("
+    )
+    assert line.endswith("ner-evaluate: --data-name DIR)")

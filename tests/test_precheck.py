@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import CONF, QUICK, compose
@@ -110,3 +112,15 @@ def test_a_run_dir_or_cache_dir_that_cannot_be_a_directory_is_one_line(tmp_path)
         "choose another directory, or data.cache_dir=null (no cache)"
     )
     assert check(f"hydra.run.dir={tmp_path}/new/run", f"data.cache_dir={tmp_path}/c") is None
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc")
+def test_a_cache_dir_or_run_dir_where_no_directory_can_be_made_is_one_line():
+    """/proc passes access() for root, yet refuses a new entry (issue 28: a FileNotFoundError
+    traceback from the cache's mkdir)."""
+    problem = check("data.cache_dir=/proc/nope")
+    assert problem.startswith("config: data.cache_dir=/proc/nope: cannot be created (")
+    assert problem.endswith("); choose another directory, or data.cache_dir=null (no cache)")
+    assert check("hydra.run.dir=/proc/nope/run").startswith(
+        "config: hydra.run.dir=/proc/nope/run: cannot be the run directory ("
+    )

@@ -239,3 +239,33 @@ def test_stdin_from_a_terminal_says_it_is_reading(run_dir):
     assert STDIN_HINT in err.decode().splitlines()
     [result] = read_json_lines(out.decode())
     check_result(result, "משה כהן גר בחיפה .")
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_input_is_one_line_and_status_130(run_dir, capsys, monkeypatch):
+    """Ctrl-C while ner-predict waits for the next line of stdin: the lines tagged so far are
+    whole, then one line and status 130 (issue 28: a KeyboardInterrupt traceback before)."""
+    import io
+
+    class Terminal(io.BytesIO):
+        """A line typed, then Ctrl-C."""
+
+        def __iter__(self):
+            yield "דוד גר בחיפה\n".encode()
+            raise KeyboardInterrupt
+
+        def isatty(self) -> bool:
+            return False
+
+    import ner.tools.predict
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(Terminal()))
+    monkeypatch.setattr(ner.tools.predict, "CHUNK_LINES", 1)  # each line tagged as it comes
+    capsys.readouterr()
+    try:
+        status = main([str(run_dir), "--format", "json"])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt reached the caller: a traceback")
+    out, err = capsys.readouterr()
+    assert status == 130 and err == "ner-predict: interrupted (Ctrl-C)\n"
+    assert [r["text"] for r in read_json_lines(out)] == ["דוד גר בחיפה"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ner.data.sentences import Sentence, token_error
@@ -270,12 +270,23 @@ def check_iob2_tags(sentences: list[Sentence]) -> None:
                 )
 
 
-def check_label_sets(train_labels: set[str], other: dict[str, set[str]]) -> None:
-    """Raise DataError if a validation/test split uses tags that the training split never uses."""
+def check_label_sets(
+    train_labels: set[str],
+    other: dict[str, set[str]],
+    sentences: dict[str, Sequence[Sentence]] | None = None,
+) -> None:
+    """Raise DataError if a validation/test split uses tags that the training split never uses;
+    given the split's `sentences`, the message names the place of the first such tag."""
     for split, labels in other.items():
         extra = sorted(set(labels) - set(train_labels))
         if extra:
+            found = ((s, i) for s in (sentences or {}).get(split, []) for i in range(len(s.tags)))
+            first = next(((s, i) for s, i in found if s.tags[i] in extra), None)
+            at = ""
+            if first:
+                s, i = first
+                at = f"; the first: {token_error(s, i, f'({s.tokens[i]!r}) has tag {s.tags[i]!r}')}"
             raise DataError(
                 f"split {split}: tags {extra} never occur in split train, so the model "
-                "cannot learn them; add examples to train or fix the tags"
+                f"cannot learn them{at}; add examples to train or fix the tags"
             )

@@ -225,7 +225,8 @@ def _checked(data_cfg, train, eval_sets: list[EvalSet], labels, source: str) -> 
                 where = (
                     f"{split} ({eval_set.source})" if several or not file else f"{split} ({file})"
                 )
-                check_label_sets(train_tags, {where: {t for s in sentences for t in s.tags}})
+                tags = {t for s in sentences for t in s.tags}
+                check_label_sets(train_tags, {where: tags}, {where: sentences})
             eval_set.sentences[split], report = validate_split(
                 sentences, labels, label, data_cfg.on_error
             )

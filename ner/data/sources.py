@@ -71,7 +71,8 @@ def loading_errors(name: str, config: str | None) -> Iterator[None]:
         reason = " ".join(str(e).split())
         raise DataError(
             f"dataset {name} ({config}): cannot reach the Hugging Face Hub ({reason}); offline, "
-            "give a local copy in the hub's layout: data.name=DIR (e.g. data.name=../shared/wikiann)"
+            "give a local copy in the hub's layout: data.name=DIR (e.g. data.name=../shared/wikiann;"
+            " ner-evaluate: --data-name DIR)"
         ) from None
     except (FileNotFoundError, ValueError) as e:
         raise DataError(f"dataset {name} ({config}): cannot load: {e}") from e

@@ -15,7 +15,9 @@ interrupted run are discarded instead of drawn twice.
 
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 from pathlib import Path
 
 from ner.atomic import NO_SPACE, write_json
@@ -23,7 +25,49 @@ from ner.errors import UserError
 from ner.metrics import mean_over_sets, names
 
 
+def unrecorded(what: str, problem: str, error: OSError, run_dir: Path) -> UserError:
+    """The one line for a record of the run that could not be written (a full disk)."""
+    full = error.errno in NO_SPACE
+    return UserError(
+        f"{what}: {problem} ({'no space left' if full else error.strerror}); "
+        + ("free some space and " if full else "")
+        + f"run again with hydra.run.dir={run_dir} to resume from its last checkpoint"
+    )
+
+
+def _writes_events(method):
+    """A RunLog method that writes TensorBoard events: an OSError there (a full disk, met when
+    the event file is made or at any later write) is one line naming the directory."""
+
+    @functools.wraps(method)
+    def writing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            where = f"TensorBoard {self.run_dir / 'tensorboard'}"
+            raise unrecorded(where, "cannot write its events", e, self.run_dir) from e
+
+    return writing
+
+
+def _quiet_event_writer_threads() -> None:
+    """TensorBoard writes events in a thread of its own, which keeps its error for the next call
+    of the main thread to raise (one line, `_writes_events`): threading's hook would first print
+    it as a traceback."""
+    previous = threading.excepthook
+    if getattr(previous, "leaves_tensorboard_to_runlog", False):
+        return
+
+    def hook(args) -> None:
+        if not type(args.thread).__module__.startswith("tensorboard.summary.writer"):
+            previous(args)
+
+    hook.leaves_tensorboard_to_runlog = True
+    threading.excepthook = hook
+
+
 class RunLog:
+    @_writes_events
     def __init__(
         self,
         run_dir: Path,
@@ -39,8 +83,10 @@ class RunLog:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
+            _quiet_event_writer_threads()
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
+    @_writes_events
     def train(self, step: int, epoch: float, loss: float, lr: float, **scalars: float) -> None:
         """A train entry: the loss and learning rate, and any other scalar the loop passes
         (`grad_norm=...`: the entry's key and TensorBoard's `train/grad_norm`)."""
@@ -54,6 +100,7 @@ class RunLog:
             self.tb.add_scalar(f"train/{name}", value, step)
         self.tb.add_scalar("train/lr", lr, step)
 
+    @_writes_events
     def evaluation(
         self,
         prefix: str,
@@ -103,6 +150,7 @@ class RunLog:
             self.tb.flush()
         return entry
 
+    @_writes_events
     def set_layout(self, sets: list[str]) -> None:
         """With several evaluation sets, TensorBoard's Custom Scalars tab draws each metric of
         every set (and their mean) on one chart."""
@@ -114,6 +162,7 @@ class RunLog:
         }
         self.tb.add_custom_scalars({"evaluation sets": charts})
 
+    @_writes_events
     def hparams(self, params: dict, monitor: str) -> None:
         """Declare the run to TensorBoard's HParams dashboard: its hyperparameters and the scalar
         tags to show beside them (their last values: the best monitored value, every metric,
@@ -127,6 +176,7 @@ class RunLog:
         self.tb.file_writer.add_summary(experiment)
         self.tb.file_writer.add_summary(start)
 
+    @_writes_events
     def best_so_far(self, epoch: float, monitor: str, value: float) -> None:
         if self.enabled:
             self.tb.add_scalar(f"best/{monitor}", value, int(round(epoch)))
@@ -139,11 +189,13 @@ class RunLog:
         if self.enabled:
             write_json(self.run_dir / "log_history.json", self.history)
 
+    @_writes_events
     def text(self, tag: str, markdown: str) -> None:
         if self.enabled:
             self.tb.add_text(tag, markdown)
             self.tb.flush()
 
+    @_writes_events
     def close(self, finished: bool = False) -> None:
         if self.tb is not None:
             if finished and self._session_end is not None:
@@ -189,12 +241,7 @@ class Printer:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write("".join(line + "\n" for line in lines))
         except OSError as e:
-            full = e.errno in NO_SPACE
-            raise UserError(
-                f"log {self.path}: cannot append ({'no space left' if full else e.strerror}); "
-                + ("free some space and " if full else "")
-                + f"run again with hydra.run.dir={self.path.parent} to resume from its last checkpoint"
-            ) from e
+            raise unrecorded(f"log {self.path}", "cannot append", e, self.path.parent) from e
 
     def progress(self, total: int, initial: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm

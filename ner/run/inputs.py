@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,16 @@ def check_sources(cfg: Any) -> None:
         from ner.checkpoint import load_resumable
 
         load_resumable(resume)
-    name, data = cfg.model.name_or_path, cfg.data.name
-    hub_model = name is not None and not Path(name).expanduser().is_dir()
+    check_hub(cfg.model.name_or_path, cfg.data)
+
+
+def check_hub(model: str | None, data_cfg: Any) -> None:
+    """A model (a name or directory) and the dataset of `data_cfg` (its training and evaluation
+    configurations) that the hub, or offline the local cache, can give: ner-train's precheck
+    and ner-evaluate's data. A hub that does not answer one request puts this process offline
+    (HF_HUB_OFFLINE=1), with a warning, rather than into a minute of the libraries' retries."""
+    data = data_cfg.name
+    hub_model = model is not None and not Path(model).expanduser().is_dir()
     hub_data = data not in (None, "demo") and not Path(data).expanduser().is_dir()
     if not (hub_model or hub_data):
         return
@@ -74,16 +83,16 @@ def check_sources(cfg: Any) -> None:
     if hub_model:
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
             raise UserError(
-                f"config: model.name_or_path={name}: not a local directory, not in the Hugging "
+                f"config: model.name_or_path={model}: not a local directory, not in the Hugging "
                 f"Face cache, and {why}; give a local directory: model.name_or_path=DIR"
             )
     if hub_data:
         from ner.data.sources import check_reachable
 
-        training = configs(cfg.data) or [None]
-        for config in dict.fromkeys(training + list(cfg.data.eval_configs or [])):
+        training = configs(data_cfg) or [None]
+        for config in dict.fromkeys(training + list(data_cfg.eval_configs or [])):
             check_reachable(data, config)
     if not offline:  # everything was in the local cache
         from ner.distributed import env_from_environ
@@ -103,6 +112,10 @@ def cannot_make_dir(path: str) -> str | None:
         return f"{existing} is a file" if existing.exists() else f"{existing} does not exist"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    try:  # what access() cannot tell: /proc refuses a new entry even to root
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-check.tmp"))
+    except OSError as e:
+        return f"no directory can be made in {existing}: {e.strerror}"
     return None
 
 

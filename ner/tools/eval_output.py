@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from ner import metrics as registry
-from ner.atomic import read_json
+from ner.atomic import read_json, write_text
 from ner.data.sentences import Sentence
 from ner.errors import UserError
 from ner.report import predictions as saved
@@ -18,14 +18,16 @@ from ner.report.tables import markdown_table
 
 
 def write_predictions(path: str, sentences: list[Sentence], pred: list[list[str]]) -> None:
-    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence."""
-    with open(path, "w", encoding="utf-8") as f:
-        for sentence, tags in zip(sentences, pred, strict=True):
-            for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
-                # A tab or line break inside a token would break the columns and lines.
-                token = re.sub(r"[\t\r\n]", " ", token)
-                f.write(f"{token}\t{gold}\t{p}\n")
-            f.write("\n")
+    """token<TAB>gold<TAB>predicted per word, a blank line after each sentence; written whole
+    (ner/atomic.py), so a Ctrl-C leaves the file as it was or complete."""
+    lines = []
+    for sentence, tags in zip(sentences, pred, strict=True):
+        for token, gold, p in zip(sentence.tokens, sentence.tags, tags, strict=True):
+            # A tab or line break inside a token would break the columns and lines.
+            token = re.sub(r"[\t\r\n]", " ", token)
+            lines.append(f"{token}\t{gold}\t{p}\n")
+        lines.append("\n")
+    write_text(path, "".join(lines), "predictions file")
 
 
 def saved_predictions_dir(args, loaded) -> Path | None:

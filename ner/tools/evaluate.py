@@ -17,7 +17,8 @@ checkpoint of a run; `-` prints the JSON on stdout), `--predictions` writes
 analysis (its last column is a tag, so `ner.data.files.read_sentences` reads it back as the
 predicted tagging); `--errors` prints the error analysis of ner/report/errors.py after the
 metrics; `--save-predictions` keeps the best model's predictions as a run does at its end (a run
-made before runs kept them: for ner-report --compare). A user error is one line, status 2.
+made before runs kept them: for ner-report --compare). A user error is one line, status 2;
+Ctrl-C one line, status 130.
 
 The sets are read as training reads them (ner.data.corpus.load_corpus); the summary and the
 predictions file are written by ner/tools/eval_output.py.
@@ -41,11 +42,12 @@ from ner.batching import Collator
 from ner.config import DataConfig
 from ner.data.checks import validate_split
 from ner.data.sentences import Sentence
-from ner.errors import UserError, exit_on_error
+from ner.errors import UserError, exit_on_ctrl_c, exit_on_error
 from ner.evaluate import evaluate
 from ner.features import encode_split
 from ner.report import bootstrap
 from ner.report import errors as error_analysis
+from ner.run.inputs import check_hub
 from ner.tools import eval_output, trained
 from ner.tools.eval_output import summary, write_predictions
 
@@ -140,6 +142,7 @@ def load_sets(args: argparse.Namespace, loaded: trained.Loaded) -> list[tuple]:
                 f"{loaded.path}: an exported model outside a run directory has no data "
                 "settings; give --data-file PATH or --data-name NAME"
             )
+        check_hub(None, data_cfg)  # one request, not a minute of retries, when the hub is away
         # Other data than the run's need not have the splits a run trains on.
         corpus = load_corpus(data_cfg, () if args.data_name else REQUIRED)
         sets = corpus.split(args.split)
@@ -283,7 +286,7 @@ def run(args: argparse.Namespace, env: distributed.Env) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script `ner-evaluate`; returns the exit status (2 on a user error)."""
+    """Console script `ner-evaluate`; returns the exit status (2 on a user error, 130 on Ctrl-C)."""
     args = parse_args(argv)
     hf_logging.disable_progress_bar()  # no "Loading weights" bar between results
     env = None
@@ -293,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except UserError as e:
         return exit_on_error(e, speak=env is None or env.is_main)
+    except KeyboardInterrupt:
+        return exit_on_ctrl_c("ner-evaluate", speak=env is None or env.is_main)
     finally:
         distributed.teardown()
 

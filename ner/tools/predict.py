@@ -32,7 +32,7 @@ from transformers.utils import logging as hf_logging
 from ner import distributed
 from ner.batching import Collator
 from ner.data.files import decode_utf8
-from ner.errors import UserError, exit_on_error
+from ner.errors import UserError, exit_on_ctrl_c, exit_on_error
 from ner.evaluate import predict_features
 from ner.features import encode_split, gather_word_predictions
 from ner.tools import trained
@@ -164,7 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script `ner-predict`; returns the exit status (2 on a user error)."""
+    """Console script `ner-predict`; returns the exit status (2 on a user error, 130 on Ctrl-C)."""
     args = parse_args(argv)
     hf_logging.disable_progress_bar()  # no "Loading weights" bar between results
     if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
     except UserError as e:
         return exit_on_error(e)
+    except KeyboardInterrupt:  # the lines printed so far are whole: each is written at once
+        return exit_on_ctrl_c("ner-predict")
     return 0
 
 
