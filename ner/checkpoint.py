@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ner import atomic, distributed, sharded_checkpoint, sharding
+from ner.disk_size import saved_bytes
 from ner.errors import UserError, counted
 from ner.metrics import is_better
 from ner.optimization import check_groups
@@ -46,7 +47,7 @@ FORMAT_VERSION = 1
 
 def atomic_save(obj: dict, path: Path) -> None:
     """torch.save, atomically (ner/atomic.py): a full disk keeps the previous file and says so."""
-    needed = sharded_checkpoint.saved_bytes(obj)  # the tensors and the zip archive around them
+    needed = saved_bytes(obj)  # the tensors and the zip archive around them
     atomic.check_room(path, needed, "checkpoint")
     atomic.write_with(path, lambda f: torch.save(obj, f), needed, "checkpoint")
 

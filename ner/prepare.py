@@ -140,7 +140,9 @@ def prepare(
         train_stats[label] = stats
         train_sources.append((name, len(features)))
     tokenizer_of = cfg.model.name_or_path or "the tiny model"
-    say(unknown_words(train_stats, cfg.model.max_unknown_words, tokenizer_of, tokenizer.unk_token))
+    printer(
+        unknown_words(train_stats, cfg.model.max_unknown_words, tokenizer_of, tokenizer.unk_token)
+    )
     eval_sets = []
     for s in corpus.eval_sets:
         encoded = EncodedSet(s.name, s.source, {}, {}, {})

@@ -151,7 +151,7 @@ def test_the_free_space_estimate_is_the_checkpoint_size_or_a_little_more(
 ):
     """What the free-space check asks for is at least what torch.save writes (else a full disk
     is found only by the write) and not much more (else a checkpoint that fits is refused)."""
-    from ner.sharded_checkpoint import saved_bytes
+    from ner.disk_size import saved_bytes
 
     _, _, last = training_state(hidden, log_entries)
     weights = {"format": 1, "model": last["model"], "labels": last["labels"]}
@@ -165,7 +165,8 @@ def test_the_free_space_estimate_is_the_checkpoint_size_or_a_little_more(
 def test_the_free_space_estimate_of_sharded_checkpoints_is_their_size_or_a_little_more(tmp_path):
     import torch.distributed.checkpoint as dcp
 
-    from ner.sharded_checkpoint import _state, dcp_bytes
+    from ner.disk_size import dcp_bytes
+    from ner.sharded_checkpoint import _state
 
     for hidden in (32, 256):
         model, optimizer, _ = training_state(hidden, 0)
