@@ -160,6 +160,33 @@ def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
     )
 
 
+def record_best(directory: Path) -> tuple[Path, str | None]:
+    """For a reader of a run's best weights (ner-evaluate, ner-predict), without writing: the
+    checkpoint in `directory` that holds the record's best epoch, and a line when it is not
+    best.pt. A kill between last.pt and best.pt leaves last.pt's record naming the epoch it was
+    saved at, beside an older best.pt: last.pt's own weights are then the best ones (the next
+    run rewrites best.pt from them: `reconcile_best`)."""
+    best_pt, last_pt = directory / "best.pt", directory / "last.pt"
+    if not last_pt.is_file():
+        return best_pt, None
+    progress = load(last_pt)["progress"]
+    want, have = progress.get("best_epoch"), saved_best_epoch(best_pt)
+    if want is None or have == want:
+        return best_pt, None
+    found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
+    if progress["epoch"] == want and progress["step_in_epoch"] == 0:
+        return last_pt, (
+            f"{best_pt} {found}, but the run's record has its best evaluation at epoch "
+            f"{want:g} (a kill between the two writes): {last_pt}, saved at the end of that "
+            "epoch, holds its weights and is read instead"
+        )
+    raise UserError(
+        f"{best_pt} {found}, but the run's record ({last_pt}) has its best evaluation at epoch "
+        f"{want:g}, and no checkpoint holds that epoch's weights: evaluate a checkpoint by name "
+        "(--checkpoint last), or resume the run, which repairs best.pt or says why it cannot"
+    )
+
+
 def check_best(best: dict, path: Path, best_epoch: float | None) -> None:
     """Refuse best.pt weights that are not those of the record's best epoch."""
     have = best.get("progress", {}).get("best_epoch")
@@ -381,10 +408,10 @@ class TrainState:
             step_file.unlink(missing_ok=True)
             os.link(directory / "last.pt", step_file)  # a second name, not a second write
             prune_steps(directory, keep_steps)
+        if "shards" in pieces:  # before best.pt: a kill between the two leaves none behind
+            sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
         if best_improved:
             write_best(directory, {**{k: last.get(k) for k in WEIGHTS_ONLY}, "model": best})
-        if "shards" in pieces:
-            sharded_checkpoint.collect(directory)  # shards that no checkpoint names any more
 
     def restore(self, ckpt: dict, path: Path, env) -> None:
         """Load checkpoint `ckpt`, read from `path`, into this state (every rank). RNG streams

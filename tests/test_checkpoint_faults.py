@@ -179,3 +179,37 @@ def test_a_save_killed_at_any_write_resumes_to_the_uninterrupted_run(tmp_path, m
         assert all(torch.equal(model[k], v) for k, v in exported.items()), what
         orphans = [p for p in run.rglob(".*") if ".tmp" in p.name or ".old" in p.name]
         assert orphans == [], what
+
+
+@pytest.mark.slow
+def test_a_kill_between_last_pt_and_best_pt_is_read_right_before_any_repair(
+    tmp_path, monkeypatch, capsys
+):
+    # The run dies after last.pt records epoch 2 as best and before best.pt is written: until
+    # a next run repairs best.pt, ner-evaluate and ner-predict read the record's best epoch
+    # (last.pt's weights, saved at its end), saying so, not epoch 1's best.pt as "best".
+    from ner.tools import trained
+
+    real = checkpoint.write_best
+
+    def killed_at_the_second_best(directory, record):
+        if record["progress"]["best_epoch"] == 2.0:
+            raise KeyboardInterrupt  # as a SIGKILL before best.pt is written
+        real(directory, record)
+
+    monkeypatch.setattr(checkpoint, "write_best", killed_at_the_second_best)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_in_process(run, [*QUICK, "optim.lr=0.01"])  # epoch 2 improves on epoch 1
+    monkeypatch.undo()
+    directory = run / "checkpoints"
+    assert checkpoint.saved_best_epoch(directory / "best.pt") == 1.0
+    last = checkpoint.load(directory / "last.pt")
+    assert last["progress"]["best_epoch"] == 2.0
+    capsys.readouterr()
+    loaded = trained.load(run)
+    assert loaded.path == directory / "last.pt" and loaded.epoch == 2.0
+    own = loaded.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in last["model"].items())
+    err = capsys.readouterr().err
+    assert "holds epoch 1's weights, but the run's record has its best evaluation at epoch 2" in err

@@ -280,3 +280,25 @@ def test_a_shard_torn_after_the_check_is_one_line_from_the_load(trained, tmp_pat
         f.truncate(1000)
     with pytest.raises(UserError, match="its shards cannot be read"):
         state(sharded=True).restore(ckpt, directory / "last.pt", ENV)
+
+
+def test_a_kill_before_best_pt_leaves_no_shard_directory_that_nothing_names(
+    tmp_path, monkeypatch
+):
+    # Shards no checkpoint names are removed as soon as last.pt names the new ones, before
+    # best.pt is written: a kill between last.pt and best.pt leaves none behind.
+    s = state(sharded=True)
+    step(s)
+    save(s, tmp_path, best=True)
+    step(s)
+
+    def killed(directory, record):
+        raise KeyboardInterrupt  # as a SIGKILL before best.pt is written
+
+    monkeypatch.setattr(checkpoint, "write_best", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save(s, tmp_path, best=True)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.glob("shards-*")] == [
+        checkpoint.load(tmp_path / "last.pt")["shards"]
+    ]

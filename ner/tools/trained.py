@@ -19,6 +19,7 @@ label list in id order, and the same window size and stride that training used.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def load(
     elif (path / "checkpoints").is_dir():
         name = checkpoint or "best"
         file = path / "checkpoints" / f"{name}.pt"
+        if name == "best" and file.is_file():  # the record's best epoch, whichever file has it
+            file, line = ckpt_io.record_best(path / "checkpoints")
+            if line:
+                print(f"warning: {line}", file=sys.stderr)
         export = path / "best_model"
         if not file.is_file() and checkpoint is None and (export / "config.json").is_file():
             loaded = _from_export(export)  # trainer.keep_checkpoints=none removed best.pt
