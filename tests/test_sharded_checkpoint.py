@@ -282,9 +282,7 @@ def test_a_shard_torn_after_the_check_is_one_line_from_the_load(trained, tmp_pat
         state(sharded=True).restore(ckpt, directory / "last.pt", ENV)
 
 
-def test_a_kill_before_best_pt_leaves_no_shard_directory_that_nothing_names(
-    tmp_path, monkeypatch
-):
+def test_a_kill_before_best_pt_leaves_no_shard_directory_that_nothing_names(tmp_path, monkeypatch):
     # Shards no checkpoint names are removed as soon as last.pt names the new ones, before
     # best.pt is written: a kill between last.pt and best.pt leaves none behind.
     s = state(sharded=True)
