@@ -127,7 +127,7 @@ def test_cuda_peak_runs_the_program_as_python_would(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.bench  # six trainings, three of them the Trainer's: `pytest -m bench`, not in CI
+@pytest.mark.bench  # six trainings, three of them the Trainer's (`pytest -m bench` runs the three alone)
 def test_gpu_script_runs_the_comparison_tiny_on_cpu(tmp_path):
     pytest.importorskip("accelerate")  # the Trainer needs it: the optional `bench` extra
     gpu = load("gpu")
@@ -156,7 +156,7 @@ def test_gpu_script_runs_the_comparison_tiny_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.bench  # three trainings, two of them the Trainer's: `pytest -m bench`, not in CI
+@pytest.mark.bench  # three trainings, two of them the Trainer's
 def test_bench_prints_table_with_every_system(tmp_path):
     pytest.importorskip("accelerate")  # the Trainer needs it: the optional `bench` extra
     bench = load("bench")
@@ -210,7 +210,7 @@ def test_precision_summary_gives_bf16_over_fp32():
 
 
 @pytest.mark.slow
-@pytest.mark.bench  # four trainings in turn: `pytest -m bench`, not in CI
+@pytest.mark.bench  # four trainings in turn
 def test_precision_runs_fp32_and_bf16_alternating_and_appends_the_command(tmp_path):
     results = tmp_path / "RESULTS.md"
     overrides = ["experiment=demo", "data.max_train_samples=48", "data.max_eval_samples=24"]
