@@ -28,7 +28,7 @@ from ner.distributed import Env, all_gather_objects, all_reduce_sum
 from ner.features import IGNORE, gather_word_predictions
 from ner.loss import logits_of, token_loss
 from ner.metrics import entity_metrics, mean_over_sets
-from ner.sharding import lockstep
+from ner.sharding import forward_is_collective
 
 
 @torch.no_grad()
@@ -63,7 +63,9 @@ def predict_features(
         cols = min(logits.shape[1], width)
         predicted[row : row + len(idx), :cols] = logits[: len(idx), :cols].argmax(-1)
         row += len(idx)
-    if lockstep(model) and features:  # as many forward passes (collectives) as rank 0's
+    if (
+        forward_is_collective(model) and features
+    ):  # as many forward passes (collectives) as rank 0's
         stand_in = to_device(env.device, collator([features[0]], batch_size))
         for _ in range(len(eval_shard(lengths, batch_size, 0, env.world_size)) - len(shard)):
             logits_of(model, stand_in, env.device, precision)

@@ -15,7 +15,7 @@ the model is trained whole, as under ddp.
 The rest of this module is what the loop asks of either strategy and answers per model:
 `sync_gradients` (no gradient sync on an accumulation micro-batch: DDP's no_sync, FSDP's
 set_requires_gradient_sync, and no reshard between micro-batches), `clip_gradients` (the norm of
-the whole gradient, every rank's shards), `lockstep` (a sharded forward is a collective, so
+the whole gradient, every rank's shards), `forward_is_collective` (a sharded forward is a collective, so
 evaluation runs as many batches on every rank: ner/evaluate.py), whole model and optimizer
 states (gathered onto rank 0: best.pt's weights; loaded from a ddp run's checkpoint, so it
 resumes under fsdp; fsdp's own last.pt is sharded: ner/sharded_checkpoint.py), and
@@ -107,7 +107,7 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> torch.Tensor:
     return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
 
-def lockstep(model: torch.nn.Module) -> bool:
+def forward_is_collective(model: torch.nn.Module) -> bool:
     """Whether every rank must run as many forward passes as every other (each is a collective)."""
     return is_sharded(model)
 
