@@ -256,3 +256,19 @@ def test_a_process_killed_while_saving_leaves_the_previous_checkpoint_loadable(t
     assert ckpt["format"] == 1 and ckpt["w"].numel() in (10, 64 * 1024 * 1024)
     if ckpt["n"] == 0:
         assert torch.equal(ckpt["w"], torch.zeros(10))
+
+
+def test_two_processes_equal_one_with_length_buckets(tmp_path):
+    """The fast path's static shapes (trainer.length_buckets=window, CUDA's default): every
+    micro-batch padded to a bucket and filled with masked rows, 2 ranks x batch 4 still update
+    and score as 1 process x batch 8 (the global-token normalisation counts no filler)."""
+    args = [*NO_DROPOUT, "trainer.length_buckets=window"]
+    out = torchrun(2, [*args, "trainer.batch_size=4"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [two] = run_dirs(tmp_path / "outputs")
+    _, one = train_in_process(tmp_path / "one", [*args, "trainer.batch_size=8"])
+    two_history = json.loads((two / "log_history.json").read_text())
+    assert step_losses(two_history) == pytest.approx(step_losses(one), abs=1e-5)
+    for a, b in zip(eval_entries(two_history), eval_entries(one), strict=True):
+        for key in ("eval_loss", "eval_f1", "eval_accuracy", "train_loss"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), key

@@ -399,3 +399,24 @@ def test_hparams_summary_lists_the_run_for_the_dashboard(demo_run):
     shown = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"best/eval_f1", "eval/f1"} <= shown
     assert [ev.step for ev in acc.Scalars("best/eval_f1")] == [1, 2, 3, 4]
+
+
+def test_resume_mid_epoch_with_length_buckets_equals_uninterrupted(tmp_path):
+    """The fast path's static shapes (trainer.length_buckets, CUDA's default) keep the resume
+    exact: the padded shapes follow from the epoch plan, dropout (on) draws from the restored
+    streams over the same shapes."""
+    common = [*QUICK, "trainer.length_buckets=window", "trainer.save_every_steps=7"]
+    _, full = train_in_process(tmp_path / "full", common)
+    train_in_process(tmp_path / "cut", [*common, "trainer.stop_after_steps=40"])
+    assert (
+        torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["progress"][
+            "global_step"
+        ]
+        == 35
+    )
+    _, resumed = train_in_process(tmp_path / "cut", common)
+    losses = [e["loss"] for e in full if "learning_rate" in e]
+    assert [e["loss"] for e in resumed if "learning_rate" in e] == pytest.approx(losses, abs=1e-6)
+    for a, b in zip(eval_entries(full), eval_entries(resumed), strict=True):
+        for key in ("train_loss", "eval_loss", "eval_f1", "eval_accuracy"):
+            assert b[key] == pytest.approx(a[key], abs=1e-6), key
