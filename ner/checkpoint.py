@@ -357,20 +357,23 @@ class TrainState:
         """The weights that are evaluated, kept as best.pt and exported: the model being trained."""
         return self.model
 
-    def optimizer_step(self, max_grad_norm: float) -> None:
+    def optimizer_step(self, max_grad_norm: float) -> torch.Tensor | None:
         """After a step's backward passes: clip the whole gradient to `max_grad_norm` (0: no
         clipping; its norm over every rank's shards under fsdp), step the optimizer through the
-        grad scaler, advance the schedule, clear the gradients, count the step. A piece of state
-        that follows the weights (a moving average of them) is updated here."""
+        grad scaler, advance the schedule, clear the gradients, count the step. Returns the
+        gradient's norm before clipping, on the device (None without clipping). A piece of
+        state that follows the weights (a moving average of them) is updated here."""
+        norm = None
         if max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
-            sharding.clip_gradients(self.model, max_grad_norm)
+            norm = sharding.clip_gradients(self.model, max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.global_step += 1
         self.progress.step_in_epoch += 1
+        return norm
 
     def save(self, directory: Path, env, best_improved: bool = False, keep_steps: int = 0) -> None:
         """Every rank calls it; rank 0 is the one writer. last.pt is written atomically, then

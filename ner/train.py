@@ -313,6 +313,7 @@ class TrainingRun:
             self.losses.add(loss_sum)
         self.losses.step_done(state.progress.global_step + 1, n_step)
         state.optimizer_step(self.cfg.optim.max_grad_norm)  # clip, step, schedule, count
+        # (it returns the gradient norm before clipping, on the device: a scalar to log)
 
     def after_step(self, bar) -> None:
         """Log every trainer.log_every steps, checkpoint every save_every_steps, stop if asked."""
