@@ -286,19 +286,38 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     return summary
 
 
+def results_section(
+    title: str,
+    command: str,
+    about: str,
+    lines: list[str],
+    runs_heading: str | None = None,
+    runs: list[str] = (),
+) -> list[str]:
+    """The lines of one benchmark's section of RESULTS.md (every script here appends one): its
+    dated title, the command that reproduces it, what ran on which machine (`about`), its table
+    and ratios (`lines`), and under `runs_heading` each run in the order they ran."""
+    section = [
+        f"## {dt.datetime.now():%Y-%m-%d %H:%M}: {title}",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        about,
+        "",
+        *lines,
+    ]
+    return [*section, "", runs_heading, *runs] if runs_heading else section
+
+
 def write_results(a, argv: list[str], done: list[str], lines: list[str], model: Path) -> None:
     import torch
     import transformers
 
     command = "HF_HUB_OFFLINE=1 python experiments/benchmark/bench.py " + shlex.join(argv)
     info = json.loads((model / "benchmark_model.json").read_text())
-    section = [
-        f"## {dt.datetime.now():%Y-%m-%d %H:%M}: {Path(a.data).name} {a.data_config or ''}".rstrip(),
-        "",
-        "```",
-        command.strip(),
-        "```",
-        "",
+    about = (
         f"Data {a.data} ({a.data_config}), max_train_samples {a.max_train_samples}, "
         f"max_eval_samples {a.max_eval_samples}; {a.epochs} epochs, batch {a.batch_size}, eval "
         f"batch {a.eval_batch_size}, lr {a.lr}, warm-up {a.warmup_steps}, seed {a.seed}, "
@@ -307,12 +326,14 @@ def write_results(a, argv: list[str], done: list[str], lines: list[str], model: 
         f"{info['intermediate']}, vocabulary {info['vocab']}, {info['parameters'] / 1e6:.2f}M "
         f"parameters. Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, torch "
         f"{torch.__version__}, transformers {transformers.__version__}, load average "
-        f"{a.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
-        "",
-        *lines,
-        "",
-        "Runs, in the order they ran:",
-        *(f"  - {line}" for line in done),
+        f"{a.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
+    )
+    title = f"{Path(a.data).name} {a.data_config or ''}".rstrip()
+    runs = [f"  - {line}" for line in done]
+    section = [
+        *results_section(
+            title, command.strip(), about, lines, "Runs, in the order they ran:", runs
+        ),
         "",
     ]
     a.results.parent.mkdir(parents=True, exist_ok=True)

@@ -325,24 +325,17 @@ def write_results(a: Namespace, argv: list[str], device: str, info: dict, lines:
     import transformers
 
     command = "HF_HUB_OFFLINE=1 python experiments/benchmark/gpu.py " + shlex.join(argv)
-    section = [
-        f"## {dt.datetime.now():%Y-%m-%d %H:%M}: the loop against the Trainer on {device}",
-        "",
-        "```",
-        command.strip(),
-        "```",
-        "",
+    about = (
         f"Data {a.data} ({a.data_config}), {a.steps} optimizer steps per run, "
         f"{a.eval_sentences} evaluation sentences at the training batch; model: hidden "
         f"{info['hidden']}, {info['layers']} layers, vocabulary {info.get('model_vocab')} "
         f"({info['vocab']} tokenizer pieces), {info['parameters'] / 1e6:.1f}M parameters. "
         f"Machine: {device}, {os.cpu_count()} CPUs visible, {a.threads} thread(s) per run, "
         f"torch {torch.__version__}, transformers {transformers.__version__}; load average "
-        f"{a.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
-        "",
-        *lines,
-        "",
-    ]
+        f"{a.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
+    )
+    title = f"the loop against the Trainer on {device}"
+    section = [*bench.results_section(title, command.strip(), about, lines), ""]
     a.results.parent.mkdir(parents=True, exist_ok=True)
     with open(a.results, "a", encoding="utf-8") as f:
         f.write("\n" + "\n".join(section) + "\n")

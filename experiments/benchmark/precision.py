@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from bench import run_measured  # noqa: E402
+from bench import results_section, run_measured  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -113,20 +113,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
             f"{torch.__version__}, {a.threads} thread(s), {a.repeats} repeat(s), load average "
             f"{load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
         )
-        section = [
-            f"## {dt.datetime.now():%Y-%m-%d %H:%M}: bf16 against fp32 on the CPU",
-            "",
-            "```",
-            command,
-            "```",
-            "",
-            machine,
-            "",
-            *lines,
-            "",
-            "Per run (in the order they ran):",
-            *done,
-        ]
+        title = "bf16 against fp32 on the CPU"
+        section = results_section(
+            title, command, machine, lines, "Per run (in the order they ran):", done
+        )
         with open(a.results, "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(section) + "\n")
     return runs

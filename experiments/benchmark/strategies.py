@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
+from bench import results_section  # noqa: E402
 from synthetic import BASE, TINY, build, make_batches, sync  # noqa: E402
 
 SHAPES = {
@@ -293,21 +294,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
             f"{a.steps} steps, {a.repeats} repeat(s); load average {load_at_start:.1f} at the "
             f"start, {os.getloadavg()[0]:.1f} at the end."
         )
-        section = [
-            f"## {dt.datetime.now():%Y-%m-%d %H:%M}: fsdp against ddp on {a.nproc} processes "
-            f"({a.device})",
-            "",
-            "```",
-            command,
-            "```",
-            "",
-            machine,
-            "",
-            *lines,
-            "",
-            "Per run (in the order they ran):",
-            *done,
-        ]
+        title = f"fsdp against ddp on {a.nproc} processes ({a.device})"
+        section = results_section(
+            title, command, machine, lines, "Per run (in the order they ran):", done
+        )
         with open(a.results, "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(section) + "\n")
     return runs
