@@ -26,17 +26,16 @@ def digests(run: Path) -> dict[str, str]:
     }
 
 
+def cut_short(run: Path) -> None:
+    """A run stopped after 20 steps (trainer.stop_after_steps), its last.pt at step 20."""
+    args = [*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]
+    assert train(compose(args), Env(), run) is None
+
+
 def test_a_resume_into_a_directory_holding_another_run_is_refused_and_writes_nothing(tmp_path):
     finished, cut = tmp_path / "finished", tmp_path / "cut"
     train_in_process(finished, ONE)
-    assert (
-        train(
-            compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]),
-            Env(),
-            cut,
-        )
-        is None
-    )
+    cut_short(cut)
     before = digests(finished)
     other = cut / "checkpoints" / "last.pt"
     with pytest.raises(UserError) as refused:
@@ -53,14 +52,7 @@ def test_a_run_resumed_elsewhere_goes_on_with_its_checkpoints_tokenizer(tmp_path
     # The tiny model's tokenizer is trained on the training sentences: a checkpoint resumed in a
     # new directory on other sentences must keep its own token ids, not train new ones.
     cut, elsewhere = tmp_path / "cut", tmp_path / "elsewhere"
-    assert (
-        train(
-            compose([*QUICK, "trainer.stop_after_steps=20", "trainer.save_every_steps=10"]),
-            Env(),
-            cut,
-        )
-        is None
-    )
+    cut_short(cut)
     other_data = [*QUICK, "data.max_train_samples=200"]  # other sentences: another tokenizer
     resume = f"trainer.resume={cut / 'checkpoints' / 'last.pt'}"
     train_in_process(elsewhere, [*other_data, resume])
