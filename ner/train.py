@@ -115,21 +115,29 @@ class Stopwatch:
 
     def steps_per_second(self) -> float:
         """This attempt's optimizer steps per training second so far."""
-        step, seconds = self.first
-        seconds = self.elapsed() - seconds
-        return (self.progress.global_step - step) / seconds if seconds > 0 else 0.0
+        return _rate(self.first, self.now())
 
     def steps_per_second_since_last_log(self) -> float:
         """Optimizer steps per training second since the previous call: the throughput of the
         steps between two train logs (a log reads the loss from the device first, so the steps
         it counts have run)."""
-        now = (self.progress.global_step, self.elapsed())
-        (step, seconds), self.last_log = self.last_log, now
-        return (now[0] - step) / (now[1] - seconds) if now[1] > seconds else 0.0
+        now = self.now()
+        rate, self.last_log = _rate(self.last_log, now), now
+        return rate
+
+    def now(self) -> tuple[int, float]:
+        """(global step, training seconds) at this moment."""
+        return self.progress.global_step, self.elapsed()
 
     def wall(self) -> float:
         """Wall seconds over every attempt: the earlier ones' and this one's so far."""
         return self.wall_before + time.time() - self.started
+
+
+def _rate(start: tuple[int, float], end: tuple[int, float]) -> float:
+    """Optimizer steps per training second between two (global step, training seconds)."""
+    seconds = end[1] - start[1]
+    return (end[0] - start[0]) / seconds if seconds > 0 else 0.0
 
 
 class TrainingRun:
@@ -200,9 +208,8 @@ class TrainingRun:
         self.printer(recipe_summary(self.cfg))
         self.clock = Stopwatch(progress, self.wall_before, self.started)  # training, wall time
         self.state.model.train()
-        self.stop_requests.signals_deferred = (
-            True  # from here a signal stops the run at a step boundary
-        )
+        # From here a signal stops the run at the next step boundary.
+        self.stop_requests.signals_deferred = True
         cut_short = False
         for epoch in range(progress.epoch, trainer.epochs):
             cut_short = not self.train_epoch(epoch)

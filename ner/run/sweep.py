@@ -5,7 +5,7 @@ A multirun job that is refused before its run is accepted (the directory its num
 another run, another process holds it, a config its data cannot satisfy) changes no byte of its
 run directory (ner/run/rundir.py), and leaves none when it would have made one. Without a record
 elsewhere `ner-report SWEEP` could not know the job existed. So the place that sees the refusal
-records it here: `hydra_main` (ner/run/cli.py) for Hydra's own launchers, and the torchrun
+records it here: a job's end (ner/run/cli.py `job_ended`) for Hydra's own launchers, and the torchrun
 launcher (hydra_plugins/ner_launchers/) for its jobs, whose refusal happens in another process.
 
     <sweep dir>/refused_jobs/<job num>-<digest of its overrides>.json
