@@ -135,15 +135,24 @@ def reconcile_best(directory: Path, ckpt: dict, path: Path, env) -> str | None:
     return outcome
 
 
-def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
-    progress = ckpt["progress"]
-    want = progress.get("best_epoch")
-    target = directory / "best.pt"
-    have = saved_best_epoch(target)
+def _best_disagrees(progress: dict, best_pt: Path) -> tuple[float, str, bool] | None:
+    """When `best_pt` does not hold the epoch that the record `progress` calls best: (that
+    epoch, what best.pt holds in words, whether the record was saved at the end of that epoch,
+    so that its own weights are the best ones). None when they agree or nothing was evaluated."""
+    want, have = progress.get("best_epoch"), saved_best_epoch(best_pt)
     if want is None or have == want:
         return None
     found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
-    if progress["epoch"] == want and progress["step_in_epoch"] == 0:
+    return want, found, progress["epoch"] == want and progress["step_in_epoch"] == 0
+
+
+def _reconcile_best(directory: Path, ckpt: dict, path: Path) -> str | None:
+    target = directory / "best.pt"
+    disagreement = _best_disagrees(ckpt["progress"], target)
+    if disagreement is None:
+        return None
+    want, found, record_holds_best = disagreement
+    if record_holds_best:
         # Saved at the end of the best epoch itself (killed before best.pt was written).
         write_best(
             directory, {**{k: ckpt.get(k) for k in WEIGHTS_ONLY}, "model": weights(ckpt, path)}
@@ -169,12 +178,11 @@ def record_best(directory: Path) -> tuple[Path, str | None]:
     best_pt, last_pt = directory / "best.pt", directory / "last.pt"
     if not last_pt.is_file():
         return best_pt, None
-    progress = load(last_pt)["progress"]
-    want, have = progress.get("best_epoch"), saved_best_epoch(best_pt)
-    if want is None or have == want:
+    disagreement = _best_disagrees(load(last_pt)["progress"], best_pt)
+    if disagreement is None:
         return best_pt, None
-    found = "is missing or unreadable" if have is None else f"holds epoch {have:g}'s weights"
-    if progress["epoch"] == want and progress["step_in_epoch"] == 0:
+    want, found, record_holds_best = disagreement
+    if record_holds_best:
         return last_pt, (
             f"{best_pt} {found}, but the run's record has its best evaluation at epoch "
             f"{want:g} (a kill between the two writes): {last_pt}, saved at the end of that "
