@@ -233,3 +233,13 @@ class EpochSteps(Dataset):
             pin_memory=pin_memory,
             generator=torch.Generator(),  # its seed draw must not consume the global (dropout) RNG
         )
+
+
+def to_device(device: torch.device, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A collated batch on the device (training's and evaluation's); from pinned memory on CUDA
+    (the loader pins training batches already: those are not copied again), so the copy does not
+    make the host wait."""
+    pin = device.type == "cuda"
+    return {
+        k: (v.pin_memory() if pin else v).to(device, non_blocking=True) for k, v in batch.items()
+    }

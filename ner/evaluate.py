@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ner.batching import Collator, eval_shard
+from ner.batching import Collator, eval_shard, to_device
 from ner.distributed import Env, all_gather_objects, all_reduce_sum
 from ner.features import IGNORE, gather_word_predictions
 from ner.loss import logits_of, token_loss
@@ -63,9 +63,8 @@ def predict_features(
         cols = min(logits.shape[1], width)
         predicted[row : row + len(idx), :cols] = logits[: len(idx), :cols].argmax(-1)
         row += len(idx)
-    if (
-        forward_is_collective(model) and features
-    ):  # as many forward passes (collectives) as rank 0's
+    # As many forward passes (collectives) as rank 0's.
+    if forward_is_collective(model) and features:
         stand_in = to_device(env.device, collator([features[0]], batch_size))
         for _ in range(len(eval_shard(lengths, batch_size, 0, env.world_size)) - len(shard)):
             logits_of(model, stand_in, env.device, precision)
@@ -83,15 +82,6 @@ def predict_features(
     totals = torch.stack([loss_sum, n_labels.double()])
     all_reduce_sum(totals, env)
     return [gathered[i] for i in range(len(features))], float(totals[0]), int(totals[1])
-
-
-def to_device(device: torch.device, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A collated batch on the device; from pinned memory on CUDA, so the copy does not make the
-    host wait."""
-    pin = device.type == "cuda"
-    return {
-        k: (v.pin_memory() if pin else v).to(device, non_blocking=True) for k, v in batch.items()
-    }
 
 
 def evaluate(

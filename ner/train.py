@@ -22,7 +22,14 @@ import torch
 from omegaconf import DictConfig
 
 from ner import distributed, sharding
-from ner.batching import Collator, EpochSteps, epoch_plan, epoch_selection, steps_per_epoch
+from ner.batching import (
+    Collator,
+    EpochSteps,
+    epoch_plan,
+    epoch_selection,
+    steps_per_epoch,
+    to_device,
+)
 from ner.checkpoint import Progress, reconcile_best
 from ner.data.corpus import training_sets
 from ner.errors import UserError, counted
@@ -299,9 +306,7 @@ class TrainingRun:
     def train_step(self, micro_batches: list[dict]) -> None:
         """One optimizer step over this rank's micro-batches of it."""
         env, state, objective = self.env, self.state, self.prepared.objective
-        micro_batches = [
-            {k: v.to(env.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
-        ]
+        micro_batches = [to_device(env.device, b) for b in micro_batches]
         # The loss is normalised by the labelled tokens of the whole step, every rank's
         # (ner/loss.py), so the update does not depend on how the step is split over ranks.
         n_step = step_tokens(micro_batches, env, objective.weights)
