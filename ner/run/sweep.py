@@ -90,7 +90,7 @@ def repeats(jobs: Sequence[tuple[Path, dict[str, str]]]) -> dict[Path, Path]:
     twice. Only a sweep's own jobs (siblings) count; the earlier job is the first in path order."""
     first: dict[tuple, Path] = {}
     found = {}
-    for job, overrides in sorted(jobs, key=lambda j: _numbered(j[0])):
+    for job, overrides in sorted(jobs, key=lambda j: job_order(j[0])):
         settings = (job.parent, tuple(sorted(overrides.items())))
         if settings in first:
             found[job] = first[settings]
@@ -99,7 +99,7 @@ def repeats(jobs: Sequence[tuple[Path, dict[str, str]]]) -> dict[Path, Path]:
     return found
 
 
-def _numbered(job: Path) -> tuple:
+def job_order(job: Path) -> tuple:
     """Path order, with a sweep's job numbers in numeric order (2 before 10)."""
     name = job.name
     return (job.parent, not name.isdigit(), int(name) if name.isdigit() else 0, name)

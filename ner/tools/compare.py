@@ -34,7 +34,7 @@ from ner.report import predictions as saved
 from ner.report.tables import table
 from ner.run import layout
 from ner.run.status import is_held, status_of
-from ner.run.sweep import repeats
+from ner.run.sweep import job_order, repeats
 
 SPLIT_ORDER = {"validation": 0, "test": 1}
 
@@ -163,7 +163,7 @@ def _jobs_under(directory: Path) -> list[str]:
         return []
     children = [c for c in directory.iterdir() if c.is_dir() and not c.name.startswith(".")]
     runs = [c for c in children if any((c / name).exists() for name in own)]
-    runs.sort(key=lambda c: (not c.name.isdigit(), int(c.name) if c.name.isdigit() else 0, c))
+    runs.sort(key=job_order)
     if runs or (directory / "multirun.yaml").is_file():
         return [str(c) for c in runs] or [f"{directory}/<job>"]
     return []
