@@ -23,8 +23,6 @@ from ner.atomic import read_json
 from ner.run import layout
 from ner.run.lock import LOCK_NAME, lock_is_stale
 
-STATUSES = ("finished", "failed", "interrupted", "broken", "stopped", "killed", "running")
-
 
 def run_status(run_dir: Path, result: Any, error: Any) -> tuple[str, str]:
     """(status, why) of the run in `run_dir`, given its result.json and error.json as
