@@ -239,6 +239,16 @@ class TrainerConfig:
     # true: compile wherever (reduce-overhead on CUDA with one process, default mode
     # otherwise); false: eager.
     compile: bool | None = operational(None)
+    # Capture each whole optimizer step (zero the gradients, forward, backward, clipping, the
+    # fused AdamW update, the loss bookkeeping) in one CUDA graph per batch shape and replay it:
+    # the host launches one graph where an eager step launches ~1000 kernels (ner/step_graphs.py).
+    # A shape's first step runs eagerly (it allocates the gradients and the optimizer state),
+    # its second is captured; the learning rate reaches the graph as a device tensor. It serves
+    # on CUDA with one process, trainer.strategy=ddp, grad_accum_steps 1, fp32 or bf16 and no
+    # gradient checkpointing; elsewhere the run says so at start and runs without it. With
+    # trainer.compile=true the captured forward is compiled (mode default); otherwise eager.
+    # Every step computes what the eager loop does, in the same kernels (to float rounding).
+    step_graphs: bool = operational(False)
     # Pad every training and evaluation batch to one of a few lengths (sub-tokens) and fill its
     # rows up to the batch size, so that a step's shapes repeat: CUDA graphs and torch.compile
     # record one per shape, and a batch of a new length costs a recompilation. `window`: 16, 24,
