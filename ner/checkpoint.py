@@ -365,23 +365,28 @@ class TrainState:
         """The weights that are evaluated, kept as best.pt and exported: the model being trained."""
         return self.model
 
-    def optimizer_step(self, max_grad_norm: float) -> torch.Tensor | None:
-        """After a step's backward passes: clip the whole gradient to `max_grad_norm` (0: no
+    def update_weights(self, max_grad_norm: float) -> torch.Tensor | None:
+        """The step's work on the device: clip the whole gradient to `max_grad_norm` (0: no
         clipping; its norm over every rank's shards under fsdp), step the optimizer through the
-        grad scaler, advance the schedule, clear the gradients, count the step. Returns the
-        gradient's norm before clipping, on the device (None without clipping). A piece of
-        state that follows the weights (a moving average of them) is updated here."""
+        grad scaler, clear the gradients. Nothing here reads a value back to the host (fp16's
+        grad scaler aside), so a CUDA graph can hold it (ner/step_graphs.py). A piece of state
+        that follows the weights (a moving average of them) is updated here. Returns the
+        gradient's norm before clipping, on the device (None without clipping)."""
         norm = None
         if max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
             norm = sharding.clip_gradients(self.model, max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def advance(self) -> None:
+        """The step's work on the host, after `update_weights`: advance the schedule (the next
+        step's learning rate) and count the step."""
+        self.scheduler.step()
         self.progress.global_step += 1
         self.progress.step_in_epoch += 1
-        return norm
 
     def save(self, directory: Path, env, best_improved: bool = False, keep_steps: int = 0) -> None:
         """Every rank calls it; rank 0 is the one writer. last.pt is written atomically, then

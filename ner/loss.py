@@ -140,12 +140,14 @@ class LossTracker:
         self.window += loss_sum.detach()
         self.epoch += loss_sum.detach()
 
-    def step_done(self, step: int, n_tokens: torch.Tensor) -> None:
-        """After optimizer step `step`: count its global labelled tokens, note a non-finite loss."""
+    def step_done(self, step: int | torch.Tensor, n_tokens: torch.Tensor) -> None:
+        """After optimizer step `step` (a number, or a tensor on the device that holds it):
+        count its global labelled tokens, note a non-finite loss. In place, so that a CUDA graph
+        that holds a step updates these very tensors (ner/step_graphs.py)."""
         self.window_count += n_tokens
         self.epoch_count += n_tokens
         finite = torch.isfinite(self.window) | (self.bad_step >= 0)
-        self.bad_step = torch.where(finite, self.bad_step, step)
+        self.bad_step.copy_(torch.where(finite, self.bad_step, step))
 
     def check_finite(self, epoch: int, env: distributed.Env) -> None:
         """Stop (before any checkpoint is written) if a step's loss was not finite on any rank."""

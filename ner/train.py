@@ -21,7 +21,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ner import distributed, sharding
+from ner import distributed, sharding, step_graphs
 from ner.batching import (
     Collator,
     EpochSteps,
@@ -52,6 +52,7 @@ from ner.report.runlog import Printer, RunLog, progress_line
 from ner.run import checks, cli, rundir
 from ner.run import start as start_rules
 from ner.run.preemption import Interrupted, StopRequests
+from ner.step_graphs import StepGraphs
 from ner.tokenizer import save_tokenizer
 
 
@@ -173,14 +174,19 @@ class TrainingRun:
         # The model as training calls it: wrapped for gradient sync (DDP; FSDP shards it in
         # place, so this comes before the optimizer takes its parameters), and the callable of
         # the forward pass (compiled under trainer.compile).
-        self.compile_mode, self.compile_words = compile_plan(cfg.trainer, env)
-        self.synced_model, self.forward = on_device(
-            prepared.model, env, cfg.trainer, self.compile_mode
-        )
+        self.compile_mode, compile_words = compile_plan(cfg.trainer, env)
+        graphs, self.execution_words = step_graphs.plan_words(cfg.trainer, env, compile_words)
+        # A step replayed from a CUDA graph holds its forward: compiled in mode default (the
+        # compiler's kernels, none of its own graphs) under trainer.compile=true, else eager.
+        train_mode = ("default" if cfg.trainer.compile else None) if graphs else self.compile_mode
+        self.synced_model, self.forward = on_device(prepared.model, env, cfg.trainer, train_mode)
         # The one training state (ner/checkpoint.py): model, optimizer, schedule, grad scaler,
         # progress, history; a resume restores into it, every checkpoint is its record. From
         # here the loop reaches the model through it alone.
         self.state = training_state(cfg, prepared, self.total_steps, env.device)
+        self.step_graphs = (
+            StepGraphs(self.step_on_device, self.state.optimizer, env.device) if graphs else None
+        )
         # Evaluation calls the evaluated weights through the same compilation (eval mode and no
         # gradient are graphs of their own); a sharded model is evaluated eagerly in lockstep.
         evaluated = self.state.evaluated_model()
@@ -209,7 +215,7 @@ class TrainingRun:
             f"; {len(self.lengths)} training windows, {self.per_epoch} steps per epoch, "
             f"{self.total_steps} steps in {counted(trainer.epochs, 'epoch')}; device {env.device}"
             + sharding.described(trainer.strategy, env)
-            + f"; {self.compile_words}"
+            + f"; {self.execution_words}"
             + (f"; resuming after {progress.position(trainer.epochs)}" if resumed else "")
         )
         self.printer(recipe_summary(self.cfg))
@@ -304,16 +310,28 @@ class TrainingRun:
         return completed
 
     def train_step(self, micro_batches: list[dict]) -> None:
-        """One optimizer step over this rank's micro-batches of it."""
+        """One optimizer step over this rank's micro-batches of it: the work on the device
+        (`step_on_device`, or under trainer.step_graphs the same replayed from a CUDA graph:
+        ner/step_graphs.py), then the schedule and the count, on the host."""
+        step = self.state.progress.global_step + 1
+        if self.step_graphs is not None:  # one micro-batch a step (step_graphs.unserved)
+            self.step_graphs(micro_batches[0], step)
+        else:
+            self.step_on_device([to_device(self.env.device, b) for b in micro_batches], step)
+        self.state.advance()
+
+    def step_on_device(self, micro_batches: list[dict], step: int | torch.Tensor) -> None:
+        """Optimizer step `step` (its number, or a device tensor that holds it) on this rank's
+        micro-batches (on the device): forward, backward, update. Nothing here waits for the
+        host, so a CUDA graph can hold it."""
         env, state, objective = self.env, self.state, self.prepared.objective
-        micro_batches = [to_device(env.device, b) for b in micro_batches]
         # The loss is normalised by the labelled tokens of the whole step, every rank's
         # (ner/loss.py), so the update does not depend on how the step is split over ranks.
         n_step = step_tokens(micro_batches, env, objective.weights)
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
-            # Under CUDA graphs (trainer.compile) a new forward may reuse the last one's output
-            # memory: the previous micro-batch's outputs are done with (its backward ran).
+            # Under torch.compile's CUDA graphs (trainer.compile) a new forward may reuse the
+            # last one's output memory: the previous micro-batch's outputs are done with.
             torch.compiler.cudagraph_mark_step_begin()
             with sharding.sync_gradients(self.synced_model, last, env):
                 _, loss_sum = loss_step(
@@ -323,8 +341,8 @@ class TrainingRun:
                 # update the mean over the step's global labelled tokens.
                 state.scaler.scale(loss_sum * env.world_size / n_step).backward()
             self.losses.add(loss_sum)
-        self.losses.step_done(state.progress.global_step + 1, n_step)
-        state.optimizer_step(self.cfg.optim.max_grad_norm)  # clip, step, schedule, count
+        self.losses.step_done(step, n_step)
+        state.update_weights(self.cfg.optim.max_grad_norm)  # clip, step, clear the gradients
         # (it returns the gradient norm before clipping, on the device: a scalar to log)
 
     def after_step(self, bar) -> None:

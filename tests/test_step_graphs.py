@@ -1,0 +1,128 @@
+"""trainer.step_graphs on the CPU: where it serves and what the run says, the learning rate as
+device memory, the loss bookkeeping in place. The captured step itself needs CUDA:
+tests/test_cuda.py runs it against the eager loop."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import QUICK, train_in_process
+
+from ner.distributed import Env
+from ner.loss import LossTracker
+from ner.step_graphs import StepGraphs, plan_words, unserved
+
+
+def trainer(**changes):
+    settings = dict(
+        step_graphs=True,
+        strategy="ddp",
+        grad_accum_steps=1,
+        precision="fp32",
+        gradient_checkpointing=False,
+        compile=None,
+    )
+    return SimpleNamespace(**{**settings, **changes})
+
+
+CUDA = Env(device=torch.device("cuda"))
+
+
+def test_step_graphs_serve_one_cuda_process_and_say_why_not_elsewhere():
+    assert unserved(trainer(), CUDA) is None
+    assert unserved(trainer(step_graphs=False), Env()) is None  # off: nothing to say
+    reasons = {
+        "a CUDA device": unserved(trainer(), Env()),
+        "2 processes": unserved(trainer(), Env(world_size=2, device=torch.device("cuda"))),
+        "fsdp": unserved(trainer(strategy="fsdp"), CUDA),
+        "several micro-batches": unserved(trainer(grad_accum_steps=2), CUDA),
+        "fp16": unserved(trainer(precision="fp16"), CUDA),
+        "checkpointing": unserved(trainer(gradient_checkpointing=True), CUDA),
+    }
+    for words, reason in reasons.items():
+        assert words in reason, (words, reason)
+    assert unserved(trainer(precision="bf16"), CUDA) is None
+
+    served, words = plan_words(trainer(), CUDA, "COMPILE")
+    assert served and words.startswith("training steps: one CUDA graph per batch shape")
+    assert "its forward eager" in words and words.endswith("evaluation: COMPILE")
+    assert "its forward compiled" in plan_words(trainer(compile=True), CUDA, "C")[1]
+    served, words = plan_words(trainer(), Env(), "COMPILE")
+    assert not served
+    assert words == (
+        "COMPILE; trainer.step_graphs=true does not serve here: CUDA graphs need a CUDA device, "
+        "this run's is cpu"
+    )
+    assert plan_words(trainer(step_graphs=False), CUDA, "COMPILE") == (False, "COMPILE")
+
+
+def test_the_learning_rate_as_device_memory_steps_as_the_schedules_floats_do():
+    """A graph reads the learning rate from a tensor; the schedule and checkpoints keep floats."""
+    torch.manual_seed(0)
+    plain, graphed = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    graphed.load_state_dict(plain.state_dict())
+    initial = [p.detach().clone() for p in plain.parameters()]
+    groups = lambda m: [{"params": [m.weight]}, {"params": [m.bias], "lr": 3e-2}]  # noqa: E731
+    optimizers = [torch.optim.AdamW(groups(m), lr=1e-2, fused=True) for m in (plain, graphed)]
+    schedules = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1 - s / 10) for o in optimizers]
+    graphs = StepGraphs(lambda batches, step: None, optimizers[1], torch.device("cpu"))
+    for _ in range(5):
+        x = torch.randn(2, 4)
+        for model, optimizer, schedule in zip((plain, graphed), optimizers, schedules, strict=True):
+            model(x).square().sum().backward()
+            if optimizer is optimizers[1]:
+                for lr, group in zip(graphs.lrs, optimizer.param_groups, strict=True):
+                    lr.fill_(group["lr"])
+                with graphs.lr_tensors(capturable=True):
+                    assert all(
+                        g["lr"] is lr
+                        for g, lr in zip(optimizer.param_groups, graphs.lrs, strict=True)
+                    )
+                    assert all(g["capturable"] for g in optimizer.param_groups)
+                    optimizer.step()
+            else:
+                optimizer.step()
+            optimizer.zero_grad()
+            schedule.step()
+    for a, b, start in zip(plain.parameters(), graphed.parameters(), initial, strict=True):
+        # The same update, to float rounding (a float32 rate against a double).
+        assert torch.allclose(a, b, rtol=0, atol=1e-7)
+        assert not torch.allclose(a, start)  # the steps moved the weights
+    assert [g["lr"] for g in optimizers[1].param_groups] == pytest.approx([5e-3, 1.5e-2])
+    assert all(type(g["lr"]) is float and not g["capturable"] for g in optimizers[1].param_groups)
+    assert schedules[1].state_dict() == schedules[0].state_dict()
+    with pytest.raises(RuntimeError), graphs.lr_tensors(capturable=True):
+        raise RuntimeError("a step that failed")
+    assert all(type(g["lr"]) is float and not g["capturable"] for g in optimizers[1].param_groups)
+
+
+def test_the_loss_bookkeeping_is_in_place_and_takes_the_step_from_a_tensor():
+    """A CUDA graph writes into the tensors it was captured with: step_done must update them, not
+    replace them, and read the step's number from device memory."""
+    losses = LossTracker(torch.device("cpu"))
+    tensors = [losses.bad_step, losses.window, losses.window_count]
+    step = torch.tensor(7)
+    losses.add(torch.tensor(2.0))
+    losses.step_done(step, torch.tensor(4))
+    assert int(losses.bad_step) == -1
+    losses.add(torch.tensor(float("nan")))
+    step.fill_(8)
+    losses.step_done(step, torch.tensor(4))
+    step.fill_(9)
+    losses.step_done(step, torch.tensor(4))  # the first non-finite step stays noted
+    assert all(
+        a is b
+        for a, b in zip([losses.bad_step, losses.window, losses.window_count], tensors, strict=True)
+    )
+    assert int(losses.bad_step) == 8 and int(losses.window_count) == 12
+
+
+def test_a_cpu_run_asked_for_step_graphs_says_why_not_and_trains(tmp_path):
+    overrides = [*QUICK, "trainer.epochs=1", "data.max_train_samples=24", "trainer.eval_test=false"]
+    overrides += ["trainer.batch_size=4", "optim.warmup_steps=2"]
+    _, history = train_in_process(tmp_path / "run", [*overrides, "trainer.step_graphs=true"])
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "trainer.step_graphs=true does not serve here: CUDA graphs need a CUDA device" in log
+    assert [e for e in history if "eval_f1" in e]
