@@ -126,3 +126,64 @@ def test_a_cpu_run_asked_for_step_graphs_says_why_not_and_trains(tmp_path):
     log = (tmp_path / "run" / "train.log").read_text()
     assert "trainer.step_graphs=true does not serve here: CUDA graphs need a CUDA device" in log
     assert [e for e in history if "eval_f1" in e]
+
+
+def test_every_step_goes_through_the_graphs_once_and_trains_as_the_loop_does(tmp_path, monkeypatch):
+    """StepGraphs' bookkeeping, on the CPU: a shape's first step eager, its second captured and
+    replayed, the rest replayed, each with its own batch, learning rate and step number. A CPU
+    stand-in for a graph replays by running the captured step on the graph's input buffers (a
+    capture records and runs nothing, as CUDA's does), so the run equals the plain loop's only if
+    no step is lost, run twice, or given another step's inputs."""
+    import ner.step_graphs as step_graphs
+
+    events, numbers = [], []  # what ran, on which shape; the step number each step read
+
+    class Replayed:
+        def __init__(self, graphs, inputs):
+            self.graphs, self.inputs = graphs, inputs
+
+        def replay(self):
+            events.append(("replay", tuple(self.inputs["input_ids"].shape)))
+            numbers.append(int(self.graphs.step_number))
+            with self.graphs.lr_tensors():
+                self.graphs.step_on_device([self.inputs], self.graphs.step_number)
+
+    def eager(graphs, inputs):
+        events.append(("eager", tuple(inputs["input_ids"].shape)))
+        numbers.append(int(graphs.step_number))
+        with graphs.lr_tensors():
+            graphs.step_on_device([inputs], graphs.step_number)
+
+    def capture(graphs, inputs):
+        events.append(("capture", tuple(inputs["input_ids"].shape)))
+        return Replayed(graphs, inputs)
+
+    common = [*QUICK, "trainer.epochs=1", "trainer.length_buckets=window", "trainer.log_every=1"]
+    common += ["trainer.eval_test=false", "data.cache_dir=null"]
+    _, plain = train_in_process(tmp_path / "plain", common)
+    monkeypatch.setattr(step_graphs, "unserved", lambda trainer_cfg, env: None)
+    monkeypatch.setattr(step_graphs.StepGraphs, "eager", eager)
+    monkeypatch.setattr(step_graphs.StepGraphs, "capture", capture)
+    _, graphed = train_in_process(tmp_path / "graphs", [*common, "trainer.step_graphs=true"])
+
+    assert (
+        "training steps: one CUDA graph per batch shape"
+        in (tmp_path / "graphs" / "train.log").read_text()
+    )
+    shapes = list(dict.fromkeys(shape for _, shape in events))
+    assert len(shapes) >= 3  # length buckets: several graphs
+    for shape in shapes:
+        kinds = [kind for kind, s in events if s == shape]
+        assert kinds[0] == "eager" and set(kinds[1:3]) <= {"capture", "replay"}, shape
+        if len(kinds) > 1:
+            assert kinds[1:3] == ["capture", "replay"] and set(kinds[3:]) <= {"replay"}, shape
+    steps = [e for e in plain if "learning_rate" in e]
+    assert len([k for k, _ in events if k != "capture"]) == len(steps) == 30
+    assert numbers == list(range(1, 31))  # each step reads its own number from device memory
+    # The same steps, dropout on: the same draws; the rate a float32 tensor against a double.
+    losses = [e["loss"] for e in steps]
+    assert [e["loss"] for e in graphed if "learning_rate" in e] == pytest.approx(losses, rel=1e-6)
+    [a] = [e for e in plain if "eval_f1" in e]
+    [b] = [e for e in graphed if "eval_f1" in e]
+    for key in ("train_loss", "eval_loss", "eval_f1", "eval_accuracy"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6), key
