@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -109,6 +110,157 @@ def test_gpu_summary_gives_ratios_goals_and_the_card():
     assert h["train"] == pytest.approx(666_700 * 0.009 / 3600)
 
 
+def test_gpu_summary_gives_each_loop_its_goals_and_step_graphs_against_the_default():
+    gpu = load("gpu")
+
+    def run(batch, precision, system, train, evl):  # after warm-up throughout
+        fields = {"batch": batch, "precision": precision, "system": system, "memory": 2.5}
+        return {**fields, "train": train, "step_ms": batch * 1000 / train, "eval": evl}
+
+    runs = [
+        run(3, "fp32", "ours", 330, 1000),
+        run(3, "fp32", "ours_graphs", 396, 900),
+        run(3, "fp32", "trainer", 110, 440),
+        run(3, "bf16", "ours", 300, 900),
+        run(3, "bf16", "ours_graphs", 450, 1000),
+        run(3, "bf16", "trainer", 54, 300),
+        run(32, "bf16", "ours", 1500, 5000),
+        run(32, "bf16", "ours_graphs", 1200, 5000),
+        run(32, "bf16", "trainer", 500, 2500),
+    ]
+    text = "\n".join(gpu.summary_lines(runs, "cuda"))
+    assert "| 3 | bf16 | ours_graphs | 450.0 | 6.7 | 6.7 | 1000.0 | 1000.0 | 2.50 |" in text
+    # Each of the loop's variants against the Trainer and every goal; the Trainer against none.
+    assert (
+        "batch 3 fp32, ours_graphs/Trainer: train 3.60x (>= 3x: met), eval 2.05x (>= 2x: met)"
+        in text
+    )
+    assert "batch 32 bf16, ours_graphs/Trainer: train 2.40x (>= 3x: NOT met), eval 2.00x" in text
+    assert "batch 3 bf16/fp32, ours_graphs: train 1.14x, eval 1.11x (>= 1x: met)" in text
+    assert "batch 3 bf16/fp32, trainer: train 0.49x, eval 0.68x\n" in text
+    # 666,700 steps at 3000/450 ms = 1.235 h; 1,000,000 sentences at 1000/s = 0.278 h
+    assert (
+        "ours_graphs bf16: training 1.23 h + evaluation 0.28 h = 1.51 h (<= 1 h: NOT met)" in text
+    )
+    assert re.search(
+        r"trainer fp32: training [\d.]+ h \+ evaluation [\d.]+ h = [\d.]+ h$", text, re.M
+    )
+    # ours_graphs/ours at each setting, then over them: the figures that pick the CUDA default.
+    assert "- batch 3 fp32, ours_graphs/ours: train 1.20x, eval 0.90x" in text
+    assert "- batch 3 bf16, ours_graphs/ours: train 1.50x, eval 1.11x" in text
+    assert "- batch 32 bf16, ours_graphs/ours: train 0.80x, eval 1.00x" in text
+    # geometric means: (1.2 x 1.5 x 0.8) ** (1/3) = 1.129, (0.9 x 1.111 x 1) ** (1/3) = 1.0
+    assert text.endswith(
+        "- ours_graphs/ours over 3 setting(s): training faster at 2, evaluation faster at 1; "
+        "geometric mean train 1.13x, eval 1.00x"
+    )
+    # Without ours_graphs (the CPU's default systems) the summary compares nothing to it.
+    plain = "\n".join(gpu.summary_lines([r for r in runs if r["system"] != "ours_graphs"], "cuda"))
+    assert "ours_graphs" not in plain and "batch 3 fp32, ours/Trainer: train 3.00x" in plain
+
+
+def test_gpu_systems_rotate_from_one_setting_to_the_next():
+    gpu = load("gpu")
+    # Each of three runs first, in the middle and last once over the three settings.
+    orders = [gpu.rotated(list(gpu.SYSTEMS), k) for k in range(3)]
+    assert orders == [
+        ["ours", "ours_graphs", "trainer"],
+        ["ours_graphs", "trainer", "ours"],
+        ["trainer", "ours", "ours_graphs"],
+    ]
+    assert gpu.rotated(["ours", "trainer"], 1) == ["trainer", "ours"]  # two: they alternate
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--systems", "ours,graphs"])
+
+
+def fake_gpu_runs(monkeypatch, tmp_path, fail: str | None = None):
+    """gpu.py with its runs' subprocesses replaced by a record of what bench.ours and
+    bench.trainer were given, on a clock at which each run takes 100 s; `fail`: the system
+    whose runs fail as a failed subprocess does. Returns the module and the record."""
+    gpu = load("gpu")
+    model = tmp_path / "model"
+    model.mkdir()
+    info = {"parameters": 1e6, "hidden": 8, "layers": 1, "vocab": 9}
+    (model / "benchmark_model.json").write_text(json.dumps(info))
+    calls, now = [], [0.0]
+
+    def figures(system, run, extra):
+        calls.append((system, run.batch_size, run.epochs, run.max_train_samples, extra))
+        now[0] += 100
+        graphs = system == "ours" and extra.get("trainer.step_graphs") == "true"
+        if fail == ("ours_graphs" if graphs else system):
+            raise gpu.bench.RunFailed("python -m ner.train ... failed (1); log x.log:\nboom")
+        m = {"train": 10.0, "eval": 20.0, "memory": 300.0, "step_ms": 5.0, "steps": 4}
+        return {**m, "f1": 0.5, "accuracy": 0.9}
+
+    def ours(run, model, run_dir, env, extra, launcher):
+        return figures("ours", run, extra)
+
+    def trainer(run, model, run_dir, env, group_by_length, extra, launcher):
+        return figures("trainer", run, extra)
+
+    monkeypatch.setattr(gpu.bench, "ours", ours)
+    monkeypatch.setattr(gpu.bench, "trainer", trainer)
+    monkeypatch.setattr(gpu, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    argv = ["--device=cpu", "--tiny", f"--model={model}", f"--work-dir={tmp_path / 'work'}"]
+    return gpu, calls, [*argv, "--results=-"]
+
+
+def test_gpu_runs_ours_graphs_as_ours_with_step_graphs_and_stops_after(
+    tmp_path, monkeypatch, capsys
+):
+    gpu, calls, argv = fake_gpu_runs(monkeypatch, tmp_path)
+    report = gpu.main([*argv, "--systems=trainer,ours_graphs,ours", "--stop-after=450"])
+    ran = [(c[0], c[1], c[4].get("trainer.step_graphs") if c[0] == "ours" else c[4]) for c in calls]
+    # Five runs start by 450 s (the sixth would start at 500 s); ours_graphs is ours' call with
+    # trainer.step_graphs=true, and both loops run two epochs of half the steps.
+    assert ran == [
+        ("ours", 3, None),
+        ("ours", 3, "true"),
+        ("trainer", 3, []),
+        ("ours", 3, "true"),
+        ("trainer", 3, ["--bf16"]),
+    ]
+    assert calls[1][4] == {**calls[0][4], "trainer.step_graphs": "true"}
+    assert [c[2:4] for c in calls] == [(2, 6), (2, 6), (1, 12), (2, 6), (1, 12)]
+    assert [(r["batch"], r["precision"], r["system"]) for r in report["runs"]] == [
+        (3, "fp32", "ours"),
+        (3, "fp32", "ours_graphs"),
+        (3, "fp32", "trainer"),
+        (3, "bf16", "ours_graphs"),
+        (3, "bf16", "trainer"),
+    ]
+    assert [r["wall_s"] for r in report["runs"]] == [100] * 5
+    out = capsys.readouterr().out
+    assert "- batch 3 bf16 ours: not run (500 s past the start, --stop-after 450)" in out
+    assert "- batch 32 bf16 trainer: not run (500 s past the start" in out
+    assert "- batch 32 bf16 ours_graphs: not run (500 s past the start" in out
+    assert "- batch 3 fp32, ours_graphs/ours: train 1.00x, eval 1.00x" in out
+    (work,) = (tmp_path / "work").iterdir()
+    assert json.loads((work / "results.json").read_text())["runs"] == report["runs"]
+
+
+def test_gpu_goes_on_past_a_failed_run_and_then_fails(tmp_path, monkeypatch, capsys):
+    gpu, calls, argv = fake_gpu_runs(monkeypatch, tmp_path, fail="ours_graphs")
+    argv += ["--systems=ours,ours_graphs,trainer", "--settings=3:fp32,32:bf16"]
+    with pytest.raises(
+        SystemExit, match=r"^failed: batch 3 fp32 ours_graphs, batch 32 bf16 ours_graphs "
+    ):
+        gpu.main(argv)
+    assert len(calls) == 6  # every run was tried
+    out = capsys.readouterr().out
+    assert (
+        "- batch 3 fp32 ours_graphs: FAILED: python -m ner.train ... failed (1); log x.log:\nboom"
+        in out
+    )
+    assert "- batch 32 bf16, ours/Trainer: train 1.00x (>= 3x: NOT met)" in out  # after it
+    assert "- batch 32 bf16 ours_graphs: failed (gpu.py's output has its log's tail)" in out
+    (work,) = (tmp_path / "work").iterdir()
+    results = json.loads((work / "results.json").read_text())
+    assert results["failed"] == ["batch 3 fp32 ours_graphs", "batch 32 bf16 ours_graphs"]
+    assert [r["system"] for r in results["runs"]] == ["ours", "trainer"] * 2
+
+
 def test_cuda_peak_runs_the_program_as_python_would(tmp_path):
     # The program's argv, sys.path[0] and exit status are python's; the peak is written at exit.
     (tmp_path / "prog.py").write_text("import sys\nprint(sys.argv, sys.path[0])\nsys.exit(3)\n")
@@ -153,6 +305,23 @@ def test_gpu_script_runs_the_comparison_tiny_on_cpu(tmp_path):
     assert "python experiments/benchmark/gpu.py --tiny --device cpu" in text
     assert re.search(r"batch 3 fp32, ours/Trainer: train [\d.]+x", text)
     assert re.search(r"the card's 666,700 steps .* ours bf16: training [\d.]+ h", text)
+
+
+@pytest.mark.slow
+@pytest.mark.bench  # one training of the loop
+def test_gpu_script_runs_ours_graphs_through_the_loop(tmp_path, capsys):
+    # On the CPU step graphs do not serve: the run says so and trains as ours would, but the key
+    # must reach the loop's config through gpu.py's command.
+    gpu = load("gpu")
+    argv = ["--tiny", "--device=cpu", "--systems=ours_graphs", "--settings=3:fp32"]
+    report = gpu.main([*argv, f"--work-dir={tmp_path}", "--results=-"])
+    (r,) = report["runs"]
+    assert (r["system"], r["steps"]) == ("ours_graphs", 4) and r["train"] > 0 and r["eval"] > 0
+    assert r["wall_s"] > 0
+    (work,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    config = (work / "ours_graphs-b3-fp32" / "attempts" / "1" / "config.yaml").read_text()
+    assert "step_graphs: true" in config and "precision: fp32" in config
+    assert "- batch 3 fp32 ours_graphs: 4 steps, train " in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -53,8 +53,13 @@ COLUMNS = (
 TINY_SHAPE = {"hidden": 32, "layers": 1, "heads": 2, "intermediate": 64, "vocab": 500}
 
 
+class RunFailed(RuntimeError):
+    """A system's subprocess exited with an error; the message holds its command and log tail."""
+
+
 def run_measured(cmd: list[str], env: dict, log_path: Path) -> float:
-    """Run a subprocess to the end; return its peak resident memory in MiB (raise if it failed)."""
+    """Run a subprocess to the end; return its peak resident memory in MiB (RunFailed if it
+    failed)."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         # wait4 gives this child's own rusage (getrusage(RUSAGE_CHILDREN) is a max over all).
@@ -62,7 +67,7 @@ def run_measured(cmd: list[str], env: dict, log_path: Path) -> float:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = "".join(log_path.read_text(errors="replace").splitlines(True)[-30:])
-        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}); log {log_path}:\n{tail}")
+        raise RunFailed(f"{shlex.join(cmd)} failed ({proc.returncode}); log {log_path}:\n{tail}")
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 
