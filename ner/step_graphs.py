@@ -17,7 +17,10 @@ optimizer state and lets cuBLAS and autograd set up what capture cannot); its se
 and then replayed (a capture records kernels, it computes nothing); every later one copies its
 batch into the graph's input buffers and replays. Each step is computed once, by the same kernels
 whether eager or replayed, so a run's numbers do not depend on which of its steps ran from a
-graph: a resumed attempt, which captures its graphs again, goes on as the run never stopped.
+graph: a resumed attempt, which captures its graphs again, goes on as the run never stopped. One
+exception, to float rounding: outside a capture, transformers drops the attention mask of a
+batch without any padding (its SDPA then takes another kernel), which it cannot decide inside
+one; with length buckets a batch whose every row fills its bucket is rare.
 
 What reaches a graph as memory, not as a Python number: the batch (static input buffers, filled
 before each replay), the learning rate of every parameter group (a float32 device tensor each,
