@@ -245,8 +245,9 @@ class TrainerConfig:
     # A shape's first step runs eagerly (it allocates the gradients and the optimizer state),
     # its second is captured; the learning rate reaches the graph as a device tensor. It serves
     # on CUDA with one process, trainer.strategy=ddp, grad_accum_steps 1, fp32 or bf16 and no
-    # gradient checkpointing; elsewhere the run says so at start and runs without it. With
-    # trainer.compile=true the captured forward is compiled (mode default); otherwise eager.
+    # gradient checkpointing; elsewhere the run says so at start and runs without it.
+    # Evaluation's forward pass is graphed likewise. With trainer.compile=true the graphs hold
+    # the compiler's kernels (mode default); otherwise eager ones.
     # Every step computes what the eager loop does, in the same kernels (to float rounding).
     step_graphs: bool = operational(False)
     # Pad every training and evaluation batch to one of a few lengths (sub-tokens) and fill its

@@ -1,4 +1,5 @@
-"""The optimizer step replayed from CUDA graphs (trainer.step_graphs).
+"""The optimizer step, and evaluation's forward pass, replayed from CUDA graphs
+(trainer.step_graphs).
 
 Why: at the reference card's batch 3, an eager step of xlm-roberta-base launches about a
 thousand small kernels, and the GPU spends the step waiting for the host to launch them (on one
@@ -35,12 +36,18 @@ All graphs share one memory pool: nothing a replay leaves behind is read after t
 gradients are cleared at the end of the step), so one graph's temporaries can reuse another's.
 A capture refuses any host synchronisation inside it (an `.item()`, a branch on a tensor): the
 step's promise that it never waits for the host is checked by every capture.
+
+Evaluation's forward pass is graphed the same way (`ForwardGraphs`: per batch shape, the first
+eager, the second captured and replayed, the logits in the graph's output buffer until the next
+batch), so the run's CUDA graphs are all of this module, and trainer.compile=true only puts the
+compiler's kernels (mode default, none of its own graphs) inside them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import torch
 
@@ -74,10 +81,10 @@ def plan_words(trainer_cfg, env: distributed.Env, compile_words: str) -> tuple[b
     why_not = unserved(trainer_cfg, env)
     if why_not:
         return False, f"{compile_words}; trainer.step_graphs=true does not serve here: {why_not}"
-    forward = "compiled (trainer.compile=true)" if trainer_cfg.compile else "eager"
+    kernels = "compiled kernels (trainer.compile=true)" if trainer_cfg.compile else "eager kernels"
     return True, (
-        f"training steps: one CUDA graph per batch shape, its forward {forward} "
-        f"(trainer.step_graphs=true); evaluation: {compile_words}"
+        "training steps and evaluation forwards: one CUDA graph per batch shape "
+        f"(trainer.step_graphs=true), of {kernels}"
     )
 
 
@@ -159,3 +166,51 @@ class StepGraphs:
         finally:
             for group, (lr, was_capturable) in zip(groups, saved, strict=True):
                 group["lr"], group["capturable"] = lr, was_capturable
+
+
+class ForwardGraphs(torch.nn.Module):
+    """Evaluation's forward pass of `module` for each batch shape, captured in a CUDA graph and
+    replayed (as `StepGraphs` does the step). Called as the model is, `(input_ids=...,
+    attention_mask=...)`; its `.logits` are the graph's output buffer, valid until the next call
+    (evaluation reads them first: ner/evaluate.py). train()/eval() reach `module`, and the mode,
+    gradient and autocast state are part of a graph's key."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+        self.inputs: dict[tuple, dict[str, torch.Tensor]] = {}
+        self.logits: dict[tuple, torch.Tensor] = {}
+        self.graphs: dict[tuple, torch.cuda.CUDAGraph | None] = {}
+        self.pool = None  # the forward graphs' one memory pool, made at the first capture
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        key = (
+            tuple(input_ids.shape),
+            self.module.training,
+            torch.is_grad_enabled(),
+            torch.is_autocast_enabled(input_ids.device.type),
+            torch.get_autocast_dtype(input_ids.device.type),
+        )
+        if key not in self.graphs:  # first: eagerly (the work a capture needs done before it)
+            self.graphs[key] = None
+            return self.module(input_ids=input_ids, attention_mask=attention_mask)
+        if self.graphs[key] is None:
+            self.inputs[key] = {
+                "input_ids": input_ids.clone(),
+                "attention_mask": attention_mask.clone(),
+            }
+            self.graphs[key], self.logits[key] = self.capture(self.inputs[key])
+        else:
+            self.inputs[key]["input_ids"].copy_(input_ids, non_blocking=True)
+            self.inputs[key]["attention_mask"].copy_(attention_mask, non_blocking=True)
+        self.graphs[key].replay()
+        return SimpleNamespace(logits=self.logits[key])
+
+    def capture(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        """The forward on `inputs`, recorded (not run): the graph and its logits buffer."""
+        graph = torch.cuda.CUDAGraph()
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        with torch.cuda.graph(graph, pool=self.pool):
+            logits = self.module(**inputs).logits
+        return graph, logits

@@ -52,7 +52,7 @@ from ner.report.runlog import Printer, RunLog, progress_line
 from ner.run import checks, cli, rundir
 from ner.run import start as start_rules
 from ner.run.preemption import Interrupted, StopRequests
-from ner.step_graphs import StepGraphs
+from ner.step_graphs import ForwardGraphs, StepGraphs
 from ner.tokenizer import save_tokenizer
 
 
@@ -188,10 +188,14 @@ class TrainingRun:
             StepGraphs(self.step_on_device, self.state.optimizer, env.device) if graphs else None
         )
         # Evaluation calls the evaluated weights through the same compilation (eval mode and no
-        # gradient are graphs of their own); a sharded model is evaluated eagerly in lockstep.
+        # gradient are graphs of their own), or the same graphs; a sharded model is evaluated
+        # eagerly in lockstep.
         evaluated = self.state.evaluated_model()
-        eval_mode = None if sharding.is_sharded(evaluated) else self.compile_mode
-        self.evaluate_forward = compiled(evaluated, eval_mode)
+        if graphs:
+            self.evaluate_forward = ForwardGraphs(compiled(evaluated, train_mode))
+        else:
+            eval_mode = None if sharding.is_sharded(evaluated) else self.compile_mode
+            self.evaluate_forward = compiled(evaluated, eval_mode)
         self.collate = Collator.for_device(
             prepared.tokenizer, env.device, cfg.trainer.length_buckets, prepared.max_length
         )

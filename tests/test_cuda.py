@@ -56,7 +56,7 @@ def test_step_graphs_compute_what_eager_steps_compute(tmp_path, precision):
     common = [*COMMON, f"trainer.precision={precision}", "model.dropout=0"]
     eager, _ = train_on_cuda(tmp_path / "eager", [*common, *EAGER])
     graphed, log = train_on_cuda(tmp_path / "graphs", [*common, *GRAPHS])
-    assert "training steps: one CUDA graph per batch shape, its forward eager" in log
+    assert "evaluation forwards: one CUDA graph per batch shape (trainer.step_graphs=true)" in log
     # The same kernels, eager or replayed; the rate a float32 tensor where eager passes a double.
     assert_same_run(eager, graphed, rel=1e-5)
 

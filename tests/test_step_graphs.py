@@ -46,9 +46,14 @@ def test_step_graphs_serve_one_cuda_process_and_say_why_not_elsewhere():
     assert unserved(trainer(precision="bf16"), CUDA) is None
 
     served, words = plan_words(trainer(), CUDA, "COMPILE")
-    assert served and words.startswith("training steps: one CUDA graph per batch shape")
-    assert "its forward eager" in words and words.endswith("evaluation: COMPILE")
-    assert "its forward compiled" in plan_words(trainer(compile=True), CUDA, "C")[1]
+    assert served and words == (
+        "training steps and evaluation forwards: one CUDA graph per batch shape "
+        "(trainer.step_graphs=true), of eager kernels"
+    )
+    assert (
+        words.replace("eager kernels", "compiled kernels (trainer.compile=true)")
+        == (plan_words(trainer(compile=True), CUDA, "COMPILE")[1])
+    )
     served, words = plan_words(trainer(), Env(), "COMPILE")
     assert not served
     assert words == (
@@ -158,16 +163,31 @@ def test_every_step_goes_through_the_graphs_once_and_trains_as_the_loop_does(tmp
         events.append(("capture", tuple(inputs["input_ids"].shape)))
         return Replayed(graphs, inputs)
 
+    class ReplayedForward:
+        def __init__(self, module, inputs, logits):
+            self.module, self.inputs, self.logits = module, inputs, logits
+
+        def replay(self):
+            forwards.append("replay")
+            self.logits.copy_(self.module(**self.inputs).logits)
+
+    def capture_forward(graphs, inputs):
+        forwards.append("capture")
+        logits = torch.full_like(graphs.module(**inputs).logits, float("nan"))  # its buffer
+        return ReplayedForward(graphs.module, inputs, logits), logits
+
+    forwards = []  # evaluation's captures and replays
     common = [*QUICK, "trainer.epochs=1", "trainer.length_buckets=window", "trainer.log_every=1"]
     common += ["trainer.eval_test=false", "data.cache_dir=null"]
     _, plain = train_in_process(tmp_path / "plain", common)
     monkeypatch.setattr(step_graphs, "unserved", lambda trainer_cfg, env: None)
     monkeypatch.setattr(step_graphs.StepGraphs, "eager", eager)
     monkeypatch.setattr(step_graphs.StepGraphs, "capture", capture)
+    monkeypatch.setattr(step_graphs.ForwardGraphs, "capture", capture_forward)
     _, graphed = train_in_process(tmp_path / "graphs", [*common, "trainer.step_graphs=true"])
 
     assert (
-        "training steps: one CUDA graph per batch shape"
+        "training steps and evaluation forwards: one CUDA graph per batch shape"
         in (tmp_path / "graphs" / "train.log").read_text()
     )
     shapes = list(dict.fromkeys(shape for _, shape in events))
@@ -183,6 +203,9 @@ def test_every_step_goes_through_the_graphs_once_and_trains_as_the_loop_does(tmp
     # The same steps, dropout on: the same draws; the rate a float32 tensor against a double.
     losses = [e["loss"] for e in steps]
     assert [e["loss"] for e in graphed if "learning_rate" in e] == pytest.approx(losses, rel=1e-6)
+    # Evaluation: the validation batches of each shape after its first replayed (61 sentences
+    # at batch 7: 9 batches, 2-4 shapes), each reading its own batch from the graph's inputs.
+    assert forwards.count("capture") >= 2 and forwards.count("replay") >= 4
     [a] = [e for e in plain if "eval_f1" in e]
     [b] = [e for e in graphed if "eval_f1" in e]
     for key in ("train_loss", "eval_loss", "eval_f1", "eval_accuracy"):
