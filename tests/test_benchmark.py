@@ -154,6 +154,15 @@ def test_gpu_summary_gives_each_loop_its_goals_and_step_graphs_against_the_defau
         "- ours_graphs/ours over 3 setting(s): training faster at 2, evaluation faster at 1; "
         "geometric mean train 1.13x, eval 1.00x"
     )
+    # ours_graphs_compiled, when a lease names it, gets the same lines against ours.
+    compiled = [run(3, "bf16", "ours_graphs_compiled", 600, 1200)]
+    text = "\n".join(gpu.summary_lines([*runs, *compiled], "cuda"))
+    assert "batch 3 bf16, ours_graphs_compiled/Trainer: train 11.11x (>= 3x: met)" in text
+    assert text.endswith(
+        "- batch 3 bf16, ours_graphs_compiled/ours: train 2.00x, eval 1.33x\n"
+        "- ours_graphs_compiled/ours over 1 setting(s): training faster at 1, evaluation faster "
+        "at 1; geometric mean train 2.00x, eval 1.33x"
+    )
     # Without ours_graphs (the CPU's default systems) the summary compares nothing to it.
     plain = "\n".join(gpu.summary_lines([r for r in runs if r["system"] != "ours_graphs"], "cuda"))
     assert "ours_graphs" not in plain and "batch 3 fp32, ours/Trainer: train 3.00x" in plain
@@ -162,7 +171,7 @@ def test_gpu_summary_gives_each_loop_its_goals_and_step_graphs_against_the_defau
 def test_gpu_systems_rotate_from_one_setting_to_the_next():
     gpu = load("gpu")
     # Each of three runs first, in the middle and last once over the three settings.
-    orders = [gpu.rotated(list(gpu.SYSTEMS), k) for k in range(3)]
+    orders = [gpu.rotated(list(gpu.CUDA_SYSTEMS), k) for k in range(3)]
     assert orders == [
         ["ours", "ours_graphs", "trainer"],
         ["ours_graphs", "trainer", "ours"],

@@ -10,6 +10,7 @@
 # Variables before the command change what runs (the tool's command takes 2000 characters):
 #     BUDGET_S=360     seconds the whole script may take (below)
 #     GPU_ARGS="..."   more gpu.py arguments, after the script's: "--systems ours,ours_graphs",
+#                      "--systems ours_graphs,ours_graphs_compiled,trainer",
 #                      "--settings 3:bf16", "--steps 400", ...
 #     TESTS_S=90       the most seconds tests/test_cuda.py may take; 0: not run
 #     STEP_FLOOR=1     then .device/step_floor.py (about a minute), if 75 s of the budget are left
