@@ -25,14 +25,15 @@ GRAPHS = ["trainer.compile=false", "trainer.step_graphs=true"]
 
 
 def train_on_cuda(run_dir, overrides):
-    """`ner.train.train` on this process's CUDA device; (log history, train.log)."""
+    """`ner.train.train` on this process's CUDA device; (log history, train.log), the history
+    None for a run cut short (trainer.stop_after_steps), which leaves its checkpoint only."""
     from ner.distributed import Env
     from ner.train import train
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    train(compose(overrides), Env(device=torch.device("cuda", 0)), run_dir)
-    history = json.loads((run_dir / "log_history.json").read_text())
-    return history, (run_dir / "train.log").read_text()
+    finished = train(compose(overrides), Env(device=torch.device("cuda", 0)), run_dir) is not None
+    log = (run_dir / "train.log").read_text()
+    return json.loads((run_dir / "log_history.json").read_text()) if finished else None, log
 
 
 def losses(history):
