@@ -52,6 +52,7 @@ from types import SimpleNamespace
 import torch
 
 from ner import distributed
+from ner.errors import UserError
 
 
 def unserved(trainer_cfg, env: distributed.Env) -> str | None:
@@ -86,6 +87,22 @@ def plan_words(trainer_cfg, env: distributed.Env, compile_words: str) -> tuple[b
         "training steps and evaluation forwards: one CUDA graph per batch shape "
         f"(trainer.step_graphs=true), of {kernels}"
     )
+
+
+@contextmanager
+def uncapturable(what: str, shape: tuple):
+    """A capture that fails (an operation CUDA graphs cannot hold, a host synchronisation in
+    the model's code) stops the run in one line that says how to run without graphs; nothing
+    of the failed capture ran (a capture computes nothing), and the run resumes from its last
+    checkpoint with trainer.step_graphs=false (an operational key)."""
+    try:
+        yield
+    except RuntimeError as e:
+        raise UserError(
+            f"trainer.step_graphs: the {what} of batch shape {'x'.join(map(str, shape))} cannot "
+            f"be captured in a CUDA graph ({type(e).__name__}: {str(e).splitlines()[0]}); run "
+            "the same command with trainer.step_graphs=false"
+        ) from e
 
 
 class StepGraphs:
@@ -129,7 +146,8 @@ class StepGraphs:
             self.graphs[shape] = None
             self.eager(inputs)
         elif self.graphs[shape] is None:
-            self.graphs[shape] = self.capture(inputs)
+            with uncapturable("optimizer step", shape):
+                self.graphs[shape] = self.capture(inputs)
             self.graphs[shape].replay()
         else:
             self.graphs[shape].replay()
@@ -199,7 +217,8 @@ class ForwardGraphs(torch.nn.Module):
                 "input_ids": input_ids.clone(),
                 "attention_mask": attention_mask.clone(),
             }
-            self.graphs[key], self.logits[key] = self.capture(self.inputs[key])
+            with uncapturable("evaluation forward", key[0]):
+                self.graphs[key], self.logits[key] = self.capture(self.inputs[key])
         else:
             self.inputs[key]["input_ids"].copy_(input_ids, non_blocking=True)
             self.inputs[key]["attention_mask"].copy_(attention_mask, non_blocking=True)

@@ -4,6 +4,7 @@ tests/test_cuda.py runs it against the eager loop."""
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -210,3 +211,43 @@ def test_every_step_goes_through_the_graphs_once_and_trains_as_the_loop_does(tmp
     [b] = [e for e in graphed if "eval_f1" in e]
     for key in ("train_loss", "eval_loss", "eval_f1", "eval_accuracy"):
         assert b[key] == pytest.approx(a[key], rel=1e-6), key
+
+
+def test_a_step_that_cannot_be_captured_stops_in_one_line_whose_advice_resumes(
+    tmp_path, monkeypatch
+):
+    """A capture that fails (an operation a graph cannot hold) is one line naming the shape and
+    the way on: the same command with trainer.step_graphs=false resumes from the last checkpoint
+    and ends where a run never graphed does."""
+    import ner.step_graphs as step_graphs
+    from ner.errors import UserError
+
+    def eager(graphs, inputs):
+        with graphs.lr_tensors():
+            graphs.step_on_device([inputs], graphs.step_number)
+
+    def capture(graphs, inputs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+    common = [*QUICK, "trainer.epochs=1", "trainer.length_buckets=window", "trainer.log_every=1"]
+    common += ["trainer.eval_test=false", "data.cache_dir=null", "trainer.save_every_steps=2"]
+    _, plain = train_in_process(tmp_path / "plain", common)
+    monkeypatch.setattr(step_graphs, "unserved", lambda trainer_cfg, env: None)
+    monkeypatch.setattr(step_graphs.StepGraphs, "eager", eager)
+    monkeypatch.setattr(step_graphs.StepGraphs, "capture", capture)
+    with pytest.raises(UserError) as refused:
+        train_in_process(tmp_path / "graphs", [*common, "trainer.step_graphs=true"])
+    assert re.fullmatch(
+        r"trainer\.step_graphs: the optimizer step of batch shape 8x\d+ cannot be captured in a "
+        r"CUDA graph \(RuntimeError: CUDA error: operation not permitted when stream is "
+        r"capturing\); run the same command with trainer\.step_graphs=false",
+        str(refused.value),
+    )
+    monkeypatch.undo()
+    _, resumed = train_in_process(tmp_path / "graphs", [*common, "trainer.step_graphs=false"])
+    assert "resuming after step" in (tmp_path / "graphs" / "train.log").read_text()
+    losses = [e["loss"] for e in plain if "learning_rate" in e]
+    assert [e["loss"] for e in resumed if "learning_rate" in e] == pytest.approx(losses, rel=1e-6)
+    [a] = [e for e in plain if "eval_f1" in e]
+    [b] = [e for e in resumed if "eval_f1" in e]
+    assert b["eval_f1"] == pytest.approx(a["eval_f1"], rel=1e-6)
