@@ -242,7 +242,7 @@ class TrainerConfig:
     # Capture each whole optimizer step (zero the gradients, forward, backward, clipping, the
     # fused AdamW update, the loss bookkeeping) in one CUDA graph per batch shape and replay it:
     # the host launches one graph where an eager step launches ~1000 kernels (ner/step_graphs.py).
-    # A shape's first step runs eagerly (it allocates the gradients and the optimizer state),
+    # A shape's first step runs eagerly (it allocates the optimizer state, what capture needs),
     # its second is captured; the learning rate reaches the graph as a device tensor. It serves
     # on CUDA with one process, trainer.strategy=ddp, grad_accum_steps 1, fp32 or bf16 and no
     # gradient checkpointing; elsewhere the run says so at start and runs without it.

@@ -52,7 +52,6 @@ from ner.report.runlog import Printer, RunLog, progress_line
 from ner.run import checks, cli, rundir
 from ner.run import start as start_rules
 from ner.run.preemption import Interrupted, StopRequests
-from ner.step_graphs import ForwardGraphs, StepGraphs
 from ner.tokenizer import save_tokenizer
 
 
@@ -174,27 +173,29 @@ class TrainingRun:
         # The model as training calls it: wrapped for gradient sync (DDP; FSDP shards it in
         # place, so this comes before the optimizer takes its parameters), and the callable of
         # the forward pass (compiled under trainer.compile).
-        self.compile_mode, compile_words = compile_plan(cfg.trainer, env)
+        compile_mode, compile_words = compile_plan(cfg.trainer, env)
         graphs, self.execution_words = step_graphs.plan_words(cfg.trainer, env, compile_words)
         # A step replayed from a CUDA graph holds its forward: compiled in mode default (the
         # compiler's kernels, none of its own graphs) under trainer.compile=true, else eager.
-        train_mode = ("default" if cfg.trainer.compile else None) if graphs else self.compile_mode
+        train_mode = ("default" if cfg.trainer.compile else None) if graphs else compile_mode
         self.synced_model, self.forward = on_device(prepared.model, env, cfg.trainer, train_mode)
         # The one training state (ner/checkpoint.py): model, optimizer, schedule, grad scaler,
         # progress, history; a resume restores into it, every checkpoint is its record. From
         # here the loop reaches the model through it alone.
         self.state = training_state(cfg, prepared, self.total_steps, env.device)
         self.step_graphs = (
-            StepGraphs(self.step_on_device, self.state.optimizer, env.device) if graphs else None
+            step_graphs.StepGraphs(self.step_on_device, self.state.optimizer, env.device)
+            if graphs
+            else None
         )
         # Evaluation calls the evaluated weights through the same compilation (eval mode and no
         # gradient are graphs of their own), or the same graphs; a sharded model is evaluated
         # eagerly in lockstep.
         evaluated = self.state.evaluated_model()
         if graphs:
-            self.evaluate_forward = ForwardGraphs(compiled(evaluated, train_mode))
+            self.evaluate_forward = step_graphs.ForwardGraphs(compiled(evaluated, train_mode))
         else:
-            eval_mode = None if sharding.is_sharded(evaluated) else self.compile_mode
+            eval_mode = None if sharding.is_sharded(evaluated) else compile_mode
             self.evaluate_forward = compiled(evaluated, eval_mode)
         self.collate = Collator.for_device(
             prepared.tokenizer, env.device, cfg.trainer.length_buckets, prepared.max_length

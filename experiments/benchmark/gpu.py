@@ -191,7 +191,7 @@ def met(value: float, goal: float, at_most: bool = False) -> str:
 
 def summary_lines(runs: list[dict], device: str) -> list[str]:
     """The table (one row per setting and system), each of ours' variants against the Trainer
-    and the goals, the card's hours, and ours_graphs against ours."""
+    and the goals, the card's hours, and each graphed variant against ours."""
     memory = "peak GPU memory GiB" if device == "cuda" else "peak memory MiB (resident)"
     lines = [
         f"| batch | precision | system | train sentences/s | ms per step | ms per step after "
