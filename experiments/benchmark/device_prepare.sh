@@ -6,7 +6,7 @@
 #
 # then, with the device tool, from the checkout the session was started in:
 #
-#     run(command="bash experiments/benchmark/device_run.sh", carry=[".device"], timeout_s=420)
+#     run(command="bash experiments/benchmark/device_run.sh", carry=[".device"], timeout_s=390)
 #
 # (device_run.sh's header: what it runs, and its time budget.)
 #
